@@ -1,0 +1,249 @@
+"""Faults: small uniform units that turn a well-behaved `Plan` into a misbehaving one.
+
+Like a toxic in Toxiproxy, each fault has a registry name (the token used in a scenario),
+a few read-only integer parameters, one method `apply(plan) -> plan`, and a one-line
+docstring saying what a proxy will see. Faults compose: a scenario applies them in order
+of their `stage` (what is sent, then how it is cut into writes, then how it is paced), so
+`chop-3.reset_after-5` means "five events, written three bytes at a time, then a reset".
+
+Event numbers are 1-based and count every SSE event of the stream, the role chunk first,
+so "after event n" means "once n whole events have been written".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+from fake_providers.plan import Ending, Frame, FrameKind, Plan
+
+
+class Fault:
+    name: ClassVar[str]
+    stage: ClassVar[int]  # 0 replaces the answer, 1 trims/alters frames, 2 shapes writes, 3 paces
+    arity: ClassVar[tuple[int, int]] = (0, 0)  # how many integer parameters it takes
+
+    def apply(self, plan: Plan) -> Plan:
+        raise NotImplementedError
+
+    @property
+    def token(self) -> str:
+        """The fault as written in a scenario: `name-arg-arg`."""
+        values = (getattr(self, field.name) for field in dataclasses.fields(self))  # type: ignore[arg-type]
+        return "-".join([self.name, *(str(v) for v in values if v is not None)])
+
+
+@dataclass(frozen=True)
+class ResetBeforeHeaders(Fault):
+    """The request is read, then the connection is reset before any status line."""
+
+    name: ClassVar[str] = "reset_before_headers"
+    stage: ClassVar[int] = 0
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(before_headers=Ending.RESET, frames=())
+
+
+@dataclass(frozen=True)
+class StallBeforeHeaders(Fault):
+    """The request is read, then nothing is ever written; the socket stays open."""
+
+    name: ClassVar[str] = "stall_before_headers"
+    stage: ClassVar[int] = 0
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(before_headers=Ending.STALL, frames=())
+
+
+@dataclass(frozen=True)
+class Status(Fault):
+    """An HTTP error status with an OpenAI-style JSON error body (and `Retry-After`)."""
+
+    name: ClassVar[str] = "status"
+    stage: ClassVar[int] = 0
+    arity: ClassVar[tuple[int, int]] = (1, 2)
+    code: int
+    retry_after: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.code <= 599:
+            raise ValueError(f"status takes an error code from 400 to 599, not {self.code}")
+
+    def apply(self, plan: Plan) -> Plan:
+        error = {"message": f"simulated upstream error {self.code}", "type": "fake_error"}
+        body = json.dumps({"error": {**error, "code": self.code}}).encode()
+        headers = plan.extra_headers
+        if self.retry_after is not None:
+            headers = (*headers, ("retry-after", str(self.retry_after)))
+        return plan.replace(
+            status=self.code,
+            content_type="application/json",
+            frames=(Frame(FrameKind.DOCUMENT, body),),
+            extra_headers=headers,
+        )
+
+
+@dataclass(frozen=True)
+class ResetAfter(Fault):
+    """After event n the connection is reset (TCP RST) mid-stream."""
+
+    name: ClassVar[str] = "reset_after"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    events: int
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(frames=plan.frames[: self.events], ending=Ending.RESET)
+
+
+@dataclass(frozen=True)
+class StallAfter(Fault):
+    """After event n nothing more is written, and the socket stays open."""
+
+    name: ClassVar[str] = "stall_after"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    events: int
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(frames=plan.frames[: self.events], ending=Ending.STALL)
+
+
+@dataclass(frozen=True)
+class CloseAfter(Fault):
+    """After event n the body ends cleanly: no finish_reason, no `[DONE]` (a truncation)."""
+
+    name: ClassVar[str] = "close_after"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    events: int
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(frames=plan.frames[: self.events], ending=Ending.CLEAN)
+
+
+@dataclass(frozen=True)
+class NoDone(Fault):
+    """The stream finishes (finish_reason is sent) but `data: [DONE]` never comes."""
+
+    name: ClassVar[str] = "no_done"
+    stage: ClassVar[int] = 1
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(frames=tuple(f for f in plan.frames if f.kind is not FrameKind.DONE))
+
+
+@dataclass(frozen=True)
+class Malformed(Fault):
+    """Event n is replaced by a `data:` line whose payload is not valid JSON."""
+
+    name: ClassVar[str] = "malformed"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    event: int
+
+    def apply(self, plan: Plan) -> Plan:
+        if not 1 <= self.event <= len(plan.frames):
+            return plan
+        eol = plan.eol.encode()
+        bad = Frame(FrameKind.MALFORMED, b'data: {"choices": [{"delta": {"content": ' + eol * 2)
+        frames = list(plan.frames)
+        frames[self.event - 1] = bad
+        return plan.replace(frames=tuple(frames))
+
+
+@dataclass(frozen=True)
+class Coalesce(Fault):
+    """The whole body arrives in a single write."""
+
+    name: ClassVar[str] = "coalesce"
+    stage: ClassVar[int] = 2
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(cuts=frozenset())
+
+
+@dataclass(frozen=True)
+class Chop(Fault):
+    """The body is written in pieces of b bytes, whatever the event boundaries."""
+
+    name: ClassVar[str] = "chop"
+    stage: ClassVar[int] = 2
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError("chop takes a write size of at least 1 byte")
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(cuts=frozenset(range(self.size, len(plan.body), self.size)))
+
+
+@dataclass(frozen=True)
+class SplitUtf8(Fault):
+    """A write boundary falls inside every multi-byte UTF-8 character of the body."""
+
+    name: ClassVar[str] = "split_utf8"
+    stage: ClassVar[int] = 2
+
+    def apply(self, plan: Plan) -> Plan:
+        body = plan.body
+        # A continuation byte (10xxxxxx) never starts a character: cutting before it splits one.
+        inside = {i for i, byte in enumerate(body) if byte & 0xC0 == 0x80}
+        return plan.replace(cuts=_cuts(plan) | inside)
+
+
+@dataclass(frozen=True)
+class SplitEol(Fault):
+    """A write boundary falls inside every CRLF (between the CR and the LF)."""
+
+    name: ClassVar[str] = "split_eol"
+    stage: ClassVar[int] = 2
+
+    def apply(self, plan: Plan) -> Plan:
+        body = plan.body
+        inside, at = set(), body.find(b"\r\n")
+        while at != -1:
+            inside.add(at + 1)
+            at = body.find(b"\r\n", at + 2)
+        return plan.replace(cuts=_cuts(plan) | inside)
+
+
+@dataclass(frozen=True)
+class Slow(Fault):
+    """Every write is followed by ms milliseconds of silence."""
+
+    name: ClassVar[str] = "slow"
+    stage: ClassVar[int] = 3
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    ms: int
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(pause=self.ms / 1000)
+
+
+def _cuts(plan: Plan) -> frozenset[int]:
+    return frozenset(plan.frame_ends()) if plan.cuts is None else plan.cuts
+
+
+FAULTS: dict[str, type[Fault]] = {
+    cls.name: cls
+    for cls in (
+        ResetBeforeHeaders,
+        StallBeforeHeaders,
+        Status,
+        ResetAfter,
+        StallAfter,
+        CloseAfter,
+        NoDone,
+        Malformed,
+        Coalesce,
+        Chop,
+        SplitUtf8,
+        SplitEol,
+        Slow,
+    )
+}

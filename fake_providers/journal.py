@@ -1,0 +1,118 @@
+"""Journal B: what the fake provider was asked, and what it did, for each request id.
+
+The server (on its own thread) writes; the harness (on the test's thread) reads. Every
+change happens under one condition variable, so a reader can wait for something to be
+true ("the proxy hung up") instead of sleeping and hoping.
+
+Times are `time.perf_counter()` seconds, the clock the harness's client also uses, so the
+two sides of an exchange can be laid side by side.
+
+API keys never enter a journal: an `Authorization` header is kept only as a fingerprint
+(`sha256:` and the first 12 hex digits of the digest of the whole header value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def fingerprint(secret: str) -> str:
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Attempt:
+    """One request the fake provider received, and what it did with it."""
+
+    number: int
+    received_at: float
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    faults: list[str] = field(default_factory=list)  # the fault tokens that fired
+    status: int | None = None
+    frame_ends: list[int] = field(default_factory=list)  # body offset where each event ends
+    frame_deltas: list[str] = field(default_factory=list)  # the content each event carries
+    writes: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes) per write
+    bytes_written: int = 0
+    ending: str | None = None  # clean | reset | stall | peer_left | error
+    peer_closed_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def events_written(self) -> int:
+        """How many whole events reached the socket."""
+        return sum(1 for end in self.frame_ends if end <= self.bytes_written)
+
+    @property
+    def content_written(self) -> str:
+        """The content of the whole events that reached the socket, joined."""
+        return "".join(self.frame_deltas[: self.events_written])
+
+    @property
+    def first_write_at(self) -> float | None:
+        return self.writes[0][0] if self.writes else None
+
+    @property
+    def last_write_at(self) -> float | None:
+        return self.writes[-1][0] if self.writes else None
+
+
+class Journal:
+    """Every attempt made under one request id, in order."""
+
+    def __init__(self, nonce: str) -> None:
+        self.nonce = nonce
+        self._attempts: list[Attempt] = []
+        self._changed = threading.Condition()
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        with self._changed:
+            return list(self._attempts)
+
+    def begin(self, method: str, path: str, headers: dict[str, str], body: Any) -> Attempt:
+        with self._changed:
+            attempt = Attempt(
+                number=len(self._attempts) + 1,
+                received_at=time.perf_counter(),
+                method=method,
+                path=path,
+                headers=headers,
+                body=body,
+            )
+            self._attempts.append(attempt)
+            self._changed.notify_all()
+            return attempt
+
+    def update(self, change: Callable[[], None]) -> None:
+        """Apply `change` (which mutates an attempt of this journal) and wake the readers."""
+        with self._changed:
+            change()
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[Journal], bool], timeout: float) -> bool:
+        """Block until `predicate(self)` holds, or `timeout` seconds pass; say which."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+
+class Journals:
+    """The journals of one fake provider, by request id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_nonce: dict[str, Journal] = {}
+
+    def __getitem__(self, nonce: str) -> Journal:
+        with self._lock:
+            journal = self._by_nonce.get(nonce)
+            if journal is None:
+                journal = self._by_nonce[nonce] = Journal(nonce)
+            return journal

@@ -1,0 +1,86 @@
+"""What the fake provider will put on the wire for one attempt: a `Plan`.
+
+A plan is built from the request (the well-behaved answer) and then handed to each fault
+in turn; a fault returns a new plan. Nothing here touches a socket, so every fault can be
+tested by looking at the plan it produces, and the writer in `server.py` stays the one
+place that knows about sockets.
+
+The body is a sequence of `Frame`s (one SSE event each, or one JSON document for a
+non-streaming answer). How the frames reach the wire is described separately: `cuts` are
+the byte offsets where one write ends and the next begins, `pause` the silence between
+writes, and `ending` what happens after the last frame (a clean end of the HTTP message,
+a TCP reset, or a stall that lasts until the peer gives up).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+class Ending(enum.Enum):
+    """How an attempt ends after its last frame (or, with `before_headers`, before any)."""
+
+    CLEAN = "clean"  # the HTTP message is completed normally
+    RESET = "reset"  # a TCP RST (SO_LINGER 0): the peer sees ECONNRESET
+    STALL = "stall"  # nothing more is written; the socket stays open until the peer leaves
+
+
+class FrameKind(enum.Enum):
+    ROLE = "role"
+    CONTENT = "content"
+    FINISH = "finish"
+    USAGE = "usage"
+    DONE = "done"
+    MALFORMED = "malformed"
+    DOCUMENT = "document"  # a whole JSON body (non-streaming answers and error bodies)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One unit of the body: its bytes on the wire and the content delta it carries."""
+
+    kind: FrameKind
+    data: bytes
+    delta: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    status: int
+    content_type: str
+    frames: tuple[Frame, ...]
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    eol: str = "\n"
+    before_headers: Ending | None = None
+    ending: Ending = Ending.CLEAN
+    cuts: frozenset[int] | None = None  # None: one write per frame
+    pause: float = 0.0  # seconds between writes
+
+    def replace(self, **changes: object) -> Plan:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(frame.data for frame in self.frames)
+
+    def frame_ends(self) -> list[int]:
+        """Body offsets at which each frame is complete."""
+        ends, offset = [], 0
+        for frame in self.frames:
+            offset += len(frame.data)
+            ends.append(offset)
+        return ends
+
+    def writes(self) -> Iterator[bytes]:
+        """The body as the separate writes the server will make."""
+        body = self.body
+        cuts = set(self.frame_ends()) if self.cuts is None else set(self.cuts)
+        start = 0
+        for cut in sorted(c for c in cuts if 0 < c < len(body)):
+            yield body[start:cut]
+            start = cut
+        if start < len(body):
+            yield body[start:]

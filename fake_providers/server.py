@@ -1,0 +1,318 @@
+"""The fake provider's server: asyncio streams for the sockets, h11 for HTTP/1.1.
+
+Faults happen on the wire, which an ASGI app cannot do: a reset must be a real TCP RST,
+a stall a silent open socket, a split a real write boundary. So this server owns its
+sockets. It runs its own event loop on a thread of its own, which lets synchronous tests
+and fixtures use it, and binds 127.0.0.1 on an ephemeral port.
+
+Two details matter for exactness:
+- The transport's write buffer limit is 0, so `drain()` returns only once every byte has
+  been handed to the kernel; a reset that follows a write therefore never discards it,
+  and the journal's "bytes written" is what the peer can read.
+- While a response is being written, a watcher reads the socket: the proxy hanging up
+  (EOF or a reset) is noticed at once and written in the journal, even during a stall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+import h11
+
+from fake_providers import chat
+from fake_providers.journal import Attempt, Journal, Journals, fingerprint
+from fake_providers.plan import Ending, Plan
+from fake_providers.scenario import Scenario, ScenarioError
+
+MAX_BODY = 8 * 1024 * 1024
+STALL_LIMIT = 30.0  # a stall ends by itself after this long, so no test can hang on it
+
+
+class FakeProvider:
+    """An OpenAI-compatible upstream that misbehaves as each request's scenario says.
+
+    >>> with FakeProvider() as provider:
+    ...     provider.base_url   # 'http://127.0.0.1:PORT/v1'
+    """
+
+    def __init__(self, host: str = "127.0.0.1", stall_limit: float = STALL_LIMIT) -> None:
+        self.host = host
+        self.stall_limit = stall_limit
+        self.journals = Journals()
+        self._sock = socket.create_server((host, 0))
+        self.port: int = self._sock.getsockname()[1]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._startup_error: BaseException | None = None
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def journal(self, nonce: str) -> Journal:
+        return self.journals[nonce]
+
+    def start(self) -> FakeProvider:
+        self._thread = threading.Thread(target=self._run, name="fake-provider", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._startup_error is not None:
+            raise RuntimeError("the fake provider failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        try:
+            server = await asyncio.start_server(self._accept, sock=self._sock)
+        except OSError as exc:
+            self._startup_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        async with server:
+            await self._stopping.wait()
+            server.close()
+            # Aborting the transports ends every handler through its own error path;
+            # cancelling the handler tasks instead makes asyncio log them as failures.
+            for task, writer in list(self._connections.items()):
+                writer.transport.abort()
+                await asyncio.wait([task])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
+        try:
+            await _Connection(self, reader, writer).serve()
+        finally:
+            del self._connections[task]
+
+
+class _Connection:
+    """One client connection, possibly carrying several requests (keep-alive)."""
+
+    def __init__(
+        self, provider: FakeProvider, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.provider = provider
+        self.reader = reader
+        self.writer = writer
+        self.h11 = h11.Connection(h11.SERVER)
+        writer.transport.set_write_buffer_limits(0)
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                request = await self._read_request()
+                if request is None or not await self._respond(*request):
+                    break
+                if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+                    break
+                self.h11.start_next_cycle()
+        except (ConnectionError, h11.ProtocolError):
+            pass  # the peer went away or spoke garbage; the journal already has what happened
+        finally:
+            if not self.writer.transport.is_closing():
+                self.writer.close()
+
+    async def _receive(self) -> bool:
+        data = await self.reader.read(65536)
+        self.h11.receive_data(data)
+        return bool(data)
+
+    async def _read_request(self) -> tuple[h11.Request, bytes] | None:
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                if not await self._receive() and self.h11.their_state is h11.IDLE:
+                    return None
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise h11.RemoteProtocolError("request body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                assert request is not None
+                return request, bytes(body)
+            elif isinstance(event, h11.ConnectionClosed):
+                return None
+
+    async def _respond(self, request: h11.Request, raw_body: bytes) -> bool:
+        """Answer one request; say whether the connection may carry another."""
+        method, path = request.method.decode(), request.target.decode().split("?")[0]
+        if path.rstrip("/") == "/v1/models" and method == "GET":
+            return await self._send_json(200, {"object": "list", "data": _models()})
+        if path.rstrip("/") != "/v1/chat/completions":
+            return await self._send_json(404, _error(f"no route for {method} {path}"))
+        if method != "POST":
+            return await self._send_json(405, _error("use POST"))
+        try:
+            body = json.loads(raw_body)
+            if not isinstance(body, dict):
+                raise TypeError("the request body must be a JSON object")
+            scenario = Scenario.parse(str(body.get("model", "")))
+        except (ValueError, TypeError) as exc:  # JSONDecodeError and ScenarioError included
+            return await self._send_json(400, _error(str(exc)))
+        headers = {
+            name.decode().lower(): value.decode("latin-1") for name, value in request.headers
+        }
+        if "authorization" in headers:
+            headers["authorization"] = fingerprint(headers["authorization"])
+        journal = self.provider.journal(scenario.nonce)
+        attempt = journal.begin(method, path, headers, body)
+        faults = scenario.faults_for(attempt.number)
+        plan = chat.answer(body, scenario, f"chatcmpl-{scenario.nonce or 'fake'}-{attempt.number}")
+        for fault in faults:
+            plan = fault.apply(plan)
+        journal.update(lambda: setattr(attempt, "faults", [fault.token for fault in faults]))
+        return await _Writer(self, journal, attempt, plan).run()
+
+    async def _send_json(self, status: int, document: Any) -> bool:
+        body = json.dumps(document).encode()
+        headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+        self.writer.write(self.h11.send(h11.Response(status_code=status, headers=headers)))
+        self.writer.write(self.h11.send(h11.Data(data=body)))
+        self.writer.write(self.h11.send(h11.EndOfMessage()))
+        await self.writer.drain()
+        return True
+
+
+class _Writer:
+    """Puts one plan on the wire, watching for the peer to leave, and journals it."""
+
+    def __init__(self, conn: _Connection, journal: Journal, attempt: Attempt, plan: Plan) -> None:
+        self.conn = conn
+        self.journal = journal
+        self.attempt = attempt
+        self.plan = plan
+
+    async def run(self) -> bool:
+        watcher = asyncio.ensure_future(self._watch_peer())
+        try:
+            return await self._write(watcher)
+        except ConnectionError:
+            self._end("peer_left")
+            return False
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _write(self, peer_left: asyncio.Future[None]) -> bool:
+        plan, writer, conn = self.plan, self.conn.writer, self.conn.h11
+        if plan.before_headers is not None:
+            return await self._finish(plan.before_headers, peer_left)
+        headers = [("content-type", plan.content_type), *plan.extra_headers]
+        if plan.content_type == "application/json":
+            headers.append(("content-length", str(len(plan.body))))
+        ends = plan.frame_ends()
+        deltas = [frame.delta for frame in plan.frames]
+
+        def started() -> None:
+            self.attempt.status = plan.status
+            self.attempt.frame_ends, self.attempt.frame_deltas = ends, deltas
+
+        writer.write(conn.send(h11.Response(status_code=plan.status, headers=headers)))
+        await writer.drain()
+        self.journal.update(started)
+        pieces = list(plan.writes())
+        for number, piece in enumerate(pieces, start=1):
+            if peer_left.done():
+                self._end("peer_left")
+                return False
+            data = conn.send(h11.Data(data=piece))
+            if number == len(pieces) and plan.ending is Ending.CLEAN and not plan.pause:
+                data += conn.send(h11.EndOfMessage())  # as real servers do: one last write
+            writer.write(data)
+            await writer.drain()
+            self._wrote(len(piece))
+            if plan.pause:
+                await asyncio.wait([peer_left], timeout=plan.pause)
+        return await self._finish(plan.ending, peer_left)
+
+    def _wrote(self, size: int) -> None:
+        def change() -> None:
+            self.attempt.writes.append((time.perf_counter(), size))
+            self.attempt.bytes_written += size
+
+        self.journal.update(change)
+
+    async def _finish(self, ending: Ending, peer_left: asyncio.Future[None]) -> bool:
+        writer = self.conn.writer
+        if ending is Ending.CLEAN:
+            if self.conn.h11.our_state is h11.SEND_BODY:
+                writer.write(self.conn.h11.send(h11.EndOfMessage()))
+                await writer.drain()
+            self._end("clean")
+            return True
+        if ending is Ending.STALL:
+            await asyncio.wait([peer_left], timeout=self.conn.provider.stall_limit)
+            self._end("stall")
+            return False
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        self._end("reset")
+        return False
+
+    def _end(self, ending: str) -> None:
+        def change() -> None:
+            if self.attempt.ending is None:
+                self.attempt.ending = ending
+                self.attempt.ended_at = time.perf_counter()
+
+        self.journal.update(change)
+
+    async def _watch_peer(self) -> None:
+        """Read until the peer hangs up, then journal when it did."""
+        try:
+            while await self.conn._receive():
+                pass
+        except ConnectionError:
+            pass
+
+        def change() -> None:
+            self.attempt.peer_closed_at = time.perf_counter()
+
+        self.journal.update(change)
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": None}}
+
+
+def _models() -> list[dict[str, Any]]:
+    return [{"id": "streamproof", "object": "model", "created": chat.CREATED, "owned_by": "fake"}]
+
+
+__all__ = ["FakeProvider", "ScenarioError"]
