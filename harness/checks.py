@@ -1,0 +1,169 @@
+"""Checks: each compares what the client saw (A) with what the upstream did (B).
+
+A check returns a `Finding`, never raises and never looks inside the proxy: that is what
+lets one case run against any proxy. The words in `observed` are what a reader of the
+report sees, so they say what happened, with numbers.
+"""
+
+from __future__ import annotations
+
+from harness.sut import Exchange
+from harness.transcript import DONE, Outcome, Transcript
+from harness.verdict import Finding
+
+
+def status_is(t: Transcript, expected: int) -> Finding:
+    return Finding(t.status == expected, f"status {expected}", f"status {t.status}")
+
+
+def is_event_stream(t: Transcript) -> Finding:
+    kind = t.headers.get("content-type", "")
+    ok = kind.split(";")[0].strip().lower() == "text/event-stream"
+    return Finding(ok, "content-type text/event-stream", f"content-type {kind or '(none)'}")
+
+
+def payloads_are_json_objects(t: Transcript) -> Finding:
+    bad = [
+        timed.event.data[:60]
+        for timed, payload in t.payloads
+        if payload is not DONE and not isinstance(payload, dict)
+    ]
+    observed = f"{len(bad)} of {len(t.payloads)} data payloads are not JSON objects"
+    return Finding(not bad, "each data payload is one JSON object", observed + _first(bad))
+
+
+def ends_with_single_done(t: Transcript) -> Finding:
+    datas = [timed.event.data for timed in t.events]
+    last = datas[-1] if datas else "(no events)"
+    ok = t.done_count == 1 and last == "[DONE]" and t.transport.value == "eof"
+    observed = f"{t.done_count} [DONE], last event {last[:40]!r}, outcome {t.outcome.value}"
+    return Finding(ok, "exactly one [DONE], last", observed)
+
+
+def content_intact(x: Exchange) -> Finding:
+    """The assembled content is exactly the upstream's: nothing lost, added or reordered."""
+    got, want = x.transcript.content(), x.expected_content
+    return Finding(got == want, "content equals the upstream's", _difference(want, got))
+
+
+def nothing_replayed(x: Exchange) -> Finding:
+    """What the client got is a prefix of one upstream answer: no content sent twice."""
+    got, want = x.transcript.content(), x.expected_content
+    if want.startswith(got):
+        return Finding(True, "no content replayed", f"client got the first {len(got)} chars")
+    return Finding(False, "no content replayed", _difference(want, got))
+
+
+def single_error_event_no_done(t: Transcript) -> Finding:
+    errors, datas = t.error_events, [timed.event for timed in t.events]
+    last_is_error = bool(errors) and datas[-1] == errors[-1].event
+    ok = len(errors) == 1 and t.done_count == 0 and last_is_error
+    observed = (
+        f"{len(errors)} error event(s), {t.done_count} [DONE], outcome {t.outcome.value}"
+        f"{'' if last_is_error or not errors else ', events after the error'}"
+    )
+    return Finding(ok, "one in-band error event, last, no [DONE]", observed)
+
+
+def ends_cleanly(t: Transcript) -> Finding:
+    return Finding(
+        t.outcome is Outcome.DONE,
+        "the stream ends with [DONE]",
+        f"outcome {t.outcome.value}{_error_text(t)}",
+    )
+
+
+def http_error(t: Transcript, statuses: set[int]) -> Finding:
+    """A real error status with an OpenAI-style JSON error body, not a 200."""
+    body = t.json_body
+    shaped = (
+        isinstance(body, dict)
+        and isinstance(body.get("error"), dict)
+        and isinstance(body["error"].get("message"), str)
+    )
+    ok = t.status in statuses and shaped
+    wanted = " or ".join(str(s) for s in sorted(statuses))
+    observed = f"status {t.status}, body {'is' if shaped else 'is not'} a JSON error object"
+    return Finding(ok, f"status {wanted} with a JSON error body", observed)
+
+
+def attempts_at_least(x: Exchange, count: int) -> Finding:
+    made = len(x.attempts)
+    return Finding(made >= count, f"upstream asked {count}+ times", f"{made} attempt(s)")
+
+
+def error_within(t: Transcript, since: float, seconds: float) -> Finding:
+    """The in-band error came no later than `seconds` after `since`."""
+    errors = t.error_events
+    if not errors:
+        return Finding(False, f"error within {seconds:.2f} s", f"no error event{_ending(t)}")
+    took = errors[0].at - since
+    return Finding(took <= seconds, f"error within {seconds:.2f} s", f"error after {took:.3f} s")
+
+
+def upstream_closed_within(x: Exchange, since: float, seconds: float) -> Finding:
+    """The proxy hung up on the upstream no later than `seconds` after `since`."""
+    closed = x.journal.wait_for(
+        lambda j: bool(j.attempts) and j.attempts[-1].peer_closed_at is not None, seconds
+    )
+    attempt = x.attempts[-1] if x.attempts else None
+    if not closed or attempt is None or attempt.peer_closed_at is None:
+        return Finding(
+            False,
+            f"upstream closed within {seconds:.2f} s",
+            f"upstream still open {seconds:.2f} s after the client left",
+        )
+    took = attempt.peer_closed_at - since
+    return Finding(
+        took <= seconds, f"upstream closed within {seconds:.2f} s", f"closed after {took:.3f} s"
+    )
+
+
+def delivered_incrementally(x: Exchange) -> Finding:
+    """The first content reached the client before the upstream had written its last byte."""
+    streamed, content = x.streamed, x.transcript.content_events()
+    if streamed is None or streamed.last_write_at is None or not content:
+        return Finding(False, "content forwarded as it arrives", f"nothing streamed{_ending(x)}")
+    lead = streamed.last_write_at - content[0].at
+    return Finding(
+        lead > 0,
+        "content forwarded as it arrives",
+        f"first content {abs(lead) * 1000:.0f} ms {'before' if lead > 0 else 'after'} "
+        "the upstream's last write",
+    )
+
+
+def header_is(t: Transcript, name: str, expected: str) -> Finding:
+    value = t.headers.get(name.lower())
+    ok = value is not None and value.lower().replace(" ", "") == expected.lower()
+    return Finding(ok, f"{name}: {expected}", f"{name}: {value if value is not None else '(none)'}")
+
+
+def _difference(want: str, got: str) -> str:
+    if got == want:
+        return f"{len(got)} chars, identical"
+    if want.startswith(got):
+        return f"lost the last {len(want) - len(got)} of {len(want)} chars"
+    if got.startswith(want):
+        return f"{len(got) - len(want)} extra chars after the whole answer"
+    prefix = next((i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b), 0)
+    if prefix and got[prefix:].startswith(want[:8]):
+        return f"the answer restarts at char {prefix}: content replayed from the beginning"
+    return (
+        f"differs at char {prefix}: expected {want[prefix : prefix + 12]!r}, "
+        f"got {got[prefix : prefix + 12]!r}"
+    )
+
+
+def _first(items: list[str]) -> str:
+    return f"; first: {items[0]!r}" if items else ""
+
+
+def _error_text(t: Transcript) -> str:
+    errors = t.error_events
+    return f" ({errors[0].event.data[:120]})" if errors else ""
+
+
+def _ending(x: Transcript | Exchange) -> str:
+    t = x.transcript if isinstance(x, Exchange) else x
+    return f" (status {t.status}, outcome {t.outcome.value})"

@@ -1,0 +1,90 @@
+"""The system under test as the suites see it: send a scenario, get both sides back.
+
+`sut.chat(scenario)` gives the scenario a fresh request id, sends it through the target,
+and returns an `Exchange`: the client's transcript (A) and the fake provider's journal (B)
+for that one request. Checks compare the two.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fake_providers import Attempt, FakeProvider, Journal, Scenario
+from fake_providers.chat import deltas
+from harness.client import StreamClient
+from harness.targets import Timeouts
+from harness.transcript import Transcript
+
+DEFAULT_MESSAGES = [{"role": "user", "content": "Say something in a few languages."}]
+
+
+@dataclass
+class Exchange:
+    scenario: Scenario
+    transcript: Transcript
+    journal: Journal
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return self.journal.attempts
+
+    @property
+    def streamed(self) -> Attempt | None:
+        """The last attempt the fake answered with 200: the one the client was given."""
+        answered = [a for a in self.attempts if a.status == 200]
+        return answered[-1] if answered else None
+
+    @property
+    def expected_content(self) -> str:
+        """The whole content a clean answer to this scenario carries."""
+        return "".join(deltas(self.scenario.chunks))
+
+    def describe(self) -> str:
+        lines = [f"model: {self.scenario.model}", "client saw:", self.transcript.summary()]
+        lines.append(f"upstream saw {len(self.attempts)} attempt(s):")
+        for a in self.attempts:
+            peer = (
+                f", peer hung up at +{1000 * (a.peer_closed_at - a.received_at):.1f} ms"
+                if a.peer_closed_at is not None
+                else ""
+            )
+            lines.append(
+                f"  #{a.number} faults {a.faults or '-'} status {a.status} "
+                f"ending {a.ending} events {a.events_written} bytes {a.bytes_written}{peer}"
+            )
+        return "\n".join(lines)
+
+
+class SystemUnderTest:
+    def __init__(
+        self, name: str, client: StreamClient, provider: FakeProvider, timeouts: Timeouts
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.provider = provider
+        self.timeouts = timeouts
+
+    def chat(
+        self,
+        scenario: Scenario,
+        *,
+        stream: bool = True,
+        leave_after_events: int | None = None,
+        leave_before_response: float | None = None,
+        **body: Any,
+    ) -> Exchange:
+        scenario = replace(scenario, nonce=secrets.token_hex(6))
+        request = {
+            "model": scenario.model,
+            "messages": DEFAULT_MESSAGES,
+            "stream": stream,
+            **body,
+        }
+        transcript = self.client.chat(
+            request,
+            leave_after_events=leave_after_events,
+            leave_before_response=leave_before_response,
+        )
+        return Exchange(scenario, transcript, self.provider.journal(scenario.nonce))

@@ -1,0 +1,232 @@
+"""Transcript A: what the client saw of one exchange, byte for byte, with arrival times.
+
+A transcript holds the raw facts (status, headers, every body chunk and when it arrived,
+how the transport ended) and derives the rest from them: the SSE events, the chat chunks
+they carry, the assembled content of each choice, the in-band errors, and the outcome.
+
+Outcomes, from the client's point of view:
+
+    done         the stream ended after `data: [DONE]`
+    error        the stream carried an in-band error event and ended without `[DONE]`
+    truncated    the body ended cleanly with neither `[DONE]` nor an error event
+    reset        the transport failed mid-body (a reset, a broken chunked encoding)
+    timed_out    the client gave up waiting (the proxy went silent)
+    left         the client hung up on purpose
+    http_error   the status was not 2xx
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from harness.sse import Event, SSEDecoder
+
+
+class Transport(enum.Enum):
+    """How the body's transport ended, before any interpretation."""
+
+    EOF = "eof"  # the body ended as HTTP says it should
+    RESET = "reset"
+    TIMED_OUT = "timed_out"
+    LEFT = "left"  # we closed it
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    ERROR = "error"
+    TRUNCATED = "truncated"
+    RESET = "reset"
+    TIMED_OUT = "timed_out"
+    LEFT = "left"
+    HTTP_ERROR = "http_error"
+    NO_RESPONSE = "no_response"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    at: float  # time.perf_counter()
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TimedEvent:
+    at: float  # arrival time of the chunk that completed the event
+    event: Event
+
+
+@dataclass
+class Transcript:
+    """One exchange with the system under test, as the client recorded it."""
+
+    request: dict[str, Any]
+    sent_at: float
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    headers_at: float | None = None
+    chunks: list[Arrival] = field(default_factory=list)
+    transport: Transport = Transport.EOF
+    transport_error: str = ""
+    ended_at: float | None = None
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(chunk.data for chunk in self.chunks)
+
+    @property
+    def first_byte_at(self) -> float | None:
+        return self.chunks[0].at if self.chunks else None
+
+    @cached_property
+    def _decoded(self) -> tuple[list[TimedEvent], bool]:
+        decoder = SSEDecoder()
+        events: list[TimedEvent] = []
+        for chunk in self.chunks:
+            events += [TimedEvent(chunk.at, event) for event in decoder.feed(chunk.data)]
+        end = self.ended_at if self.ended_at is not None else self.sent_at
+        events += [TimedEvent(end, event) for event in decoder.close()]
+        return events, decoder.unterminated
+
+    @property
+    def events(self) -> list[TimedEvent]:
+        """The SSE events of the body (meaningful when the body is an event stream)."""
+        return self._decoded[0]
+
+    @property
+    def unterminated_tail(self) -> bool:
+        """The body ended inside an event that was never dispatched."""
+        return self._decoded[1]
+
+    @cached_property
+    def payloads(self) -> list[tuple[TimedEvent, Any]]:
+        """Each data event with its JSON payload (`DONE` for `[DONE]`, `INVALID` if not JSON)."""
+        result: list[tuple[TimedEvent, Any]] = []
+        for timed in self.events:
+            if timed.event.data == "[DONE]":
+                result.append((timed, DONE))
+                continue
+            try:
+                result.append((timed, json.loads(timed.event.data)))
+            except ValueError:
+                result.append((timed, INVALID))
+        return result
+
+    @property
+    def done_count(self) -> int:
+        return sum(1 for _, payload in self.payloads if payload is DONE)
+
+    @property
+    def error_events(self) -> list[TimedEvent]:
+        return [timed for timed, payload in self.payloads if _is_error(timed.event, payload)]
+
+    @property
+    def chat_chunks(self) -> list[tuple[TimedEvent, dict[str, Any]]]:
+        """Payloads that are chat completion chunks (objects with `choices`), in order."""
+        return [
+            (timed, payload)
+            for timed, payload in self.payloads
+            if isinstance(payload, dict) and isinstance(payload.get("choices"), list)
+        ]
+
+    def content(self, index: int = 0) -> str:
+        """The assembled `delta.content` of one choice, in arrival order."""
+        return "".join(self.deltas(index))
+
+    def deltas(self, index: int = 0) -> list[str]:
+        parts: list[str] = []
+        for _, chunk in self.chat_chunks:
+            for choice in chunk["choices"]:
+                if isinstance(choice, dict) and choice.get("index", 0) == index:
+                    delta = choice.get("delta")
+                    if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                        parts.append(delta["content"])
+        return parts
+
+    def content_events(self) -> list[TimedEvent]:
+        """The events that carried a non-empty content delta."""
+        return [
+            timed
+            for timed, chunk in self.chat_chunks
+            if any(
+                isinstance(c, dict)
+                and isinstance(c.get("delta"), dict)
+                and c["delta"].get("content")
+                for c in chunk["choices"]
+            )
+        ]
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        return [
+            choice["finish_reason"]
+            for _, chunk in self.chat_chunks
+            for choice in chunk["choices"]
+            if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str)
+        ]
+
+    @property
+    def json_body(self) -> Any:
+        """The body as one JSON document (non-streaming answers and error responses)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return INVALID
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.status is None:
+            return Outcome.NO_RESPONSE
+        if not 200 <= self.status < 300:
+            return Outcome.HTTP_ERROR
+        if self.transport is Transport.RESET:
+            return Outcome.RESET
+        if self.transport is Transport.TIMED_OUT:
+            return Outcome.TIMED_OUT
+        if self.transport is Transport.LEFT:
+            return Outcome.LEFT
+        if self.done_count:
+            return Outcome.DONE
+        if self.error_events:
+            return Outcome.ERROR
+        return Outcome.TRUNCATED
+
+    def summary(self) -> str:
+        """A few lines for a report: status, outcome, counts, timings."""
+        lines = [
+            f"status {self.status} · outcome {self.outcome.value} · transport "
+            f"{self.transport.value}{' (' + self.transport_error + ')' if self.transport_error else ''}",
+            f"{len(self.chunks)} reads, {len(self.body)} bytes, {len(self.events)} events, "
+            f"{len(self.error_events)} error events, {self.done_count} [DONE]",
+        ]
+        if self.first_byte_at is not None:
+            lines.append(f"first byte after {1000 * (self.first_byte_at - self.sent_at):.1f} ms")
+        return "\n".join(lines)
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+DONE: Any = _Marker("DONE")
+INVALID: Any = _Marker("INVALID")
+
+
+def _is_error(event: Event, payload: Any) -> bool:
+    """In-band errors come in several shapes; all of them count."""
+    if event.event == "error":
+        return True
+    if not isinstance(payload, dict):
+        return False
+    if "error" in payload or payload.get("object") == "error":
+        return True
+    choices = payload.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") == "error" for c in choices
+    )

@@ -1,0 +1,253 @@
+"""Group 5 — recovery: retry before the commit point, honest errors after it.
+
+The commit point is the first body byte sent to the client. Before it a proxy may retry
+and fall back; after it, it must never replay content, and an upstream failure becomes one
+in-band error event with no `[DONE]` (DESIGN.md, "The commit point").
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness import Judge, Strength, SystemUnderTest, case, checks
+from harness.upstream import (
+    CloseAfter,
+    Malformed,
+    NoDone,
+    ResetAfter,
+    ResetBeforeHeaders,
+    Scenario,
+    Slow,
+    StallAfter,
+    StallBeforeHeaders,
+    Status,
+)
+
+COMMIT = "streamproof policy: the commit point (DESIGN.md)"
+FAILURES = "streamproof policy: retry and fallback (DESIGN.md)"
+
+
+def _tolerance(seconds: float) -> float:
+    """Room for scheduling on a loaded 2-core machine around a declared timer."""
+    return seconds + max(0.25, seconds / 2)
+
+
+@case(
+    "5.1",
+    "A reset before the response headers is retried to success",
+    requirement="Before the commit point the proxy may retry; a connection reset before any "
+    "byte is safe to retry.",
+    source=FAILURES,
+    expected="status 200, the whole answer exactly once, after a second upstream attempt",
+)
+def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1))
+    judge.attach("exchange", x.describe())
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.ends_with_single_done(x.transcript),
+        checks.attempts_at_least(x, 2),
+    )
+
+
+@case(
+    "5.2",
+    "Two resets in a row, then success",
+    requirement="Retries are bounded but more than one: 'fail twice, then succeed' succeeds.",
+    source=FAILURES,
+    expected="status 200 and the whole answer exactly once after three attempts",
+)
+def test_two_resets_then_success(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=2))
+    judge.attach("exchange", x.describe())
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.attempts_at_least(x, 3),
+    )
+
+
+@case(
+    "5.3",
+    "A 503 before the stream starts is retried",
+    requirement="5xx from the upstream before the commit point is retried.",
+    source=FAILURES,
+    expected="status 200 and the whole answer after the upstream answered 503 twice",
+)
+def test_503_retried(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(Status(503),), first=2))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.status_is(x.transcript, 200), checks.content_intact(x))
+
+
+@case(
+    "5.4",
+    "A 429 is retried after its Retry-After",
+    requirement="Retry-After indicates how long the client ought to wait before a follow-up "
+    "request (RFC 9110 §10.2.3).",
+    source="RFC 9110 §10.2.3",
+    expected="status 200, and the retry no sooner than 1 s after the 429",
+    strength=Strength.SHOULD,
+)
+def test_429_retried_after_retry_after(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4, faults=(Status(429, 1),), first=1))
+    judge.attach("exchange", x.describe())
+    attempts = x.attempts
+    gap = attempts[1].received_at - attempts[0].received_at if len(attempts) > 1 else 0.0
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.Finding(gap >= 0.95, "waited Retry-After: 1", f"retried after {gap:.3f} s"),
+    )
+
+
+@case(
+    "5.5",
+    "A reset mid-stream becomes one error event, with nothing replayed",
+    requirement="After the commit point the proxy never replays content; an upstream failure "
+    "becomes exactly one in-band error event and the stream ends without [DONE].",
+    source=COMMIT,
+    expected="a prefix of the answer, then one error event, no [DONE]",
+)
+def test_reset_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(ResetAfter(4),)))
+    judge.attach("exchange", x.describe())
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.nothing_replayed(x),
+        checks.single_error_event_no_done(x.transcript),
+    )
+
+
+@case(
+    "5.6",
+    "A clean close mid-answer is reported as a truncation",
+    requirement="A stream that ends without [DONE] and without a finish_reason is a "
+    "truncation and is reported as one, never dressed up as a clean finish.",
+    source=COMMIT,
+    expected="one error event, no [DONE]",
+)
+def test_clean_close_mid_answer(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(CloseAfter(4),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.nothing_replayed(x), checks.single_error_event_no_done(x.transcript))
+
+
+@case(
+    "5.7",
+    "A stall mid-stream ends with an error within the idle timeout",
+    requirement="No idle timeout means a stalled upstream hangs the client forever; the "
+    "idle timer fires while the upstream is silent.",
+    source=COMMIT,
+    expected="one error event, no [DONE], within the declared idle timeout (with tolerance)",
+)
+def test_stall_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(StallAfter(4),)))
+    judge.attach("exchange", x.describe())
+    streamed = x.streamed
+    last_write = streamed.last_write_at if streamed and streamed.last_write_at else 0.0
+    judge.check(
+        checks.single_error_event_no_done(x.transcript),
+        checks.error_within(x.transcript, last_write, _tolerance(sut.timeouts.idle)),
+        checks.nothing_replayed(x),
+    )
+
+
+@case(
+    "5.8",
+    "A malformed data line mid-stream ends with an error",
+    requirement="A payload that is not valid JSON is an upstream failure after the commit "
+    "point: one error event, no [DONE].",
+    source=COMMIT,
+    expected="one error event, no [DONE], nothing replayed",
+)
+def test_malformed_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(Malformed(4),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.nothing_replayed(x), checks.single_error_event_no_done(x.transcript))
+
+
+@case(
+    "5.9",
+    "A finish_reason without [DONE] is a clean end",
+    requirement="Some upstreams omit [DONE] but send a finish_reason: that is a clean end, "
+    "and downstream gets both.",
+    source=COMMIT,
+    expected="the whole answer, then [DONE]",
+    strength=Strength.SHOULD,
+)
+def test_finish_without_done(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=6, faults=(NoDone(),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))
+
+
+@case(
+    "5.10",
+    "The upstream is closed when the client leaves mid-stream",
+    requirement="When the client goes away, the upstream request is closed at once.",
+    source=COMMIT,
+    expected="the fake provider sees the proxy hang up within 0.5 s of the client",
+)
+def test_client_leaves_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=40, faults=(Slow(50),)), leave_after_events=3)
+    left = x.transcript.ended_at or time.perf_counter()
+    judge.check(checks.upstream_closed_within(x, left, 0.5))
+    judge.attach("exchange", x.describe())
+
+
+@case(
+    "5.11",
+    "The upstream is closed when the client leaves before the first byte",
+    requirement="When the client goes away, the upstream request is closed at once, also "
+    "while waiting for the first token.",
+    source=COMMIT,
+    expected="the fake provider sees the proxy hang up within 0.5 s of the client",
+)
+def test_client_leaves_before_first_byte(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4, faults=(StallBeforeHeaders(),)), leave_before_response=0.2)
+    left = x.transcript.ended_at or time.perf_counter()
+    judge.check(checks.upstream_closed_within(x, left, 0.5))
+    judge.attach("exchange", x.describe())
+
+
+@case(
+    "5.12",
+    "Persistent 500s give the client a real error status",
+    requirement="If every attempt fails before the commit point, the client gets a real HTTP "
+    "error status with an OpenAI-style JSON error body, never a 200.",
+    source=COMMIT,
+    expected="status 502 (or 500/503) with {'error': {'message': ...}}",
+)
+def test_persistent_500(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4, faults=(Status(500),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.http_error(x.transcript, {500, 502, 503}))
+
+
+@case(
+    "5.13",
+    "Persistent resets before headers give the client a 502",
+    requirement="If every attempt fails before the commit point, the client gets 502 with an "
+    "OpenAI-style JSON error body.",
+    source=COMMIT,
+    expected="status 502 with a JSON error body",
+)
+def test_persistent_reset(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4, faults=(ResetBeforeHeaders(),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.http_error(x.transcript, {502}))
+
+
+@case(
+    "5.14",
+    "An upstream that never answers gives the client a 504",
+    requirement="A first-byte timeout is a timer; when every attempt times out the client "
+    "gets 504 with a JSON error body, not a hang.",
+    source=COMMIT,
+    expected="status 504 with a JSON error body, within the declared total timeout",
+)
+def test_upstream_never_answers(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4, faults=(StallBeforeHeaders(),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.http_error(x.transcript, {504}))
