@@ -47,22 +47,41 @@ def content_intact(x: Exchange) -> Finding:
 
 
 def nothing_replayed(x: Exchange) -> Finding:
-    """What the client got is a prefix of one upstream answer: no content sent twice."""
-    got, want = x.transcript.content(), x.expected_content
+    """What the client got is a prefix of what the upstream sent once: nothing twice."""
+    got, want = x.transcript.content(), x.upstream_content
     if want.startswith(got):
         return Finding(True, "no content replayed", f"client got the first {len(got)} chars")
     return Finding(False, "no content replayed", _difference(want, got))
 
 
-def single_error_event_no_done(t: Transcript) -> Finding:
-    errors, datas = t.error_events, [timed.event for timed in t.events]
-    last_is_error = bool(errors) and datas[-1] == errors[-1].event
-    ok = len(errors) == 1 and t.done_count == 0 and last_is_error
+def not_dressed_up(t: Transcript) -> Finding:
+    """A failed stream must not look finished: no `[DONE]`, no invented finish_reason."""
+    reasons = t.finish_reasons
+    ok = t.done_count == 0 and not reasons
     observed = (
-        f"{len(errors)} error event(s), {t.done_count} [DONE], outcome {t.outcome.value}"
-        f"{'' if last_is_error or not errors else ', events after the error'}"
+        f"{t.done_count} [DONE], finish reasons {reasons or 'none'}, outcome {t.outcome.value}"
     )
-    return Finding(ok, "one in-band error event, last, no [DONE]", observed)
+    return Finding(ok, "no [DONE] and no finish_reason after a failure", observed)
+
+
+def single_error_event(t: Transcript) -> Finding:
+    """Exactly one in-band error event, and it is the last event of the stream."""
+    errors, events = t.error_events, [timed.event for timed in t.events]
+    last_is_error = bool(errors) and events[-1] == errors[-1].event
+    ok = len(errors) == 1 and last_is_error
+    observed = f"{len(errors)} error event(s){_ending(t)}"
+    if errors and not last_is_error:
+        observed += ", events after the error"
+    return Finding(ok, "one in-band error event, last", observed)
+
+
+def ended_within(t: Transcript, since: float, seconds: float) -> Finding:
+    """The stream was over (by the proxy's doing) no later than `seconds` after `since`."""
+    what = f"stream over within {seconds:.2f} s"
+    if t.ended_at is None or t.outcome is Outcome.TIMED_OUT:
+        return Finding(False, what, f"the client gave up waiting{_ending(t)}")
+    took = t.ended_at - since
+    return Finding(took <= seconds, what, f"over after {took:.3f} s{_ending(t)}")
 
 
 def ends_cleanly(t: Transcript) -> Finding:
@@ -90,15 +109,6 @@ def http_error(t: Transcript, statuses: set[int]) -> Finding:
 def attempts_at_least(x: Exchange, count: int) -> Finding:
     made = len(x.attempts)
     return Finding(made >= count, f"upstream asked {count}+ times", f"{made} attempt(s)")
-
-
-def error_within(t: Transcript, since: float, seconds: float) -> Finding:
-    """The in-band error came no later than `seconds` after `since`."""
-    errors = t.error_events
-    if not errors:
-        return Finding(False, f"error within {seconds:.2f} s", f"no error event{_ending(t)}")
-    took = errors[0].at - since
-    return Finding(took <= seconds, f"error within {seconds:.2f} s", f"error after {took:.3f} s")
 
 
 def upstream_closed_within(x: Exchange, since: float, seconds: float) -> Finding:
@@ -130,6 +140,43 @@ def delivered_incrementally(x: Exchange) -> Finding:
         "content forwarded as it arrives",
         f"first content {abs(lead) * 1000:.0f} ms {'before' if lead > 0 else 'after'} "
         "the upstream's last write",
+    )
+
+
+def no_content_encoding(t: Transcript) -> Finding:
+    encoding = t.headers.get("content-encoding", "identity")
+    return Finding(encoding == "identity", "no content encoding", f"content-encoding {encoding}")
+
+
+def finish_reasons_are(t: Transcript, expected: list[str]) -> Finding:
+    reasons = t.finish_reasons
+    return Finding(reasons == expected, f"finish reasons {expected}", f"finish reasons {reasons}")
+
+
+def retried_after(x: Exchange, seconds: float) -> Finding:
+    """The second attempt came no sooner than `seconds` after the first (10 ms slack)."""
+    attempts = x.attempts
+    if len(attempts) < 2:
+        return Finding(False, f"retried after {seconds:g} s", f"{len(attempts)} attempt(s)")
+    gap = attempts[1].received_at - attempts[0].received_at
+    return Finding(
+        gap >= seconds - 0.01, f"retried after {seconds:g} s", f"retried after {gap:.3f} s"
+    )
+
+
+def message_content_intact(x: Exchange) -> Finding:
+    """A non-streaming answer's message content is exactly the upstream's."""
+    body, content = x.transcript.json_body, None
+    if isinstance(body, dict) and isinstance(body.get("choices"), list) and body["choices"]:
+        choice = body["choices"][0]
+        if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+            content = choice["message"].get("content")
+    if not isinstance(content, str):
+        return Finding(False, "message content equals the upstream's", f"content {content!r:.60}")
+    return Finding(
+        content == x.expected_content,
+        "message content equals the upstream's",
+        _difference(x.expected_content, content),
     )
 
 

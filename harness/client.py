@@ -106,4 +106,3 @@ class StreamClient:
                 if seen >= leave_after:
                     transcript.transport = Transport.LEFT
                     return  # leaving the `with` closes the connection mid-body
-

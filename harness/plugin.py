@@ -28,7 +28,10 @@ from harness.sut import SystemUnderTest
 from harness.targets import BUNDLED, ProcessTarget, Timeouts
 from harness.verdict import Case, CaseFailed, Judge, Level
 
-FAIL_ON = {"fail": {Level.FAIL, Level.ERROR}, "non-strict": {Level.FAIL, Level.ERROR, Level.NON_STRICT}}
+FAIL_ON = {
+    "fail": {Level.FAIL, Level.ERROR},
+    "non-strict": {Level.FAIL, Level.ERROR, Level.NON_STRICT},
+}
 _judge_key = pytest.StashKey[Judge]()
 _VERDICT = "streamproof"
 
@@ -164,7 +167,9 @@ def _verdict(
         if excinfo is not None and excinfo.errisinstance(CaseFailed):
             return Level.FAIL, str(excinfo.value)
         if excinfo is not None and excinfo.errisinstance(AssertionError) and report.when == "call":
-            return Level.FAIL, str(excinfo.value).splitlines()[0] if str(excinfo.value) else "assertion failed"
+            return Level.FAIL, str(excinfo.value).splitlines()[0] if str(
+                excinfo.value
+            ) else "assertion failed"
         what = f"{excinfo.typename}: {excinfo.value}" if excinfo is not None else "unknown"
         return Level.ERROR, f"harness error during {report.when}: {what}"
     if judge is None:
@@ -172,7 +177,9 @@ def _verdict(
     return judge.level, judge.reason
 
 
-def _add_html_extra(report: pytest.TestReport, verdict: dict[str, str], judge: Judge | None) -> None:
+def _add_html_extra(
+    report: pytest.TestReport, verdict: dict[str, str], judge: Judge | None
+) -> None:
     try:
         from pytest_html import extras
     except ImportError:  # pragma: no cover - pytest-html is a dependency, but may be disabled
@@ -187,13 +194,14 @@ def _add_html_extra(report: pytest.TestReport, verdict: dict[str, str], judge: J
     ]
     for title, text in judge.evidence if judge else []:
         parts.append(f"<p><b>{html.escape(title)}</b></p><pre>{html.escape(text)}</pre>")
-    report.extras = [*getattr(report, "extras", []), extras.html("\n".join(parts))]
+    # pytest-html reads `report.extras`, an attribute it expects plugins to set.
+    setattr(report, "extras", [*getattr(report, "extras", []), extras.html("\n".join(parts))])  # noqa: B010
 
 
 def _verdict_of(report: pytest.TestReport) -> dict[str, str] | None:
     for name, value in report.user_properties:
-        if name == _VERDICT:
-            return value  # type: ignore[no-any-return]
+        if name == _VERDICT and isinstance(value, dict):
+            return value
     return None
 
 

@@ -37,6 +37,12 @@ class Exchange:
         return answered[-1] if answered else None
 
     @property
+    def upstream_content(self) -> str:
+        """The content of the whole events the upstream wrote in the attempt the client got."""
+        streamed = self.streamed
+        return streamed.content_written if streamed else ""
+
+    @property
     def expected_content(self) -> str:
         """The whole content a clean answer to this scenario carries."""
         return "".join(deltas(self.scenario.chunks))

@@ -195,9 +195,10 @@ class Transcript:
 
     def summary(self) -> str:
         """A few lines for a report: status, outcome, counts, timings."""
+        error = f" ({self.transport_error})" if self.transport_error else ""
         lines = [
-            f"status {self.status} · outcome {self.outcome.value} · transport "
-            f"{self.transport.value}{' (' + self.transport_error + ')' if self.transport_error else ''}",
+            f"status {self.status} · outcome {self.outcome.value} · "
+            f"transport {self.transport.value}{error}",
             f"{len(self.chunks)} reads, {len(self.body)} bytes, {len(self.events)} events, "
             f"{len(self.error_events)} error events, {self.done_count} [DONE]",
         ]

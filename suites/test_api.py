@@ -8,14 +8,6 @@ from harness.upstream import ResetBeforeHeaders, Scenario
 POLICY = "streamproof policy (DESIGN.md)"
 
 
-def _message_content(body: object) -> object:
-    if isinstance(body, dict) and isinstance(body.get("choices"), list) and body["choices"]:
-        choice = body["choices"][0]
-        if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-            return choice["message"].get("content")
-    return None
-
-
 @case(
     "7.1",
     "A non-streaming answer carries the whole content",
@@ -27,15 +19,7 @@ def _message_content(body: object) -> object:
 def test_non_streaming_answer(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8), stream=False)
     judge.attach("exchange", x.describe())
-    content = _message_content(x.transcript.json_body)
-    judge.check(
-        checks.status_is(x.transcript, 200),
-        checks.Finding(
-            content == x.expected_content,
-            "message content equals the upstream's",
-            f"content {content!r:.60}",
-        ),
-    )
+    judge.check(checks.status_is(x.transcript, 200), checks.message_content_intact(x))
 
 
 @case(
@@ -51,11 +35,7 @@ def test_non_streaming_retried(sut: SystemUnderTest, judge: Judge) -> None:
     judge.attach("exchange", x.describe())
     judge.check(
         checks.status_is(x.transcript, 200),
-        checks.Finding(
-            _message_content(x.transcript.json_body) == x.expected_content,
-            "message content equals the upstream's",
-            f"content {_message_content(x.transcript.json_body)!r:.60}",
-        ),
+        checks.message_content_intact(x),
         checks.attempts_at_least(x, 2),
     )
 

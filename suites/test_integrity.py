@@ -64,10 +64,7 @@ def test_long_stream_intact(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_finish_reason_forwarded(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=3))
-    reasons = x.transcript.finish_reasons
-    judge.check(
-        checks.Finding(reasons == ["stop"], 'one finish_reason "stop"', f"finish reasons {reasons}")
-    )
+    judge.check(checks.finish_reasons_are(x.transcript, ["stop"]))
 
 
 @case(
