@@ -227,11 +227,11 @@ class VerdictLog:
         counts: dict[str, int] = {}
         for verdict in self.sorted():
             counts[verdict["level"]] = counts.get(verdict["level"], 0) + 1
-            line = f"{verdict['case']:<28} {verdict['level']:<10} {verdict['title']}"
+            line = f"{verdict['case']:<28} {verdict['level']:<11} {verdict['title']}"
             if verdict["level"] not in ("PASS", "INFO"):
                 line += f" — {verdict['reason']}"
             terminalreporter.write_line(line)
-        summary = ", ".join(f"{n} {level}" for level, n in sorted(counts.items()))
+        summary = ", ".join(f"{counts[l.value]} {l.value}" for l in Level if l.value in counts)
         terminalreporter.write_line(f"{len(self.verdicts)} cases: {summary}")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

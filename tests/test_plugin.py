@@ -1,0 +1,121 @@
+"""The plugin: options, verdict levels, exit policy and reports, through pytester."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+CASES = """
+import pytest
+from harness import Strength, case
+from harness.verdict import Finding
+
+def _case(id, strength=Strength.MUST):
+    return case(id, f"case {id}", requirement="r", source="s", expected="e", strength=strength)
+
+@_case("9.1")
+def test_must_holds(judge):
+    judge.check(Finding(True, "holds", "it held"))
+
+@_case("9.2")
+def test_must_broken(judge):
+    judge.check(Finding(False, "holds", "it broke"))
+    raise RuntimeError("a MUST failure stops the case at once")
+
+@_case("9.3", Strength.SHOULD)
+def test_should_broken(judge):
+    judge.check(Finding(False, "should hold", "it did not"))
+
+@_case("9.4", Strength.INFO)
+def test_info(judge):
+    judge.check(Finding(True, "behaviour", "recorded"))
+
+@_case("9.5")
+def test_skipped(judge):
+    pytest.skip("the target offers no /ws")
+
+@_case("9.6")
+def test_harness_error(judge):
+    raise KeyError("oops")
+
+@_case("9.7")
+@pytest.mark.parametrize("n", [pytest.param(1, id="one"), pytest.param(2, id="two")])
+def test_parametrized(judge, n):
+    judge.check(Finding(n == 1, "n is one", f"n is {n}"))
+"""
+
+
+@pytest.fixture(autouse=True)
+def _ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+
+
+def _run(
+    pytester: pytest.Pytester, *args: str
+) -> tuple[pytest.RunResult, dict[str, dict[str, str]]]:
+    pytester.makepyfile(test_cases=CASES)
+    out = pytester.path / "verdicts.json"
+    result = pytester.runpytest("--verdicts-json", str(out), "-p", "no:cacheprovider", *args)
+    verdicts = {v["case"]: v for v in json.loads(out.read_text())}
+    return result, verdicts
+
+
+def test_plugin_verdict_levels(pytester: pytest.Pytester) -> None:
+    result, verdicts = _run(pytester)
+    levels = {case: v["level"] for case, v in verdicts.items()}
+    assert levels == {
+        "9.1": "PASS",
+        "9.2": "FAIL",
+        "9.3": "NON-STRICT",
+        "9.4": "INFO",
+        "9.5": "SKIP",
+        "9.6": "ERROR",
+        "9.7[one]": "PASS",
+        "9.7[two]": "FAIL",
+    }
+    assert verdicts["9.2"]["reason"] == "holds: it broke"
+    assert verdicts["9.5"]["reason"] == "the target offers no /ws"
+    assert "KeyError" in verdicts["9.6"]["reason"]
+    result.assert_outcomes(passed=4, failed=3, skipped=1)
+
+
+def test_plugin_fail_on_non_strict_fails_should_breaches(pytester: pytest.Pytester) -> None:
+    result, verdicts = _run(pytester, "--fail-on", "non-strict")
+    assert verdicts["9.3"]["level"] == "NON-STRICT"
+    result.assert_outcomes(passed=3, failed=4, skipped=1)
+
+
+def test_plugin_bad_fail_on_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("--fail-on", "sometimes")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--fail-on takes fail or non-strict, not 'sometimes'*"])
+
+
+def test_plugin_terminal_summary_lists_verdicts(pytester: pytest.Pytester) -> None:
+    result, _ = _run(pytester)
+    result.stdout.fnmatch_lines(
+        [
+            "*streamproof verdicts*",
+            "9.2 * FAIL * case 9.2 — holds: it broke",
+            "9.3 * NON-STRICT * case 9.3 — should hold: it did not",
+            "8 cases: 2 PASS, 1 NON-STRICT, 2 FAIL, 1 INFO, 1 SKIP, 1 ERROR",
+        ]
+    )
+
+
+def test_plugin_report_header_names_the_target(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("--target-cmd", "my-proxy --port {port}")
+    result.stdout.fnmatch_lines(["streamproof: target command 'my-proxy --port {port}'*"])
+
+
+def test_plugin_html_report_has_verdict_columns(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_cases=CASES)
+    report = pytester.path / "report.html"
+    pytester.runpytest("--html", str(report), "--self-contained-html", "-p", "no:cacheprovider")
+    page = report.read_text()
+    assert "col-verdict" in page
+    assert "NON-STRICT" in page
+    assert "Requirement" in page
