@@ -231,7 +231,7 @@ class VerdictLog:
             if verdict["level"] not in ("PASS", "INFO"):
                 line += f" — {verdict['reason']}"
             terminalreporter.write_line(line)
-        summary = ", ".join(f"{counts[l.value]} {l.value}" for l in Level if l.value in counts)
+        summary = ", ".join(f"{counts[lv.value]} {lv.value}" for lv in Level if lv.value in counts)
         terminalreporter.write_line(f"{len(self.verdicts)} cases: {summary}")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fake_providers import Journal, Scenario
@@ -12,7 +14,7 @@ from harness.transcript import Arrival, Outcome, Transcript, Transport
 
 
 def _chunk(content: str | None = None, finish: str | None = None) -> bytes:
-    delta = "{}" if content is None else '{"content": "%s"}' % content
+    delta = "{}" if content is None else json.dumps({"content": content}, ensure_ascii=False)
     reason = "null" if finish is None else f'"{finish}"'
     choice = f'{{"index": 0, "delta": {delta}, "finish_reason": {reason}}}'
     return f'data: {{"choices": [{choice}]}}\n\n'.encode()
