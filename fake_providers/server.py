@@ -126,6 +126,9 @@ class _Connection:
         self.writer = writer
         self.h11 = h11.Connection(h11.SERVER)
         writer.transport.set_write_buffer_limits(0)
+        # asyncio sets TCP_NODELAY only when the listening socket was made with IPPROTO_TCP;
+        # without it, Nagle's algorithm would hold small writes back and merge them.
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     async def serve(self) -> None:
         try:

@@ -1,0 +1,75 @@
+"""`python -m proxy --config config.toml [--host H] [--port P] [--fd N]`: serve with uvicorn.
+
+Logging goes to stderr at INFO, one line per request outcome and per failed attempt. The
+lines are built by the proxy from provider names and redacted upstream text; no request
+headers are logged, so neither an API key nor the client's Authorization can appear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from proxy.app import create_app
+from proxy.config import load_config
+from proxy.errors import ConfigError
+
+# Long enough for open streams to end on their own timers, short enough not to hang a run.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request line at INFO; the proxy's own lines already say what happened.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"proxy: {exc}", file=sys.stderr)
+        return 2
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=args.host or config.server.host,
+            port=config.server.port if args.port is None else args.port,
+            log_config=None,  # use the logging set up above
+            access_log=False,  # the proxy logs its own line per request
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+    )
+    if args.fd is None:
+        server.run()
+    else:
+        # uvicorn's own `fd=` rebuilds the socket as AF_UNIX with protocol 0, so asyncio does
+        # not set TCP_NODELAY on accepted connections and small SSE writes can wait on Nagle.
+        # A socket built from the descriptor alone detects its real family and protocol.
+        server.run(sockets=[socket.socket(fileno=args.fd)])
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m proxy", description="streamproof's reference streaming proxy"
+    )
+    parser.add_argument("--config", default="config.toml", help="TOML config file")
+    parser.add_argument("--host", default=None, help="address to listen on (config: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (config: 8000)")
+    parser.add_argument(
+        "--fd", type=int, default=None, help="serve on this already-listening socket descriptor"
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""The proxy's configuration: a TOML file parsed into frozen dataclasses.
+
+Every table and key is checked: an unknown key, a wrong type or an out-of-range value is a
+`ConfigError` that names the dotted key and says what is accepted, so a typo such as
+`frist_byte` fails at startup instead of silently keeping a default. API keys are not part
+of the config; each provider names the environment variable that holds its key, and the
+app resolves it (see `proxy.providers`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from proxy.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ProviderConfig",
+    "RetryConfig",
+    "Route",
+    "ServerConfig",
+    "Timeouts",
+    "load_config",
+    "parse_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. Each is its own timer; see DESIGN.md, "The commit point"."""
+
+    connect: float = 5.0
+    first_byte: float = 30.0
+    idle: float = 30.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    max_attempts: int = 3
+    backoff_base: float = 0.25
+    backoff_max: float = 4.0
+    retry_after_cap: float = 10.0
+    deadline: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    base_url: str
+    api_key_env: str
+    models: Mapping[str, str] = field(default_factory=dict)
+
+    def upstream_model(self, model: str) -> str:
+        """The provider's name for a client's model; unchanged when there is no mapping."""
+        return self.models.get(model, model)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model: str  # an fnmatch pattern
+    providers: tuple[str, ...]
+
+    def matches(self, model: str) -> bool:
+        return fnmatch.fnmatchcase(model, self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = ServerConfig()
+    timeouts: Timeouts = Timeouts()
+    retry: RetryConfig = RetryConfig()
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+
+    def route_for(self, model: str) -> Route | None:
+        """The first route whose pattern matches `model`."""
+        return next((route for route in self.routes if route.matches(model)), None)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a TOML config file."""
+    try:
+        with open(path, "rb") as file:
+            raw = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    return parse_config(raw)
+
+
+def parse_config(raw: Mapping[str, Any]) -> Config:
+    """Check an already-parsed TOML document and build the `Config`."""
+    _known_keys(raw, "", {"server", "timeouts", "retry", "providers", "routes"})
+    server = _table(raw, "server")
+    timeouts = _table(raw, "timeouts")
+    retry = _table(raw, "retry")
+    _known_keys(server, "server.", {"host", "port"})
+    _known_keys(timeouts, "timeouts.", {"connect", "first_byte", "idle", "total"})
+    _known_keys(
+        retry,
+        "retry.",
+        {"max_attempts", "backoff_base", "backoff_max", "retry_after_cap", "deadline"},
+    )
+    providers = {
+        name: _provider(name, _table(_table(raw, "providers"), name, prefix="providers."))
+        for name in _table(raw, "providers")
+    }
+    routes = tuple(_route(i, entry, providers) for i, entry in enumerate(_routes(raw)))
+    # Slotted dataclasses keep their defaults on instances, not on the class.
+    server_defaults, timeout_defaults, retry_defaults = ServerConfig(), Timeouts(), RetryConfig()
+    return Config(
+        server=ServerConfig(
+            host=_str(server, "server.host", server_defaults.host),
+            port=_int(server, "server.port", server_defaults.port, low=0, high=65535),
+        ),
+        timeouts=Timeouts(
+            connect=_seconds(timeouts, "timeouts.connect", timeout_defaults.connect, positive=True),
+            first_byte=_seconds(
+                timeouts, "timeouts.first_byte", timeout_defaults.first_byte, positive=True
+            ),
+            idle=_seconds(timeouts, "timeouts.idle", timeout_defaults.idle, positive=True),
+            total=_seconds(timeouts, "timeouts.total", timeout_defaults.total, positive=True),
+        ),
+        retry=RetryConfig(
+            max_attempts=_int(retry, "retry.max_attempts", retry_defaults.max_attempts, low=1),
+            backoff_base=_seconds(retry, "retry.backoff_base", retry_defaults.backoff_base),
+            backoff_max=_seconds(retry, "retry.backoff_max", retry_defaults.backoff_max),
+            retry_after_cap=_seconds(
+                retry, "retry.retry_after_cap", retry_defaults.retry_after_cap
+            ),
+            deadline=_seconds(retry, "retry.deadline", retry_defaults.deadline, positive=True),
+        ),
+        providers=MappingProxyType(providers),
+        routes=routes,
+    )
+
+
+def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
+    prefix = f"providers.{name}."
+    _known_keys(table, prefix, {"base_url", "api_key_env", "models"})
+    base_url = _str(table, prefix + "base_url", None)
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            prefix + "base_url", f"must start with http:// or https://, got {base_url!r}"
+        )
+    api_key_env = _str(table, prefix + "api_key_env", None)
+    if not api_key_env.isidentifier():
+        raise ConfigError(
+            prefix + "api_key_env",
+            f"must be an environment variable name (letters, digits, _), got {api_key_env!r}",
+        )
+    models = table.get("models", {})
+    if not isinstance(models, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in models.items()
+    ):
+        raise ConfigError(
+            prefix + "models", "must be a table of strings: client name -> upstream name"
+        )
+    return ProviderConfig(
+        name=name,
+        base_url=base_url.rstrip("/"),
+        api_key_env=api_key_env,
+        models=MappingProxyType(dict(models)),
+    )
+
+
+def _routes(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    routes = raw.get("routes", [])
+    if not isinstance(routes, list) or not all(isinstance(entry, dict) for entry in routes):
+        raise ConfigError("routes", "must be an array of tables ([[routes]])")
+    return routes
+
+
+def _route(index: int, entry: Mapping[str, Any], providers: Mapping[str, ProviderConfig]) -> Route:
+    prefix = f"routes[{index}]."
+    _known_keys(entry, prefix, {"model", "providers"})
+    model = _str(entry, prefix + "model", None)
+    chain = entry.get("providers")
+    if not isinstance(chain, list) or not chain or not all(isinstance(p, str) for p in chain):
+        raise ConfigError(prefix + "providers", "must be a non-empty array of provider names")
+    for name in chain:
+        if name not in providers:
+            known = ", ".join(sorted(providers)) or "none are defined"
+            raise ConfigError(prefix + "providers", f"unknown provider {name!r} (known: {known})")
+    return Route(model=model, providers=tuple(chain))
+
+
+def _known_keys(table: Mapping[str, Any], prefix: str, known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            accepted = ", ".join(sorted(known))
+            raise ConfigError(prefix + key, f"unknown key (accepted here: {accepted})")
+
+
+def _table(raw: Mapping[str, Any], key: str, *, prefix: str = "") -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(prefix + key, f"must be a table, got {type(value).__name__}")
+    return value
+
+
+# The value helpers take the dotted key for the message; its last part is the table's key.
+
+
+def _str(table: Mapping[str, Any], key: str, default: str | None) -> str:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if value is None:
+        raise ConfigError(key, "is required (a string)")
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _int(
+    table: Mapping[str, Any], key: str, default: int, *, low: int, high: int | None = None
+) -> int:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    # bool is an int subclass in Python; `port = true` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(key, f"must be {bounds}, got {value}")
+    return value
+
+
+def _seconds(
+    table: Mapping[str, Any], key: str, default: float, *, positive: bool = False
+) -> float:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, f"must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        kind = "greater than 0" if positive else "0 or more"
+        raise ConfigError(key, f"must be {kind} seconds, got {value}")
+    return float(value)

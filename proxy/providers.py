@@ -1,0 +1,128 @@
+"""The configured providers at run time: their API keys, their HTTP clients, their requests.
+
+Keys come from the environment variable each provider names. A variable that is unset or
+empty makes that provider unusable: this is logged once at startup (naming the variable,
+never a value) and requests routed to it are refused with that reason. The literal
+`${VAR}` or an empty `Bearer ` is never sent.
+
+Each provider gets one long-lived `httpx.AsyncClient` so connections are reused; the pool
+opens them in the app's lifespan and closes them on shutdown. Only the connect timeout is
+left to httpx: first-byte, idle and total are the proxy's own timers (see `upstream.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from proxy.config import Config, ProviderConfig
+
+logger = logging.getLogger("proxy")
+
+
+class Provider:
+    """One provider: its config, its key (None when missing) and, once opened, its client."""
+
+    def __init__(self, config: ProviderConfig, key: str | None) -> None:
+        self.config = config
+        self.key = key
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def usable(self) -> bool:
+        return self.key is not None
+
+    @property
+    def missing_key(self) -> str:
+        """Why the provider is unusable, in words that name the variable but no value."""
+        return (
+            f"{self.name}: the API key variable {self.config.api_key_env} is not set or empty; "
+            "the provider is unusable"
+        )
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError(f"{self.name}: HTTP client used outside the app's lifespan")
+        return self._client
+
+    def open(
+        self, connect_timeout: float, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        # read/write/pool are None on purpose: the proxy's own deadlines bound every wait.
+        timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
+        self._client = httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, transport=transport
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def build_request(self, body: bytes, payload: Mapping[str, Any], stream: bool) -> httpx.Request:
+        """The upstream request: the client's body, with only the model name mapped."""
+        if self.key is None:
+            raise RuntimeError(self.missing_key)
+        model = payload["model"]
+        upstream_model = self.config.upstream_model(model)
+        if upstream_model != model:
+            body = json.dumps({**payload, "model": upstream_model}, ensure_ascii=False).encode()
+        headers = {
+            "authorization": f"Bearer {self.key}",
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            # Compressed bodies would hide chunk boundaries and delay the relay.
+            "accept-encoding": "identity",
+        }
+        url = f"{self.config.base_url}/chat/completions"
+        return self.client.build_request("POST", url, content=body, headers=headers)
+
+
+class ProviderPool:
+    """All providers, keyed by name, with their keys resolved from `environ`."""
+
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._config = config
+        self._transport = transport  # tests only: httpx.MockTransport instead of sockets
+        self._providers: dict[str, Provider] = {}
+        for name, provider_config in config.providers.items():
+            # Stripped: a key read with `$(cat file)` often carries a trailing newline.
+            key = environ.get(provider_config.api_key_env, "").strip() or None
+            provider = Provider(provider_config, key)
+            if not provider.usable:
+                logger.error("%s", provider.missing_key)
+            self._providers[name] = provider
+
+    def __getitem__(self, name: str) -> Provider:
+        return self._providers[name]
+
+    def __iter__(self) -> Iterator[Provider]:
+        return iter(self._providers.values())
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every key in use, so that messages built from upstream text can be redacted."""
+        return tuple(provider.key for provider in self if provider.key)
+
+    def open(self) -> None:
+        for provider in self:
+            if provider.usable:
+                provider.open(self._config.timeouts.connect, self._transport)
+
+    async def aclose(self) -> None:
+        for provider in self:
+            await provider.aclose()

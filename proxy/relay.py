@@ -1,0 +1,152 @@
+"""What the proxy makes of an upstream chat-completion stream: sans-IO, bytes in, steps out.
+
+`StreamCheck` sits behind the SSE framer and decides, event by event, what the client gets:
+
+- `Forward(payload)`: a valid JSON chunk, re-emitted with its payload bytes unchanged;
+- `Finish()`: a clean end, i.e. the upstream's `[DONE]`, or the upstream closing after some
+  choice had a non-null `finish_reason` (then the proxy writes `[DONE]` itself);
+- `Fail(code, message)`: the stream is broken; the client gets one in-band error event and
+  no `[DONE]`.
+
+After a `Finish` or a `Fail` the check is over and ignores further input. The IO layer
+turns read errors and timers into `Fail`s with `fail()`, so every ending goes through here
+and is encoded the same way.
+
+An upstream error arrives in several shapes: `{"error": {...}}`, `{"object": "error", ...}`,
+an `event: error` event, or a choice with `finish_reason: "error"`. All become one `Fail`
+with code "upstream_error" (or the upstream's own code), carrying the upstream's message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.errors import SSEFramingError, error_payload, redact
+from proxy.sse import SSEFramer
+
+RESET = "upstream_reset"
+IDLE_TIMEOUT = "upstream_idle_timeout"
+TOTAL_TIMEOUT = "total_timeout"
+MALFORMED = "upstream_malformed"
+TRUNCATED = "upstream_truncated"
+UPSTREAM_ERROR = "upstream_error"
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    payload: bytes
+
+    def encode(self) -> bytes:
+        # A payload may hold newlines (JSON allows them between tokens); each line becomes
+        # its own `data:` line so the client's framer joins them back into the same bytes.
+        return b"".join(b"data: " + line + b"\n" for line in self.payload.split(b"\n")) + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    def encode(self) -> bytes:
+        return DONE_EVENT
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    code: str | int
+    message: str
+    type: str = "upstream_error"
+
+    def encode(self) -> bytes:
+        return b"data: " + error_payload(self.message, self.type, self.code) + b"\n\n"
+
+
+Step = Forward | Finish | Fail
+
+
+class StreamCheck:
+    """Follows one upstream stream and says what to send for each piece of it."""
+
+    def __init__(self, provider: str, secrets: tuple[str, ...] = ()) -> None:
+        self.provider = provider
+        self._secrets = secrets  # redacted from upstream error text before it is forwarded
+        self.forwarded = 0  # chunks forwarded so far
+        self.finished = False  # some choice had a non-null finish_reason
+        self.outcome: Finish | Fail | None = None
+        self._framer = SSEFramer()
+
+    @property
+    def over(self) -> bool:
+        return self.outcome is not None
+
+    def feed(self, chunk: bytes) -> list[Step]:
+        if self.over:
+            return []
+        try:
+            events = self._framer.feed(chunk)
+        except SSEFramingError as exc:
+            return [self.fail(MALFORMED, f"{self.provider}: {exc}")]
+        steps: list[Step] = []
+        for event in events:
+            steps.extend(self._event(event.data, event.event))
+            if self.over:
+                break
+        return steps
+
+    def end_of_stream(self) -> Step:
+        """The upstream body ended (cleanly, at the HTTP level)."""
+        if self.finished:
+            return self._end(Finish())
+        tail = " (with an unterminated event)" if self._framer.pending else ""
+        return self.fail(
+            TRUNCATED,
+            f"{self.provider}: stream cut short: it ended with no finish_reason and no "
+            f"end-of-stream marker{tail}",
+        )
+
+    def fail(self, code: str | int, message: str, type_: str = "upstream_error") -> Fail:
+        failure = Fail(code, message, type_)
+        self._end(failure)
+        return failure
+
+    def _end(self, outcome: Finish | Fail) -> Finish | Fail:
+        self.outcome = outcome
+        return outcome
+
+    def _event(self, data: bytes, name: bytes) -> list[Step]:
+        if data.strip() == b"[DONE]":
+            return [self._end(Finish())]
+        try:
+            chunk = json.loads(data)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+            if name == b"error":
+                return [self._upstream_error({"message": data.decode(errors="replace")})]
+            return [self.fail(MALFORMED, f"{self.provider}: a data payload is not valid JSON")]
+        if not isinstance(chunk, dict):
+            return [self.fail(MALFORMED, f"{self.provider}: a data payload is not a JSON object")]
+        if name == b"error" or chunk.get("error") is not None or chunk.get("object") == "error":
+            error = chunk.get("error") or chunk
+            return [self._upstream_error(error if isinstance(error, dict) else {"message": error})]
+        choices = chunk.get("choices")
+        reasons = [
+            choice.get("finish_reason")
+            for choice in (choices if isinstance(choices, list) else ())
+            if isinstance(choice, dict)
+        ]
+        self.forwarded += 1
+        if "error" in reasons:
+            return [Forward(data), self._upstream_error({"message": "finish_reason is 'error'"})]
+        self.finished = self.finished or any(reason is not None for reason in reasons)
+        return [Forward(data)]
+
+    def _upstream_error(self, error: dict[str, Any]) -> Fail:
+        message = error.get("message")
+        type_ = error.get("type")
+        code = error.get("code")
+        text = message if isinstance(message, str) else "upstream error"
+        return self.fail(
+            code if isinstance(code, str | int) and not isinstance(code, bool) else UPSTREAM_ERROR,
+            f"{self.provider}: {redact(text, self._secrets)}",
+            type_ if isinstance(type_, str) and type_ else "upstream_error",
+        )

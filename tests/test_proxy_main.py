@@ -1,0 +1,68 @@
+"""`python -m proxy`: the command line the harness uses, on an inherited listening socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+KEY = "sk-main-test-key"
+
+
+def write_config(path: Path, extra: str = "") -> Path:
+    path.write_text(
+        f"""
+        [providers.fake]
+        base_url = "http://127.0.0.1:9/v1"
+        api_key_env = "STREAMPROOF_UPSTREAM_KEY"
+        {extra}
+
+        [[routes]]
+        model = "*"
+        providers = ["fake"]
+        """
+    )
+    return path
+
+
+def run_proxy(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "STREAMPROOF_UPSTREAM_KEY": KEY}
+    return subprocess.Popen(
+        [sys.executable, "-m", "proxy", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        pass_fds=[int(args[-1])] if "--fd" in args else [],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def test_main_serves_on_an_inherited_socket(tmp_path):
+    config = write_config(tmp_path / "proxy.toml")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        process = run_proxy("--config", str(config), "--fd", str(listener.fileno()))
+    try:
+        # The socket listened before the process started: the request waits in the backlog.
+        response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30)
+        assert response.json() == {"status": "ok"}
+    finally:
+        process.terminate()
+        _, log = process.communicate(timeout=10)
+    assert "Application startup complete" in log
+    assert KEY not in log
+
+
+def test_main_bad_config_exits_2_naming_the_key(tmp_path):
+    config = write_config(tmp_path / "proxy.toml", extra="timeout = 3")
+    process = run_proxy("--config", str(config))
+    _, log = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "providers.fake.timeout" in log
+    assert "unknown key" in log
