@@ -101,7 +101,7 @@ def http_error(t: Transcript, statuses: set[int]) -> Finding:
         and isinstance(body["error"].get("message"), str)
     )
     ok = t.status in statuses and shaped
-    wanted = " or ".join(str(s) for s in sorted(statuses))
+    wanted = _statuses(statuses)
     observed = f"status {t.status}, body {'is' if shaped else 'is not'} a JSON error object"
     return Finding(ok, f"status {wanted} with a JSON error body", observed)
 
@@ -200,6 +200,14 @@ def _difference(want: str, got: str) -> str:
         f"differs at char {prefix}: expected {want[prefix : prefix + 12]!r}, "
         f"got {got[prefix : prefix + 12]!r}"
     )
+
+
+def _statuses(statuses: set[int]) -> str:
+    """{500, 502, 503} → "500, 502 or 503"; a whole hundred → "4xx"."""
+    if len(statuses) == 100 and min(statuses) % 100 == 0 and max(statuses) == min(statuses) + 99:
+        return f"{min(statuses) // 100}xx"
+    names = [str(s) for s in sorted(statuses)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _first(items: list[str]) -> str:

@@ -224,15 +224,20 @@ class VerdictLog:
         if not self.verdicts:
             return
         terminalreporter.section("streamproof verdicts")
-        counts: dict[str, int] = {}
         for verdict in self.sorted():
-            counts[verdict["level"]] = counts.get(verdict["level"], 0) + 1
             line = f"{verdict['case']:<28} {verdict['level']:<11} {verdict['title']}"
             if verdict["level"] not in ("PASS", "INFO"):
                 line += f" — {verdict['reason']}"
             terminalreporter.write_line(line)
+        terminalreporter.write_line(self.counts())
+
+    def counts(self) -> str:
+        """ "42 cases: 40 PASS, 2 NON-STRICT", in the order of the levels."""
+        counts: dict[str, int] = {}
+        for verdict in self.verdicts:
+            counts[verdict["level"]] = counts.get(verdict["level"], 0) + 1
         summary = ", ".join(f"{counts[lv.value]} {lv.value}" for lv in Level if lv.value in counts)
-        terminalreporter.write_line(f"{len(self.verdicts)} cases: {summary}")
+        return f"{len(self.verdicts)} cases: {summary}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.getoption("streamproof_verdicts_json")
@@ -248,6 +253,23 @@ def _sort_key(case_id: str) -> tuple[Any, ...]:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "streamproof conformance report"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
+    log = session.config.pluginmanager.get_plugin("streamproof-verdicts")
+    if isinstance(log, VerdictLog) and log.verdicts:
+        template = _option(session.config, "streamproof_target_cmd")
+        target = f"command {template}" if template else "the bundled reference proxy"
+        prefix.append(f"<p><b>Target</b>: {html.escape(target)}</p>")
+        prefix.append(f"<p><b>Verdicts</b>: {html.escape(log.counts())}</p>")
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_header(cells: list[str]) -> None:
     cells.insert(1, '<th class="sortable" data-column-type="case">Case</th>')
     cells.insert(2, '<th class="sortable" data-column-type="verdict">Verdict</th>')
@@ -258,6 +280,10 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
     verdict = _verdict_of(report) or {"case": "", "level": "", "reason": ""}
     level = verdict["level"]
-    cells.insert(1, f'<td class="col-case">{html.escape(verdict["case"])}</td>')
+    title = verdict.get("title", "")
+    cells.insert(
+        1,
+        f'<td class="col-case"><b>{html.escape(verdict["case"])}</b> {html.escape(title)}</td>',
+    )
     cells.insert(2, f'<td class="col-verdict verdict-{level.lower()}">{html.escape(level)}</td>')
     cells.insert(3, f'<td class="col-reason">{html.escape(verdict["reason"])}</td>')

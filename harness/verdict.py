@@ -100,8 +100,9 @@ class Judge:
     @property
     def reason(self) -> str:
         failed = [f for f in self.findings if not f.ok]
-        shown = failed or self.findings
-        return "; ".join(f"{f.check}: {f.observed}" for f in shown)
+        if failed:
+            return "; ".join(f"{f.check}: {f.observed}" for f in failed)
+        return "; ".join(f.observed for f in self.findings)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
