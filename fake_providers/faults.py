@@ -25,6 +25,12 @@ class Fault:
     stage: ClassVar[int]  # 0 replaces the answer, 1 trims/alters frames, 2 shapes writes, 3 paces
     arity: ClassVar[tuple[int, int]] = (0, 0)  # how many integer parameters it takes
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if isinstance(value, int) and value < 0:
+                raise ValueError(f"{self.name} takes whole numbers, not {field.name}={value}")
+
     def apply(self, plan: Plan) -> Plan:
         raise NotImplementedError
 
@@ -68,6 +74,7 @@ class Status(Fault):
     retry_after: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 400 <= self.code <= 599:
             raise ValueError(f"status takes an error code from 400 to 599, not {self.code}")
 
@@ -175,11 +182,14 @@ class Chop(Fault):
     size: int
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.size < 1:
             raise ValueError("chop takes a write size of at least 1 byte")
 
     def apply(self, plan: Plan) -> Plan:
-        return plan.replace(cuts=frozenset(range(self.size, len(plan.body), self.size)))
+        chops = frozenset(range(self.size, len(plan.body), self.size))
+        # Chopping replaces the one-write-per-event default but keeps any explicit splits.
+        return plan.replace(cuts=chops if plan.cuts is None else plan.cuts | chops)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ true ("the proxy hung up") instead of sleeping and hoping.
 Times are `time.perf_counter()` seconds, the clock the harness's client also uses, so the
 two sides of an exchange can be laid side by side.
 
-API keys never enter a journal: an `Authorization` header is kept only as a fingerprint
-(`sha256:` and the first 12 hex digits of the digest of the whole header value).
+API keys never enter a journal: the headers that carry them (`Authorization`, `api-key`,
+`x-api-key`, `Proxy-Authorization`) are kept only as a fingerprint (`sha256:` and the first
+12 hex digits of the digest of the whole header value).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from fake_providers.faults import FAULTS, Fault
 PREFIX = "streamproof"
 EOLS = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
 _NONCE = re.compile(r"[A-Za-z0-9]{1,64}")
+_WHOLE = re.compile(r"[0-9]{1,9}")  # a whole number small enough for any parameter
 
 
 class ScenarioError(ValueError):
@@ -45,6 +46,8 @@ class Scenario:
             raise ScenarioError(f"chunks takes 0 to 100000, not {self.chunks}")
         if self.nonce and not _NONCE.fullmatch(self.nonce):
             raise ScenarioError("id takes 1 to 64 letters and digits")
+        if self.first is not None and self.first < 0:
+            raise ScenarioError(f"first takes a whole number of attempts, not {self.first}")
 
     @property
     def model(self) -> str:
@@ -74,9 +77,13 @@ class Scenario:
         nonce, chunks, eol, first, faults = "", 8, "lf", None, []
         for token in rest.split(".") if rest else []:
             name, *args = token.split("-")
-            if name == "id" and len(args) == 1:
+            if name == "id":
+                if len(args) != 1 or not _NONCE.fullmatch(args[0]):
+                    raise ScenarioError(f"{token!r}: id takes 1 to 64 letters and digits")
                 nonce = args[0]
-            elif name == "eol" and len(args) == 1:
+            elif name == "eol":
+                if len(args) != 1:
+                    raise ScenarioError(f"{token!r}: eol takes one of {', '.join(EOLS)}")
                 eol = args[0]
             elif name in ("chunks", "first"):
                 (value,) = _integers(token, args, 1, 1)
@@ -98,7 +105,7 @@ class Scenario:
 
 
 def _integers(token: str, args: list[str], least: int, most: int) -> list[int]:
-    if not least <= len(args) <= most or not all(arg.isdigit() and arg.isascii() for arg in args):
+    if not least <= len(args) <= most or not all(_WHOLE.fullmatch(arg) for arg in args):
         wanted = str(least) if least == most else f"{least} to {most}"
-        raise ScenarioError(f"{token!r}: takes {wanted} whole-number argument(s)")
+        raise ScenarioError(f"{token!r}: takes {wanted} whole-number argument(s) of 1 to 9 digits")
     return [int(arg) for arg in args]

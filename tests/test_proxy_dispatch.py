@@ -349,8 +349,9 @@ async def test_dispatch_stream_relays_events_and_done():
         b'data: {"error": {"message": "overloaded"}}\n\n',
         b"data: [DONE]\n\n",
         b": just a comment\n\n",
+        httpx.DecodingError("bad gzip"),
     ],
-    ids=["malformed", "error-event", "done", "comment-only"],
+    ids=["malformed", "error-event", "done", "comment-only", "undecodable"],
 )
 async def test_dispatch_stream_bad_opening_is_retried_before_the_commit_point(opening):
     good = chunk("hi") + chunk(None, "stop") + b"data: [DONE]\n\n"
@@ -383,8 +384,10 @@ async def test_dispatch_stream_reset_after_content_is_one_error_event_without_do
         ((), "upstream_truncated"),
         ((1.0,), "upstream_idle_timeout"),
         ((b"data: {nope\n\n",), "upstream_malformed"),
+        ((httpx.DecodingError("bad gzip"),), "upstream_malformed"),
+        ((httpx.RemoteProtocolError("peer closed"),), "upstream_reset"),
     ],
-    ids=["truncated", "idle", "malformed"],
+    ids=["truncated", "idle", "malformed", "undecodable", "protocol-error"],
 )
 async def test_dispatch_stream_failures_after_commit(tail, code):
     upstream = Upstream(sse(chunk("a"), *tail, chunk("late"), chunk(None, "stop")))

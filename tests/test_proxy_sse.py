@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.errors import SSEFramingError
@@ -172,6 +172,7 @@ def test_sse_framer_long_line_across_many_reads():
     assert events == [SSEEvent(payload)]
 
 
+@settings(derandomize=True, database=None, deadline=None)
 @given(
     eol=st.sampled_from(list(EOLS.values())),
     cuts=st.lists(st.integers(min_value=0, max_value=len(stream(b"\r\n"))), max_size=12),

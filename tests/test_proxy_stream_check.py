@@ -108,6 +108,12 @@ def test_stream_check_upstream_error_shapes_become_one_error(events):
     }
 
 
+def test_stream_check_upstream_error_text_is_redacted():
+    check = StreamCheck("fake", secrets=("sk-secret",))
+    (step,) = check.feed(sse(b'{"error": {"message": "bad key sk-secret"}}'))
+    assert error_of(step)["message"] == "fake: bad key [redacted]"
+
+
 def test_stream_check_finish_reason_error_is_forwarded_then_failed():
     check = StreamCheck("fake")
     steps = check.feed(sse(chunk(None, "error")))

@@ -1,0 +1,435 @@
+"""The fake provider over real sockets on 127.0.0.1, driven by a plain httpx client.
+
+One provider serves the whole module (its port is ephemeral); each test uses its own request
+id, so journals never mix. The journal is written on the server's thread after each write, so
+a test that reads it waits on its condition variable (`wait_for`) rather than on time.
+
+What TCP does not promise is not asserted: the client may receive several writes in one read,
+so split and chopped bodies are compared joined, and write boundaries are read from the
+journal, which records each write as the server made it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from fake_providers import Attempt, FakeProvider, Scenario, chat, fingerprint
+from fake_providers.chat import deltas
+from fake_providers.faults import SplitUtf8
+from fake_providers.plan import Plan
+from harness.sse import Event, SSEDecoder
+
+TIMEOUT = 5.0  # nothing here should come near it; it only stops a broken test from hanging
+TIMING_TOLERANCE = 0.005  # seconds a timer may fire early, as measured by the journal's clock
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[FakeProvider]:
+    with FakeProvider(stall_limit=TIMEOUT) as provider:
+        yield provider
+
+
+@pytest.fixture
+def client(provider: FakeProvider) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=provider.base_url, trust_env=False, timeout=TIMEOUT) as client:
+        yield client
+
+
+@pytest.fixture
+def impatient_client(provider: FakeProvider) -> Iterator[httpx.Client]:
+    """A client that gives up on a silent server after 0.2 s."""
+    timeout = httpx.Timeout(TIMEOUT, read=0.2)
+    with httpx.Client(base_url=provider.base_url, trust_env=False, timeout=timeout) as client:
+        yield client
+
+
+def chat_request(nonce: str, *tokens: str, stream: bool = True, **extra: Any) -> dict[str, Any]:
+    model = ".".join(["streamproof", f"id-{nonce}", *tokens])
+    messages = [{"role": "user", "content": "Say hello."}]
+    return {"model": model, "messages": messages, "stream": stream, **extra}
+
+
+def clean_plan(request: dict[str, Any], attempt: int = 1) -> Plan:
+    """The well-behaved answer the provider builds for `request` on this attempt."""
+    scenario = Scenario.parse(request["model"])
+    return chat.answer(request, scenario, f"chatcmpl-{scenario.nonce}-{attempt}")
+
+
+def planned(request: dict[str, Any], attempt: int = 1) -> Plan:
+    """What the provider puts on the wire for `request` on this attempt, faults included."""
+    plan = clean_plan(request, attempt)
+    for fault in Scenario.parse(request["model"]).faults_for(attempt):
+        plan = fault.apply(plan)
+    return plan
+
+
+def decode(data: bytes) -> list[Event]:
+    decoder = SSEDecoder()
+    return decoder.feed(data) + decoder.close()
+
+
+def finished(provider: FakeProvider, nonce: str, count: int = 1) -> list[Attempt]:
+    """The journal's attempts once `count` of them have ended."""
+    journal = provider.journal(nonce)
+    done = journal.wait_for(
+        lambda j: len(j.attempts) >= count and all(a.ending for a in j.attempts), TIMEOUT
+    )
+    assert done, journal.attempts
+    return journal.attempts
+
+
+def read_until_error(response: httpx.Response) -> tuple[bytes, httpx.TransportError | None]:
+    received = bytearray()
+    try:
+        for piece in response.iter_raw():
+            received += piece
+    except httpx.TransportError as exc:
+        return bytes(received), exc
+    return bytes(received), None
+
+
+# --- well-behaved answers ----------------------------------------------------------------
+
+
+def test_stream_clean_sends_role_contents_finish_and_done(provider, client):
+    request = chat_request("clean", "chunks-5")
+    response = client.post("/chat/completions", json=request)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.content == clean_plan(request).body
+    *chunks, done = decode(response.content)
+    assert done.data == "[DONE]"
+    payloads = [json.loads(event.data) for event in chunks]
+    assert [p["id"] for p in payloads] == ["chatcmpl-clean-1"] * 7
+    assert {p["object"] for p in payloads} == {"chat.completion.chunk"}
+    assert {p["model"] for p in payloads} == {request["model"]}
+    choices = [p["choices"][0] for p in payloads]
+    assert choices[0]["delta"] == {"role": "assistant", "content": ""}
+    assert [c["delta"]["content"] for c in choices[1:-1]] == deltas(5)
+    assert [c["finish_reason"] for c in choices] == [None] * 6 + ["stop"]
+    assert choices[-1]["delta"] == {}
+
+
+def test_stream_clean_is_journaled_as_one_clean_attempt(provider, client):
+    request = chat_request("cleanjournal", "chunks-5")
+    response = client.post("/chat/completions", json=request)
+    (attempt,) = finished(provider, "cleanjournal")
+    assert attempt.number == 1
+    assert (attempt.method, attempt.path) == ("POST", "/v1/chat/completions")
+    assert attempt.body == request
+    assert attempt.faults == []
+    assert attempt.status == 200
+    assert attempt.ending == "clean"
+    assert attempt.bytes_written == len(response.content)
+    assert attempt.events_written == 8
+    assert attempt.content_written == "".join(deltas(5))
+    assert attempt.peer_closed_at is None
+
+
+def test_stream_include_usage_adds_usage_chunk_before_done(provider, client):
+    request = chat_request("usage", "chunks-3", stream_options={"include_usage": True})
+    response = client.post("/chat/completions", json=request)
+    assert response.content == clean_plan(request).body
+    *_, usage_event, done = decode(response.content)
+    assert done.data == "[DONE]"
+    usage_chunk = json.loads(usage_event.data)
+    assert usage_chunk["choices"] == []
+    usage = usage_chunk["usage"]
+    assert usage["completion_tokens"] > 0
+    assert usage["prompt_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    whole = client.post(
+        "/chat/completions", json=chat_request("usagewhole", "chunks-3", stream=False)
+    )
+    assert whole.json()["usage"] == usage
+
+
+def test_whole_answer_is_a_chat_completion_with_content_and_usage(provider, client):
+    request = chat_request("whole", "chunks-5", stream=False)
+    response = client.post("/chat/completions", json=request)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    document = response.json()
+    assert document["object"] == "chat.completion"
+    assert document["id"] == "chatcmpl-whole-1"
+    (choice,) = document["choices"]
+    assert choice["message"] == {"role": "assistant", "content": "".join(deltas(5))}
+    assert choice["finish_reason"] == "stop"
+    usage = document["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    (attempt,) = finished(provider, "whole")
+    assert attempt.ending == "clean"
+    assert attempt.content_written == "".join(deltas(5))
+
+
+def test_models_lists_streamproof(client):
+    response = client.get("/models")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["object"] == "list"
+    assert [model["id"] for model in document["data"]] == ["streamproof"]
+
+
+# --- requests it refuses -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        pytest.param("GET", "/nothing", 404, id="unknown-path"),
+        pytest.param("POST", "/completions", 404, id="legacy-completions"),
+        pytest.param("GET", "/chat/completions", 405, id="get-chat-completions"),
+    ],
+)
+def test_unrouted_request_gets_json_error(client, method, path, status):
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"{not json", "Expecting property name", id="invalid-json"),
+        pytest.param(b"", "Expecting value", id="empty-body"),
+        pytest.param(b'{"model": "\xff"}', "can't decode byte 0xff", id="not-utf8"),
+        pytest.param(b"[1, 2]", "must be a JSON object", id="json-array"),
+        pytest.param(b'{"model": "streamproof.chop-0"}', "at least 1 byte", id="chop-0"),
+        pytest.param(b'{"model": "streamproof.bogus"}', "accepted: id, chunks", id="unknown-token"),
+    ],
+)
+def test_bad_request_gets_400_json_error_naming_the_problem(client, content, message):
+    headers = {"content-type": "application/json"}
+    response = client.post("/chat/completions", content=content, headers=headers)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+    assert message in error["message"]
+
+
+# --- faults on the wire ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("nonce", "tokens", "ending"),
+    [
+        pytest.param("wireclose", ["close_after-3"], "clean", id="close_after-3"),
+        pytest.param("wirenodone", ["no_done"], "clean", id="no_done"),
+        pytest.param("wiremalformed", ["malformed-2"], "clean", id="malformed-2"),
+        pytest.param("wirechop", ["chop-7"], "clean", id="chop-7"),
+        pytest.param("wirecoalesce", ["coalesce"], "clean", id="coalesce"),
+        pytest.param("wiresplit", ["eol-crlf", "split_eol"], "clean", id="eol-crlf-split_eol"),
+        pytest.param("wirecr", ["eol-cr"], "clean", id="eol-cr"),
+    ],
+)
+def test_server_sends_exactly_the_planned_body_in_the_planned_writes(
+    provider, client, nonce, tokens, ending
+):
+    request = chat_request(nonce, "chunks-4", *tokens)
+    response = client.post("/chat/completions", json=request)
+    plan = planned(request)
+    assert response.status_code == 200
+    assert response.content == plan.body
+    (attempt,) = finished(provider, nonce)
+    assert attempt.ending == ending
+    assert attempt.faults == [fault.token for fault in Scenario.parse(request["model"]).faults]
+    assert [size for _, size in attempt.writes] == [len(piece) for piece in plan.writes()]
+
+
+def test_status_fault_sends_error_with_retry_after(provider, client):
+    request = chat_request("status429", "status-429-2")
+    response = client.post("/chat/completions", json=request)
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "2"
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == 429
+    (attempt,) = finished(provider, "status429")
+    assert (attempt.status, attempt.ending) == (429, "clean")
+
+
+def test_reset_before_headers_is_a_transport_error(provider, client):
+    request = chat_request("resetfirst", "reset_before_headers")
+    with pytest.raises(httpx.TransportError):
+        client.post("/chat/completions", json=request)
+    (attempt,) = finished(provider, "resetfirst")
+    assert attempt.ending == "reset"
+    assert attempt.status is None
+    assert attempt.writes == []
+
+
+def test_stall_before_headers_keeps_the_client_waiting(provider, impatient_client):
+    request = chat_request("stallfirst", "stall_before_headers")
+    with pytest.raises(httpx.ReadTimeout):
+        impatient_client.post("/chat/completions", json=request)
+    (attempt,) = finished(provider, "stallfirst")  # the client left, which ends the stall
+    assert attempt.ending == "stall"
+    assert attempt.status is None
+    assert attempt.peer_closed_at is not None
+
+
+def test_reset_after_3_sends_exactly_3_events_then_a_transport_error(provider, client):
+    request = chat_request("resetafter3", "chunks-5", "reset_after-3")
+    with client.stream("POST", "/chat/completions", json=request) as response:
+        assert response.status_code == 200
+        received, error = read_until_error(response)
+    assert isinstance(error, httpx.TransportError)
+    assert received == b"".join(frame.data for frame in clean_plan(request).frames[:3])
+    (attempt,) = finished(provider, "resetafter3")
+    assert attempt.ending == "reset"
+    assert attempt.events_written == 3
+    assert attempt.bytes_written == len(received)
+
+
+def test_first_2_faults_fire_on_attempts_1_and_2_and_attempt_3_is_clean(provider, client):
+    request = chat_request("firsttwo", "chunks-2", "reset_before_headers", "first-2")
+    for _ in range(2):
+        with pytest.raises(httpx.TransportError):
+            client.post("/chat/completions", json=request)
+    response = client.post("/chat/completions", json=request)
+    assert response.status_code == 200
+    assert response.content == clean_plan(request, attempt=3).body
+    attempts = finished(provider, "firsttwo", count=3)
+    assert [a.number for a in attempts] == [1, 2, 3]
+    assert [a.faults for a in attempts] == [["reset_before_headers"]] * 2 + [[]]
+    assert [a.ending for a in attempts] == ["reset", "reset", "clean"]
+
+
+def test_authorization_is_journaled_only_as_a_fingerprint(provider, client):
+    key = "sk-streamproof-do-not-journal-0123456789"
+    headers = {"Authorization": f"Bearer {key}"}
+    client.post("/chat/completions", json=chat_request("authkey", "chunks-1"), headers=headers)
+    (attempt,) = finished(provider, "authkey")
+    assert attempt.headers["authorization"] == fingerprint(f"Bearer {key}")
+    assert attempt.headers["authorization"].startswith("sha256:")
+    assert key not in repr(attempt)
+
+
+def test_keep_alive_connection_carries_several_requests(provider, client):
+    def local_address(response: httpx.Response) -> Any:
+        return response.extensions["network_stream"].get_extra_info("client_addr")
+
+    streamed = chat_request("keepalive1", "chunks-2")
+    stream = client.post("/chat/completions", json=streamed)
+    first_address = local_address(stream)
+    refused = client.post("/chat/completions", json={"model": "streamproof.chop-0"})
+    whole = client.post("/chat/completions", json=chat_request("keepalive2", stream=False))
+    assert (stream.status_code, refused.status_code, whole.status_code) == (200, 400, 200)
+    assert stream.content == clean_plan(streamed).body
+    assert whole.json()["choices"][0]["message"]["content"] == "".join(deltas(8))
+    assert local_address(refused) == first_address
+    assert local_address(whole) == first_address
+
+
+def test_stall_after_2_ends_when_the_client_leaves(provider, client):
+    request = chat_request("stallafter2", "chunks-5", "stall_after-2")
+    journal = provider.journal("stallafter2")
+    decoder, received = SSEDecoder(), []
+    with client.stream("POST", "/chat/completions", json=request) as response:
+        for piece in response.iter_raw():
+            received += decoder.feed(piece)
+            if len(received) >= 2:
+                break
+    # Leaving the block closed a response that was not complete: httpx dropped the connection.
+    expected = decode(b"".join(frame.data for frame in clean_plan(request).frames[:2]))
+    assert received == expected
+    assert journal.wait_for(lambda j: j.attempts[-1].peer_closed_at is not None, 2.0)
+    (attempt,) = finished(provider, "stallafter2")
+    assert attempt.ending == "stall"
+    assert attempt.events_written == 2
+    assert attempt.last_write_at is not None
+    assert attempt.peer_closed_at is not None
+    assert attempt.peer_closed_at >= attempt.last_write_at
+
+
+def test_stall_ends_by_itself_after_the_stall_limit():
+    with (
+        FakeProvider(stall_limit=0.2) as quick,
+        httpx.Client(base_url=quick.base_url, trust_env=False, timeout=TIMEOUT) as client,
+    ):
+        request = chat_request("stalllimit", "chunks-2", "stall_after-1")
+        with client.stream("POST", "/chat/completions", json=request) as response:
+            (attempt,) = finished(quick, "stalllimit")
+            assert attempt.ending == "stall"
+            assert attempt.peer_closed_at is None  # the client is still there
+            assert attempt.ended_at is not None
+            assert attempt.last_write_at is not None
+            assert attempt.ended_at - attempt.last_write_at >= 0.2 - TIMING_TOLERANCE
+            received, error = read_until_error(response)
+        assert isinstance(error, httpx.RemoteProtocolError)  # closed inside a chunked body
+        assert received == clean_plan(request).frames[0].data
+
+
+def test_slow_30_spaces_writes_by_30_ms(provider, client):
+    request = chat_request("slow30", "chunks-2", "slow-30")
+    response = client.post("/chat/completions", json=request)
+    assert response.content == clean_plan(request).body
+    (attempt,) = finished(provider, "slow30")
+    times = [at for at, _ in attempt.writes]
+    assert len(times) == 5
+    assert all(b - a >= 0.030 - TIMING_TOLERANCE for a, b in itertools.pairwise(times))
+    assert attempt.ended_at is not None
+    assert attempt.ended_at - times[-1] >= 0.030 - TIMING_TOLERANCE  # a pause after the last
+
+
+def test_split_utf8_body_joins_back_to_the_clean_body(provider, client):
+    request = chat_request("splitutf8", "chunks-16", "split_utf8")
+    response = client.post("/chat/completions", json=request)
+    clean = clean_plan(request)
+    assert response.content == clean.body
+    assert decode(response.content) == decode(clean.body)
+    (attempt,) = finished(provider, "splitutf8")
+    split = SplitUtf8().apply(clean)
+    assert [size for _, size in attempt.writes] == [len(piece) for piece in split.writes()]
+
+
+# --- starting and stopping ---------------------------------------------------------------
+
+
+def test_provider_stop_returns_promptly_with_a_stalled_connection_open():
+    provider = FakeProvider().start()  # the default stall limit is far longer than the bound
+    stopped = False
+    try:
+        with httpx.Client(base_url=provider.base_url, trust_env=False, timeout=TIMEOUT) as client:
+            request = chat_request("stopstalled", "chunks-2", "stall_after-1")
+            journal = provider.journal("stopstalled")
+            with client.stream("POST", "/chat/completions", json=request) as response:
+                assert journal.wait_for(lambda j: j.attempts[-1].events_written == 1, TIMEOUT)
+                began = time.perf_counter()
+                provider.stop()
+                stopped = True
+                took = time.perf_counter() - began
+                _, error = read_until_error(response)
+    finally:
+        if not stopped:
+            provider.stop()
+    assert took < 1.0
+    assert isinstance(error, httpx.TransportError)
+    assert journal.attempts[-1].ending == "stall"
+
+
+def test_provider_stop_twice_is_harmless():
+    provider = FakeProvider().start()
+    provider.stop()
+    provider.stop()
+
+
+def test_provider_connections_disable_nagle(provider, client):
+    request = chat_request("nagle", "chunks-2", "stall_after-1")
+    with client.stream("POST", "/chat/completions", json=request):
+        assert provider.journal("nagle").wait_for(lambda j: j.attempts[-1].status == 200, TIMEOUT)
+        # Nagle would hold small writes back and merge them, undoing chop and the splits.
+        # No public API shows the server's side of a connection; read it from the provider.
+        writers = list(provider._connections.values())
+        sockets = [writer.get_extra_info("socket") for writer in writers]
+        assert sockets
+        assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
