@@ -6,8 +6,10 @@ sockets. It runs its own event loop on a thread of its own, which lets synchrono
 and fixtures use it, and binds 127.0.0.1 on an ephemeral port.
 
 Two details matter for exactness:
+- Each write is journaled just before it is made, so whatever the peer has read, the
+  journal already shows: a check never sees the client ahead of the upstream.
 - The transport's write buffer limit is 0, so `drain()` returns only once every byte has
-  been handed to the kernel, and the journal's "bytes written" counts exactly those bytes.
+  been handed to the kernel, before the next write or a reset.
   A reset discards what the kernel has not yet sent, as it would on a real network: with
   a slow reader and a large body, the peer may read less than was written before a reset.
   Checks therefore compare with prefixes of what was written, never with all of it.
@@ -264,9 +266,9 @@ class _Writer:
             data = conn.send(h11.Data(data=piece))
             if number == len(pieces) and plan.ending is Ending.CLEAN and not plan.pause:
                 data += conn.send(h11.EndOfMessage())  # as real servers do: one last write
+            self._wrote(len(piece))  # journal first: the journal never lags behind the wire
             writer.write(data)
             await writer.drain()
-            self._wrote(len(piece))
             if plan.pause:
                 await asyncio.wait([peer_left], timeout=plan.pause)
         return await self._finish(plan.ending, peer_left)
