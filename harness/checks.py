@@ -7,6 +7,8 @@ report sees, so they say what happened, with numbers.
 
 from __future__ import annotations
 
+import time
+
 from harness.sut import Exchange
 from harness.transcript import DONE, Outcome, Transcript
 from harness.verdict import Finding
@@ -111,22 +113,28 @@ def attempts_at_least(x: Exchange, count: int) -> Finding:
     return Finding(made >= count, f"upstream asked {count}+ times", f"{made} attempt(s)")
 
 
-def upstream_closed_within(x: Exchange, since: float, seconds: float) -> Finding:
-    """The proxy hung up on the upstream no later than `seconds` after `since`."""
+def upstream_released(x: Exchange, left: float, within: float, watch: float) -> Finding:
+    """After the client left, the proxy hung up on the upstream within `within` seconds and
+    started no new attempt for the `watch` seconds after the client left."""
+    what = f"upstream closed within {within:.2f} s, no new attempt"
+    before = sum(1 for a in x.attempts if a.received_at <= left)
     closed = x.journal.wait_for(
-        lambda j: bool(j.attempts) and j.attempts[-1].peer_closed_at is not None, seconds
+        lambda j: all(a.peer_closed_at is not None or a.ending for a in j.attempts),
+        max(0.0, left + within - time.perf_counter()),
     )
-    attempt = x.attempts[-1] if x.attempts else None
-    if not closed or attempt is None or attempt.peer_closed_at is None:
-        return Finding(
-            False,
-            f"upstream closed within {seconds:.2f} s",
-            f"upstream still open {seconds:.2f} s after the client left",
-        )
-    took = attempt.peer_closed_at - since
-    return Finding(
-        took <= seconds, f"upstream closed within {seconds:.2f} s", f"closed after {took:.3f} s"
+    attempts = x.attempts
+    if not closed or not attempts:
+        return Finding(False, what, f"upstream still open {within:.2f} s after the client left")
+    last = attempts[-1]
+    took = (last.peer_closed_at or last.ended_at or left) - left
+    # Negative evidence needs a window: any attempt made after the client left is a leak.
+    retried = x.journal.wait_for(
+        lambda j: len(j.attempts) > before, max(0.0, left + watch - time.perf_counter())
     )
+    if retried:
+        made = len(x.attempts) - before
+        return Finding(False, what, f"{made} new attempt(s) after the client left")
+    return Finding(took <= within, what, f"closed {took:.3f} s after the client left")
 
 
 def delivered_incrementally(x: Exchange) -> Finding:
