@@ -54,6 +54,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"which verdicts fail the run: {' or '.join(FAIL_ON)} (default: fail)",
     )
     group.addoption(
+        "--case",
+        dest="streamproof_cases",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only this case: '5.5', '2.1' (all its variants), '2.1[chop-1]', or a "
+        "whole group '5'; may be repeated",
+    )
+    group.addoption(
         "--verdicts-json",
         dest="streamproof_verdicts_json",
         default=None,
@@ -83,6 +92,35 @@ def pytest_report_header(config: pytest.Config) -> str:
     template = _option(config, "streamproof_target_cmd")
     target = f"command {template!r}" if template else "the bundled reference proxy"
     return f"streamproof: target {target}; fake provider on 127.0.0.1 (ephemeral ports)"
+
+
+def case_id(item: pytest.Item) -> str | None:
+    """The case id of a collected test, with its parameters: `2.1[chop-1]`."""
+    marker = item.get_closest_marker("case")
+    if marker is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    return str(marker.args[0].id) + (f"[{callspec.id}]" if callspec else "")
+
+
+def selects(selector: str, case: str) -> bool:
+    """`5` selects group 5, `2.1` every variant of 2.1, `2.1[chop-1]` just that one."""
+    return case == selector or case.startswith((selector + "[", selector + "."))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    selectors: list[str] = config.getoption("streamproof_cases")
+    if not selectors:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        case = case_id(item)
+        chosen = case is not None and any(selects(s, case) for s in selectors)
+        (keep if chosen else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +176,8 @@ def pytest_runtest_makereport(
     if level is Level.NON_STRICT and level in FAIL_ON[_option(item.config, "streamproof_fail_on")]:
         report.outcome = "failed"
         report.longrepr = f"NON-STRICT: {reason}"
-    callspec = getattr(item, "callspec", None)
     verdict = {
-        "case": case.id + (f"[{callspec.id}]" if callspec else ""),
+        "case": case_id(item) or case.id,
         "title": case.title,
         "strength": case.strength.value,
         "level": level.value,

@@ -1,41 +1,151 @@
 """A deliberately broken streaming proxy, one bug per flag, for proving the harness fails.
 
-    python tests/broken_proxy.py --upstream URL --fd N --bug {replay,done-after-error,buffer}
+    python tests/broken_proxy.py --upstream URL --fd N --bug NAME
 
-Apart from its one bug it behaves like a plain pass-through: it checks the upstream status
-before answering (so it can retry a reset or a 5xx before the first byte), relays the
-upstream's bytes unchanged, and reports a mid-stream failure with one error event. Each
-bug is one that real proxies have shipped (see ../shared/FAILURES.md):
-
-    replay            after a mid-stream failure, ask again and stream the new answer from
-                      its first token (the seed guide's StreamingRetryClient)
-    done-after-error  end a broken stream with an error event *and* `data: [DONE]`
-    buffer            read the whole upstream answer before sending any of it
+Without its bug it is a plain pass-through that gets the MUST-level cases right: it checks
+the upstream status before answering (retrying resets and 5xx before the first byte),
+relays the upstream's bytes unchanged and as they come, reports a mid-stream failure with
+one error event, and lets a truncated stream end without `[DONE]`. Each bug is one that
+real proxies have shipped (see FAILURES.md in the shared folder); `BUGS` says what each
+does. `test_broken_proxies.py` runs the suites against every one of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-BUGS = ("replay", "done-after-error", "buffer")
+from harness.sse import SSEDecoder
+
+BUGS = {
+    "none": "the plain pass-through itself: it cannot see a client leave before it answers",
+    "replay": "after a mid-stream failure, asks again and streams the new answer from token 1",
+    "done-after-error": "ends a broken stream with an error event and then `data: [DONE]`",
+    "invent-finish": "finishes a stream that just stopped with `data: [DONE]`",
+    "buffer": "reads the whole upstream answer before sending any of it",
+    "keep-reading": "keeps reading the upstream after the client has left",
+    "no-retry": "never retries: a reset or 5xx before the first byte reaches the client",
+    "commit-early": "answers 200 before checking the upstream, so errors arrive in a 200 stream",
+    "text-plain": "serves the event stream as text/plain",
+    "gzip": "compresses the event stream",
+    "plain-data": "re-sends each delta as `data: <text>` (the seed dashboard's format), not JSON",
+    "double-done": "sends `data: [DONE]` twice",
+    "decode-per-read": "decodes each read as UTF-8 on its own: split characters become U+FFFD",
+    "lf-only": "finds events by LF LF only: CR and CRLF streams never split into events",
+    "one-event-per-read": "takes one event from each read and drops the rest",
+    "max-events": "stops relaying after 256 events, as a fixed-size buffer would",
+    "drop-finish": "drops the finish_reason from the chunks it relays",
+    "fixed-timeout": "one 0.25 s timeout for the whole stream, which cuts healthy slow streams",
+    "null-content": "answers non-streaming requests with `content: null`",
+    "crash-on-bad-input": "trusts the request body: bad JSON or no messages is a 500",
+}
 FAILURES = (httpx.TransportError, httpx.TimeoutException)
 ERROR_EVENT = b'data: {"error": {"message": "upstream failed", "type": "upstream_error"}}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+Stream = AsyncIterator[bytes]
 
 
-class UpstreamStatus(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
+async def _events(chunks: Stream) -> AsyncIterator[str]:
+    """The data of each upstream event (framing done right, with the harness's decoder)."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event.data
+
+
+async def _decode_per_read(chunks: Stream) -> Stream:
+    async for chunk in chunks:
+        yield chunk.decode("utf-8", "replace").encode()
+
+
+async def _lf_only(chunks: Stream) -> Stream:
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            yield event + b"\n\n"
+
+
+async def _one_event_per_read(chunks: Stream) -> Stream:
+    async for chunk in chunks:
+        first = chunk.split(b"\n\n", 1)[0]
+        if first.startswith(b"data:"):
+            yield first + b"\n\n"
+
+
+async def _plain_data(chunks: Stream) -> Stream:
+    async for data in _events(chunks):
+        if data == "[DONE]":
+            yield DONE
+            continue
+        for choice in json.loads(data).get("choices", []):
+            text = choice.get("delta", {}).get("content")
+            if text:
+                yield f"data: {text}\n\n".encode()
+
+
+async def _double_done(chunks: Stream) -> Stream:
+    async for chunk in chunks:
+        yield chunk
+        if DONE in chunk:
+            yield DONE
+
+
+async def _max_events(chunks: Stream) -> Stream:
+    count = 0
+    async for data in _events(chunks):
+        count += 1
+        if count > 256:
+            return
+        yield f"data: {data}\n\n".encode()
+
+
+async def _drop_finish(chunks: Stream) -> Stream:
+    async for data in _events(chunks):
+        if data != "[DONE]":
+            payload = json.loads(data)
+            for choice in payload.get("choices", []):
+                choice["finish_reason"] = None
+            data = json.dumps(payload, ensure_ascii=False)
+        yield f"data: {data}\n\n".encode()
+
+
+async def _gzip(chunks: Stream) -> Stream:
+    compressor = zlib.compressobj(wbits=31)
+    async for chunk in chunks:
+        yield compressor.compress(chunk) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    yield compressor.flush()
+
+
+def _unchanged(chunks: Stream) -> Stream:
+    return chunks
+
+
+REWRITES: dict[str, Callable[[Stream], Stream]] = {
+    "decode-per-read": _decode_per_read,
+    "lf-only": _lf_only,
+    "one-event-per-read": _one_event_per_read,
+    "plain-data": _plain_data,
+    "double-done": _double_done,
+    "max-events": _max_events,
+    "drop-finish": _drop_finish,
+    "gzip": _gzip,
+}
 
 
 def build(upstream: str, bug: str) -> Starlette:
@@ -45,57 +155,113 @@ def build(upstream: str, bug: str) -> Starlette:
         headers={"authorization": f"Bearer {key}"},
         timeout=httpx.Timeout(1.0, read=0.3),
     )
+    attempts = 1 if bug == "no-retry" else 3
 
     async def open_stream(body: dict[str, Any]) -> httpx.Response:
-        """Retry resets and 5xx before the first byte: this part is right."""
-        for attempt in range(3):
-            response = await client.send(
-                client.build_request("POST", "/chat/completions", json=body), stream=True
-            )
-            if response.status_code < 500 or attempt == 2:
+        """Ask the upstream, retrying resets and 5xx before the first byte."""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await client.send(
+                    client.build_request("POST", "/chat/completions", json=body), stream=True
+                )
+            except FAILURES:
+                if attempt == attempts:
+                    raise
+                continue
+            if response.status_code < 500 or attempt == attempts:
                 return response
             await response.aclose()
         raise AssertionError("unreachable")
 
-    async def relay(body: dict[str, Any], first: httpx.Response) -> AsyncIterator[bytes]:
-        response = first
+    async def raw(body: dict[str, Any], response: httpx.Response) -> Stream:
+        """The upstream's bytes as they come; one error event if the upstream fails."""
         for attempt in range(3):
             try:
+                if response.status_code != 200:  # only when committed early
+                    yield ERROR_EVENT
+                    return
+                tail = b""
                 async for chunk in response.aiter_raw():
+                    tail = (tail + chunk)[-len(DONE) :]
                     yield chunk
+                if bug == "invent-finish" and DONE not in tail:
+                    yield DONE  # BUG: however the upstream stopped, the stream "finished"
                 return
             except FAILURES:
-                await response.aclose()
                 if bug != "replay" or attempt == 2:
                     break
+            finally:
+                await response.aclose()
             response = await open_stream(body)  # BUG (replay): starts again from token 1
         yield ERROR_EVENT
         if bug == "done-after-error":
-            yield b"data: [DONE]\n\n"  # BUG: a broken stream dressed up as a clean one
+            yield DONE  # BUG: a broken stream dressed up as a clean one
+
+    async def relay(body: dict[str, Any], response: httpx.Response) -> Stream:
+        stream = raw(body, response)
+        if bug == "keep-reading":  # BUG: a pump task that outlives the client
+            queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+            async def pump() -> None:
+                async for chunk in raw(body, response):
+                    await queue.put(chunk)
+                await queue.put(None)
+
+            pumping = asyncio.create_task(pump())
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+            await pumping
+            return
+        if bug == "fixed-timeout":  # BUG: one timer for the whole stream
+            try:
+                async with asyncio.timeout(0.25):
+                    async for chunk in stream:
+                        yield chunk
+            except TimeoutError:
+                yield ERROR_EVENT
+            return
+        async for chunk in REWRITES.get(bug, _unchanged)(stream):
+            yield chunk
 
     async def chat(request: Request) -> Response:
+        if bug == "crash-on-bad-input":
+            body = json.loads(await request.body())  # BUG: no validation at all
+            body["messages"].append  # noqa: B018 - touches what it assumes is there
+        else:
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error("invalid JSON", 400)
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                return _error("messages required", 400)
+        if bug == "commit-early" and body.get("stream"):
+            response = await open_stream(body)  # BUG: the 200 is sent whatever it says
+            return StreamingResponse(relay(body, response), media_type="text/event-stream")
         try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": {"message": "invalid JSON"}}, status_code=400)
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return JSONResponse({"error": {"message": "messages required"}}, status_code=400)
-        try:
-            response = await _retrying(open_stream, body)
+            response = await open_stream(body)
+        except httpx.TimeoutException:
+            return _error("upstream timed out", 504)
         except FAILURES:
-            return JSONResponse({"error": {"message": "upstream failed"}}, status_code=502)
-        if response.status_code != 200:
+            return _error("upstream failed", 502)
+        if response.status_code != 200 or not body.get("stream"):
             content = await response.aread()
+            if bug == "null-content" and response.status_code == 200:
+                answer = json.loads(content)
+                answer["choices"][0]["message"]["content"] = None  # BUG
+                content = json.dumps(answer).encode()
             return Response(content, response.status_code, media_type="application/json")
-        if not body.get("stream"):
-            return Response(await response.aread(), media_type="application/json")
+        headers = {"cache-control": "no-cache"}
+        if bug == "gzip":
+            headers["content-encoding"] = "gzip"
         if bug == "buffer":  # BUG: the client waits for the whole answer
             chunks = [chunk async for chunk in relay(body, response)]
             return Response(b"".join(chunks), media_type="text/event-stream")
+        media_type = "text/plain" if bug == "text-plain" else "text/event-stream"
+        # Closing the upstream after the response is what notices a client that left
+        # mid-stream; the keep-reading bug forgets it.
+        closing = None if bug == "keep-reading" else BackgroundTask(response.aclose)
         return StreamingResponse(
-            relay(body, response),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache"},
+            relay(body, response), media_type=media_type, headers=headers, background=closing
         )
 
     async def health(request: Request) -> Response:
@@ -109,21 +275,15 @@ def build(upstream: str, bug: str) -> Starlette:
     )
 
 
-async def _retrying(open_stream: Any, body: dict[str, Any]) -> httpx.Response:
-    for attempt in range(3):
-        try:
-            return await open_stream(body)  # type: ignore[no-any-return]
-        except FAILURES:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+def _error(message: str, status: int) -> Response:
+    return JSONResponse({"error": {"message": message, "type": "proxy_error"}}, status)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--fd", type=int, required=True)
-    parser.add_argument("--bug", choices=BUGS, required=True)
+    parser.add_argument("--bug", choices=sorted(BUGS), required=True)
     args = parser.parse_args()
     uvicorn.run(build(args.upstream, args.bug), fd=args.fd, log_level="warning")
 

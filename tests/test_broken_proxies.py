@@ -1,63 +1,105 @@
-"""Proof that the harness can fail: deliberately broken proxies get FAIL on the cases that
-target their bug, and the reference proxy passes the same cases.
+"""Proof that the harness can fail: every case fails against a proxy that has its bug.
 
-Each run is a real `pytest suites/…` in a subprocess against a real proxy process, read
-back through `--verdicts-json`, exactly as a user would run it.
+`broken_proxy.py` is a plain pass-through with one bug per flag. Each run below is a real
+`pytest suites/ --target-cmd …` in a subprocess against that real proxy process, read back
+through `--verdicts-json`, exactly as a user would run it. For every bug, the cases that
+target it must say FAIL (NON-STRICT for a SHOULD), and the reference proxy must pass every
+one of them. A last test checks that no case in `suites/` is left without a bug that
+makes it fail: a case that cannot fail is worse than none.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.plugin import case_id, selects
+
 ROOT = Path(__file__).resolve().parent.parent
+SUITES = ROOT / "suites"
 BROKEN = ROOT / "tests" / "broken_proxy.py"
 
-# Which cases each bug must be caught by; every one of them must be FAIL.
-TARGETED = {
-    "replay": {
-        "5.5": "test_recovery.py::test_reset_mid_stream_not_replayed",
-        "5.9": "test_recovery.py::test_stall_mid_stream",
+FAIL, NON_STRICT = "FAIL", "NON-STRICT"
+SPLITS_BY_BYTES = [f"2.1[{p}]" for p in ("chop-1", "chop-2", "chop-3", "chop-7")]
+
+# bug → the verdict each case that targets it must give.
+CAUGHT_BY: dict[str, dict[str, str]] = {
+    "none": {
+        "5.4": NON_STRICT,  # no wait for Retry-After
+        "5.8": NON_STRICT,  # a truncation passed on without an error event
+        "5.10": NON_STRICT,  # a malformed line passed on
+        "5.11": NON_STRICT,  # no [DONE] added after a finish_reason
+        "5.13": FAIL,  # cannot see a client leave before it answers
     },
-    "done-after-error": {
-        "5.5": "test_recovery.py::test_reset_mid_stream_not_replayed",
-        "5.9": "test_recovery.py::test_stall_mid_stream",
+    "replay": {"5.5": FAIL, "5.9": FAIL},
+    "done-after-error": {"5.5": FAIL, "5.6": NON_STRICT, "5.9": FAIL},
+    "invent-finish": {"5.7": FAIL},
+    "buffer": {"1.4": NON_STRICT, "1.6": FAIL},
+    "keep-reading": {"5.12": FAIL},
+    "no-retry": {"5.1": FAIL, "5.2": FAIL, "5.3": FAIL, "7.2": FAIL},
+    "commit-early": {"5.14": FAIL, "5.15": FAIL, "5.16": FAIL, "5.17": NON_STRICT},
+    "text-plain": {"1.1": FAIL},
+    "gzip": {"1.5": NON_STRICT},
+    "plain-data": {"1.2": FAIL, "2.1[one-write-per-event]": FAIL, "2.3": FAIL},
+    "double-done": {"1.3": FAIL, "2.1[one-write-per-event]": FAIL},
+    "decode-per-read": {"2.1[split-inside-utf8]": FAIL, **dict.fromkeys(SPLITS_BY_BYTES, FAIL)},
+    "lf-only": {
+        "2.1[cr-only]": FAIL,
+        "2.1[cr-only-chop-1]": FAIL,
+        "2.1[crlf]": FAIL,
+        "2.1[split-inside-crlf]": FAIL,
     },
-    "buffer": {"1.6": "test_framing.py::test_chunks_forwarded_as_they_arrive"},
-}
-# Cases a plain pass-through gets right: the broken proxies must pass these, which shows
-# that the failures above come from the bug and not from a proxy that cannot relay at all.
-CONTROLS = {
-    "2.1[chop-1]": "test_integrity.py::test_content_intact_at_every_split[chop-1]",
-    "5.1": "test_recovery.py::test_reset_before_headers_retried",
+    # Not 2.2: whether 500 events share reads is up to TCP, and a verdict must not be.
+    "one-event-per-read": {"2.1[all-events-in-one-write]": FAIL, "2.1[chop-64]": FAIL},
+    "max-events": {"2.2": FAIL},
+    "drop-finish": {"2.3": FAIL},
+    "fixed-timeout": {"2.4": FAIL},
+    "null-content": {"7.1": FAIL, "7.2": FAIL},
+    "crash-on-bad-input": {"7.3": FAIL, "7.4": FAIL},
 }
 
 
-def _verdicts(pytester: pytest.Pytester, nodeids: list[str], *options: str) -> dict[str, str]:
+def _verdicts(pytester: pytest.Pytester, cases: list[str], *options: str) -> dict[str, str]:
     out = pytester.path / "verdicts.json"
-    args = [str(ROOT / "suites" / nodeid) for nodeid in nodeids]
+    selection = [arg for case in cases for arg in ("--case", case)]
+    # A subprocess, as a user runs it (an inline run would share this process's modules).
     result = pytester.runpytest_subprocess(
-        *args, "--verdicts-json", str(out), "-p", "no:randomly", *options
+        str(SUITES), *selection, "--verdicts-json", str(out), *options
     )
     assert out.exists(), result.stdout.str()
     return {v["case"]: v["level"] for v in json.loads(out.read_text())}
 
 
-@pytest.mark.parametrize("bug", sorted(TARGETED))
+@pytest.mark.parametrize("bug", sorted(CAUGHT_BY))
 def test_broken_proxy_caught(pytester: pytest.Pytester, bug: str) -> None:
     command = f"{sys.executable} {BROKEN} --upstream {{upstream}} --fd {{fd}} --bug {bug}"
-    cases = {**TARGETED[bug], **CONTROLS}
-    verdicts = _verdicts(pytester, sorted(set(cases.values())), "--target-cmd", command)
-    assert {case: verdicts.get(case) for case in TARGETED[bug]} == dict.fromkeys(
-        TARGETED[bug], "FAIL"
+    expected = CAUGHT_BY[bug]
+    verdicts = _verdicts(pytester, sorted(expected), "--target-cmd", command)
+    assert {case: verdicts.get(case) for case in expected} == expected
+
+
+def test_reference_proxy_passes_every_targeted_case(pytester: pytest.Pytester) -> None:
+    targeted = sorted({case for cases in CAUGHT_BY.values() for case in cases})
+    verdicts = _verdicts(pytester, targeted)
+    assert {case: verdicts.get(case) for case in targeted} == dict.fromkeys(targeted, "PASS")
+
+
+def test_every_case_has_a_bug_that_fails_it(pytester: pytest.Pytester) -> None:
+    items, _ = pytester.inline_genitems(str(SUITES))
+    cases = {case for item in items if (case := case_id(item)) is not None}
+    assert len(cases) == len(items), "every test in suites/ is a numbered case"
+    targeted = {case for expected in CAUGHT_BY.values() for case in expected}
+    uncaught = {case for case in cases if not any(selects(t, case) for t in targeted)}
+    assert not uncaught, f"cases no broken proxy fails: {sorted(uncaught)}"
+
+
+def test_every_bug_of_the_broken_proxy_is_exercised() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BROKEN), "--help"], capture_output=True, text=True, check=True
     )
-    assert {case: verdicts.get(case) for case in CONTROLS} == dict.fromkeys(CONTROLS, "PASS")
-
-
-def test_reference_proxy_passes_the_targeted_cases(pytester: pytest.Pytester) -> None:
-    cases = {case: nodeid for targeted in TARGETED.values() for case, nodeid in targeted.items()}
-    verdicts = _verdicts(pytester, sorted(set(cases.values())))
-    assert {case: verdicts.get(case) for case in cases} == dict.fromkeys(cases, "PASS")
+    bugs = result.stdout.split("--bug {", 1)[1].split("}", 1)[0].split(",")
+    assert set(bugs) == set(CAUGHT_BY)

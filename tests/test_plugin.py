@@ -119,3 +119,25 @@ def test_plugin_html_report_has_verdict_columns(pytester: pytest.Pytester) -> No
     assert "col-verdict" in page
     assert "NON-STRICT" in page
     assert "Requirement" in page
+
+
+@pytest.mark.parametrize(
+    ("selectors", "expected"),
+    [
+        pytest.param(["9.2"], {"9.2"}, id="one-case"),
+        pytest.param(["9.7"], {"9.7[one]", "9.7[two]"}, id="every-variant"),
+        pytest.param(["9.7[two]"], {"9.7[two]"}, id="one-variant"),
+        pytest.param(["9"], {f"9.{n}" for n in range(1, 7)} | {"9.7[one]", "9.7[two]"}, id="group"),
+        pytest.param(["9.1", "9.3"], {"9.1", "9.3"}, id="repeated"),
+        pytest.param(["9.70"], set(), id="no-prefix-match"),
+    ],
+)
+def test_plugin_case_option_selects_cases(
+    pytester: pytest.Pytester, selectors: list[str], expected: set[str]
+) -> None:
+    pytester.makepyfile(test_cases=CASES)
+    out = pytester.path / "verdicts.json"
+    args = [arg for selector in selectors for arg in ("--case", selector)]
+    pytester.runpytest(*args, "--verdicts-json", str(out), "-p", "no:cacheprovider")
+    ran = {v["case"] for v in json.loads(out.read_text())} if out.exists() else set()
+    assert ran == expected
