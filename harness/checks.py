@@ -86,14 +86,6 @@ def ended_within(t: Transcript, since: float, seconds: float) -> Finding:
     return Finding(took <= seconds, what, f"over after {took:.3f} s{_ending(t)}")
 
 
-def ends_cleanly(t: Transcript) -> Finding:
-    return Finding(
-        t.outcome is Outcome.DONE,
-        "the stream ends with [DONE]",
-        f"outcome {t.outcome.value}{_error_text(t)}",
-    )
-
-
 def http_error(t: Transcript, statuses: set[int]) -> Finding:
     """A real error status with an OpenAI-style JSON error body, not a 200."""
     body = t.json_body
@@ -220,11 +212,6 @@ def _statuses(statuses: set[int]) -> str:
 
 def _first(items: list[str]) -> str:
     return f"; first: {items[0]!r}" if items else ""
-
-
-def _error_text(t: Transcript) -> str:
-    errors = t.error_events
-    return f" ({errors[0].event.data[:120]})" if errors else ""
 
 
 def _ending(x: Transcript | Exchange) -> str:
