@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fake_providers import Attempt, FakeProvider, Journal, Scenario
-from fake_providers.chat import deltas
+from fake_providers.chat import CREATED, deltas
 from harness.client import StreamClient
 from harness.targets import Timeouts
 from harness.transcript import Transcript
@@ -41,6 +41,18 @@ class Exchange:
         """The content of the whole events the upstream wrote in the attempt the client got."""
         streamed = self.streamed
         return streamed.content_written if streamed else ""
+
+    @property
+    def upstream_metadata(self) -> dict[str, Any] | None:
+        """The `id`, `model` and `created` every chunk of the streamed attempt carried."""
+        streamed = self.streamed
+        if streamed is None:
+            return None
+        return {
+            "id": f"chatcmpl-{self.scenario.nonce or 'fake'}-{streamed.number}",
+            "model": self.scenario.model,
+            "created": CREATED,
+        }
 
     @property
     def expected_content(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import Judge, Strength, SystemUnderTest, case, checks
-from harness.upstream import Scenario, Slow
+from harness.upstream import ResetAfter, Scenario, Slow
 
 OPENAI = "OpenAI chat completions streaming contract"
 POLICY = "streamproof policy (DESIGN.md)"
@@ -90,3 +90,110 @@ def test_chunks_forwarded_as_they_arrive(sut: SystemUnderTest, judge: Judge) -> 
     x = sut.chat(Scenario(chunks=6, faults=(Slow(40),)))
     judge.attach("exchange", x.describe())
     judge.check(checks.delivered_incrementally(x), checks.content_intact(x))
+
+
+@case(
+    "1.7",
+    "The event stream has no Content-Length",
+    requirement="A stream's length is not known when it starts; a Content-Length on an event "
+    "stream means the proxy held the whole answer back.",
+    source=POLICY,
+    expected="no Content-Length header on text/event-stream",
+)
+def test_event_stream_has_no_content_length(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8))
+    judge.check(checks.header_absent(x.transcript, "content-length"))
+
+
+@case(
+    "1.8",
+    "The event stream asks reverse proxies not to buffer it",
+    requirement="`X-Accel-Buffering: no` tells nginx-style reverse proxies in front of the "
+    "proxy to pass each chunk on at once.",
+    source=POLICY,
+    expected="X-Accel-Buffering: no",
+    strength=Strength.SHOULD,
+)
+def test_event_stream_not_buffered_downstream(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=2))
+    judge.check(checks.header_is(x.transcript, "x-accel-buffering", "no"))
+
+
+@case(
+    "1.9",
+    "The event stream is UTF-8",
+    requirement="Event streams are always decoded as UTF-8 (WHATWG HTML §9.2.5); a charset "
+    "parameter, if present, must not say otherwise.",
+    source="WHATWG HTML §9.2.5",
+    expected="no charset, or charset=utf-8",
+)
+def test_event_stream_is_utf8(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=2))
+    judge.check(checks.charset_is_utf8(x.transcript))
+
+
+@case(
+    "1.10",
+    "Every chunk is a chat.completion.chunk",
+    requirement='Each streamed chunk object has `"object": "chat.completion.chunk"`.',
+    source=OPENAI,
+    expected="every JSON payload has object chat.completion.chunk",
+)
+def test_chunks_are_chat_completion_chunks(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=6))
+    judge.check(checks.chunk_objects(x.transcript))
+
+
+@case(
+    "1.11",
+    "Chunk metadata is preserved",
+    requirement="Each chunk carries the completion's `id`, `created` and `model`; all chunks "
+    "of one completion share them. A relay keeps what the provider sent.",
+    source=OPENAI,
+    expected="id, model and created of every chunk as the upstream sent them",
+    strength=Strength.SHOULD,
+)
+def test_chunk_metadata_preserved(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=6))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.metadata_preserved(x))
+
+
+@case(
+    "1.12",
+    "Each event follows the upstream's pacing",
+    requirement="Each chunk is forwarded as it arrives: no batching, no flushing on a timer.",
+    source=POLICY,
+    expected="every content event reaches the client within 100 ms of the upstream's write",
+)
+def test_events_follow_upstream_pacing(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=6, faults=(Slow(60),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.paced_like_upstream(x, tolerance=0.1), checks.content_intact(x))
+
+
+@case(
+    "1.13",
+    "A clean stream ends on an event boundary",
+    requirement="An event is dispatched only at a blank line; a final event without one is "
+    "never dispatched (WHATWG HTML §9.2.6).",
+    source="WHATWG HTML §9.2.6",
+    expected="the body ends with a terminated event",
+)
+def test_clean_stream_ends_on_event_boundary(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4))
+    judge.check(checks.ends_on_event_boundary(x.transcript))
+
+
+@case(
+    "1.14",
+    "A broken stream ends on an event boundary",
+    requirement="An event is dispatched only at a blank line: an error event that is not "
+    "terminated is never seen by the client (WHATWG HTML §9.2.6).",
+    source="WHATWG HTML §9.2.6",
+    expected="the body ends with a terminated event after an upstream reset",
+)
+def test_broken_stream_ends_on_event_boundary(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=6, faults=(ResetAfter(3),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.ends_on_event_boundary(x.transcript))

@@ -49,11 +49,17 @@ BUGS = {
     "max-events": "stops relaying after 256 events, as a fixed-size buffer would",
     "drop-finish": "drops the finish_reason from the chunks it relays",
     "fixed-timeout": "one 0.25 s timeout for the whole stream, which cuts healthy slow streams",
+    "latin1-charset": "labels the event stream charset=iso-8859-1",
+    "new-ids": "gives every relayed chunk an id of its own",
+    "batch": "forwards the stream in batches of four reads",
+    "unterminated-done": "ends with `data: [DONE]` but no blank line after it",
+    "bare-error": "sends its error event without the blank line that ends it",
     "null-content": "answers non-streaming requests with `content: null`",
     "crash-on-bad-input": "trusts the request body: bad JSON or no messages is a 500",
 }
 FAILURES = (httpx.TransportError, httpx.TimeoutException)
 ERROR_EVENT = b'data: {"error": {"message": "upstream failed", "type": "upstream_error"}}\n\n'
+BARE_ERROR_EVENT = ERROR_EVENT.rstrip(b"\n") + b"\n"
 DONE = b"data: [DONE]\n\n"
 
 Stream = AsyncIterator[bytes]
@@ -125,6 +131,37 @@ async def _drop_finish(chunks: Stream) -> Stream:
         yield f"data: {data}\n\n".encode()
 
 
+async def _new_ids(chunks: Stream) -> Stream:
+    count = 0
+    async for data in _events(chunks):
+        if data != "[DONE]":
+            count += 1
+            payload = json.loads(data)
+            payload["id"] = f"proxy-{count}"
+            data = json.dumps(payload, ensure_ascii=False)
+        yield f"data: {data}\n\n".encode()
+
+
+async def _batch(chunks: Stream) -> Stream:
+    batch: list[bytes] = []
+    async for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) == 4:
+            yield b"".join(batch)
+            batch = []
+    yield b"".join(batch)
+
+
+async def _unterminated_done(chunks: Stream) -> Stream:
+    async for chunk in chunks:
+        yield chunk.replace(DONE, DONE.rstrip(b"\n") + b"\n")
+
+
+async def _bare_error(chunks: Stream) -> Stream:
+    async for chunk in chunks:
+        yield BARE_ERROR_EVENT if chunk == ERROR_EVENT else chunk
+
+
 async def _gzip(chunks: Stream) -> Stream:
     compressor = zlib.compressobj(wbits=31)
     async for chunk in chunks:
@@ -145,6 +182,10 @@ REWRITES: dict[str, Callable[[Stream], Stream]] = {
     "max-events": _max_events,
     "drop-finish": _drop_finish,
     "gzip": _gzip,
+    "new-ids": _new_ids,
+    "batch": _batch,
+    "unterminated-done": _unterminated_done,
+    "bare-error": _bare_error,
 }
 
 
@@ -257,6 +298,8 @@ def build(upstream: str, bug: str) -> Starlette:
             chunks = [chunk async for chunk in relay(body, response)]
             return Response(b"".join(chunks), media_type="text/event-stream")
         media_type = "text/plain" if bug == "text-plain" else "text/event-stream"
+        if bug == "latin1-charset":
+            media_type += "; charset=iso-8859-1"
         # Closing the upstream after the response is what notices a client that left
         # mid-stream; the keep-reading bug forgets it.
         closing = None if bug == "keep-reading" else BackgroundTask(response.aclose)

@@ -34,17 +34,23 @@ CAUGHT_BY: dict[str, dict[str, str]] = {
         "5.10": NON_STRICT,  # a malformed line passed on
         "5.11": NON_STRICT,  # no [DONE] added after a finish_reason
         "5.13": FAIL,  # cannot see a client leave before it answers
+        "1.8": NON_STRICT,  # no X-Accel-Buffering
     },
     "replay": {"5.5": FAIL, "5.9": FAIL},
     "done-after-error": {"5.5": FAIL, "5.6": NON_STRICT, "5.9": FAIL},
     "invent-finish": {"5.7": FAIL},
-    "buffer": {"1.4": NON_STRICT, "1.6": FAIL},
+    "buffer": {"1.4": NON_STRICT, "1.6": FAIL, "1.7": FAIL, "1.12": FAIL},
     "keep-reading": {"5.12": FAIL},
     "no-retry": {"5.1": FAIL, "5.2": FAIL, "5.3": FAIL, "7.2": FAIL},
     "commit-early": {"5.14": FAIL, "5.15": FAIL, "5.16": FAIL, "5.17": NON_STRICT},
     "text-plain": {"1.1": FAIL},
     "gzip": {"1.5": NON_STRICT},
-    "plain-data": {"1.2": FAIL, "2.1[one-write-per-event]": FAIL, "2.3": FAIL},
+    "plain-data": {"1.2": FAIL, "1.10": FAIL, "2.1[one-write-per-event]": FAIL, "2.3": FAIL},
+    "latin1-charset": {"1.9": FAIL},
+    "new-ids": {"1.11": NON_STRICT},
+    "batch": {"1.12": FAIL},
+    "unterminated-done": {"1.3": FAIL, "1.13": FAIL},
+    "bare-error": {"1.14": FAIL, "5.6": NON_STRICT},
     "double-done": {"1.3": FAIL, "2.1[one-write-per-event]": FAIL},
     "decode-per-read": {"2.1[split-inside-utf8]": FAIL, **dict.fromkeys(SPLITS_BY_BYTES, FAIL)},
     "lf-only": {
