@@ -20,9 +20,7 @@ def status_is(t: Transcript, expected: int) -> Finding:
 
 
 def is_event_stream(t: Transcript) -> Finding:
-    kind = t.headers.get("content-type", "")
-    ok = kind.split(";")[0].strip().lower() == "text/event-stream"
-    return Finding(ok, "content-type text/event-stream", f"content-type {kind or '(none)'}")
+    return content_type_is(t, "text/event-stream")
 
 
 def payloads_are_json_objects(t: Transcript) -> Finding:
@@ -99,6 +97,17 @@ def http_error(t: Transcript, statuses: set[int]) -> Finding:
     wanted = _statuses(statuses)
     observed = f"status {t.status}, body {'is' if shaped else 'is not'} a JSON error object"
     return Finding(ok, f"status {wanted} with a JSON error body", observed)
+
+
+def attempts_exactly(x: Exchange, count: int) -> Finding:
+    made = len(x.attempts)
+    return Finding(made == count, f"upstream asked {count} time(s)", f"{made} attempt(s)")
+
+
+def content_type_is(t: Transcript, expected: str) -> Finding:
+    kind = t.headers.get("content-type", "")
+    ok = kind.split(";")[0].strip().lower() == expected
+    return Finding(ok, f"content-type {expected}", f"content-type {kind or '(none)'}")
 
 
 def attempts_at_least(x: Exchange, count: int) -> Finding:
@@ -189,9 +198,7 @@ def header_absent(t: Transcript, name: str) -> Finding:
 def charset_is_utf8(t: Transcript) -> Finding:
     """Event streams are always UTF-8; a charset parameter, if any, must say so."""
     kind = t.headers.get("content-type", "")
-    params = dict(
-        part.strip().lower().split("=", 1) for part in kind.split(";")[1:] if "=" in part
-    )
+    params = dict(part.strip().lower().split("=", 1) for part in kind.split(";")[1:] if "=" in part)
     charset = params.get("charset", "").strip('"')
     ok = charset in ("", "utf-8", "utf8")
     return Finding(ok, "charset absent or utf-8", f"content-type {kind or '(none)'}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness import Judge, SystemUnderTest, case, checks
-from harness.upstream import ResetBeforeHeaders, Scenario
+from harness import Judge, Strength, SystemUnderTest, case, checks
+from harness.upstream import ResetBeforeHeaders, Scenario, Status
 
 POLICY = "streamproof policy (DESIGN.md)"
 
@@ -67,3 +67,44 @@ def test_invalid_json_request(sut: SystemUnderTest, judge: Judge) -> None:
 def test_request_without_messages(sut: SystemUnderTest, judge: Judge) -> None:
     t = sut.client.send("POST", "/v1/chat/completions", json={"model": "streamproof"})
     judge.check(checks.http_error(t, set(range(400, 500))))
+
+
+@case(
+    "7.5",
+    "A non-streaming answer is served as JSON",
+    requirement="Without `stream`, the answer is one JSON document: `application/json`.",
+    source="OpenAI chat completions contract",
+    expected="Content-Type: application/json",
+)
+def test_non_streaming_answer_is_json(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=3), stream=False)
+    judge.check(checks.content_type_is(x.transcript, "application/json"))
+
+
+@case(
+    "7.6",
+    "An upstream 400 reaches the client as a 4xx, not a 200",
+    requirement="Read the upstream status before committing: a plain 4xx must not become a "
+    "200 with an error event inside, or clients retry wrongly.",
+    source="streamproof policy (FAILURES.md: errors)",
+    expected="status 400-499 with a JSON error body, for a streaming request",
+)
+def test_upstream_400_passed_on(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=3, faults=(Status(400),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.http_error(x.transcript, set(range(400, 500))))
+
+
+@case(
+    "7.7",
+    "An upstream 400 is not retried",
+    requirement="A 4xx other than 429 says the request itself is wrong; asking again gives the "
+    "same answer and costs time.",
+    source=POLICY,
+    expected="one upstream attempt",
+    strength=Strength.SHOULD,
+)
+def test_upstream_400_not_retried(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=3, faults=(Status(400),)))
+    judge.attach("exchange", x.describe())
+    judge.check(checks.attempts_exactly(x, 1))

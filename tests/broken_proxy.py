@@ -54,6 +54,8 @@ BUGS = {
     "batch": "forwards the stream in batches of four reads",
     "unterminated-done": "ends with `data: [DONE]` but no blank line after it",
     "bare-error": "sends its error event without the blank line that ends it",
+    "json-as-text": "serves non-streaming answers as text/plain",
+    "retry-4xx": "retries every upstream error, 4xx included",
     "null-content": "answers non-streaming requests with `content: null`",
     "crash-on-bad-input": "trusts the request body: bad JSON or no messages is a 500",
 }
@@ -209,7 +211,8 @@ def build(upstream: str, bug: str) -> Starlette:
                 if attempt == attempts:
                     raise
                 continue
-            if response.status_code < 500 or attempt == attempts:
+            retryable = response.status_code >= (400 if bug == "retry-4xx" else 500)
+            if not retryable or attempt == attempts:
                 return response
             await response.aclose()
         raise AssertionError("unreachable")
@@ -290,7 +293,8 @@ def build(upstream: str, bug: str) -> Starlette:
                 answer = json.loads(content)
                 answer["choices"][0]["message"]["content"] = None  # BUG
                 content = json.dumps(answer).encode()
-            return Response(content, response.status_code, media_type="application/json")
+            media_type = "text/plain" if bug == "json-as-text" else "application/json"
+            return Response(content, response.status_code, media_type=media_type)
         headers = {"cache-control": "no-cache"}
         if bug == "gzip":
             headers["content-encoding"] = "gzip"
