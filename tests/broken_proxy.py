@@ -8,6 +8,10 @@ relays the upstream's bytes unchanged and as they come, reports a mid-stream fai
 one error event, and lets a truncated stream end without `[DONE]`. Each bug is one that
 real proxies have shipped (see FAILURES.md in the shared folder); `BUGS` says what each
 does. `test_broken_proxies.py` runs the suites against every one of them.
+
+`--bug benign` is no bug at all: it rewrites the stream in every way the standards allow
+(drops comments, re-serialises JSON, changes line endings and write boundaries), and the
+suites must not FAIL it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import asyncio
 import json
 import os
 import zlib
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -31,7 +35,8 @@ from starlette.routing import Route
 from harness.sse import SSEDecoder
 
 BUGS = {
-    "none": "the plain pass-through itself: it cannot see a client leave before it answers",
+    "none": "the plain pass-through itself",
+    "ignore-disconnect": "does not notice a client that leaves before the upstream answers",
     "replay": "after a mid-stream failure, asks again and streams the new answer from token 1",
     "done-after-error": "ends a broken stream with an error event and then `data: [DONE]`",
     "invent-finish": "finishes a stream that just stopped with `data: [DONE]`",
@@ -65,6 +70,7 @@ BARE_ERROR_EVENT = ERROR_EVENT.rstrip(b"\n") + b"\n"
 DONE = b"data: [DONE]\n\n"
 
 Stream = AsyncIterator[bytes]
+T = TypeVar("T")
 
 
 async def _events(chunks: Stream) -> AsyncIterator[str]:
@@ -164,6 +170,17 @@ async def _bare_error(chunks: Stream) -> Stream:
         yield BARE_ERROR_EVENT if chunk == ERROR_EVENT else chunk
 
 
+async def _benign(chunks: Stream) -> Stream:
+    """What the standards allow: comments dropped, JSON re-serialised with other spacing,
+    `data:` without its space, CRLF line endings, and every event cut in two writes."""
+    async for data in _events(chunks):
+        if data != "[DONE]":
+            data = json.dumps(json.loads(data), ensure_ascii=True, separators=(", ", ": "))
+        event = f"data:{data}\r\n\r\n".encode()
+        yield event[: len(event) // 2]
+        yield event[len(event) // 2 :]
+
+
 async def _gzip(chunks: Stream) -> Stream:
     compressor = zlib.compressobj(wbits=31)
     async for chunk in chunks:
@@ -184,6 +201,7 @@ REWRITES: dict[str, Callable[[Stream], Stream]] = {
     "max-events": _max_events,
     "drop-finish": _drop_finish,
     "gzip": _gzip,
+    "benign": _benign,
     "new-ids": _new_ids,
     "batch": _batch,
     "unterminated-done": _unterminated_done,
@@ -282,7 +300,12 @@ def build(upstream: str, bug: str) -> Starlette:
             response = await open_stream(body)  # BUG: the 200 is sent whatever it says
             return StreamingResponse(relay(body, response), media_type="text/event-stream")
         try:
-            response = await open_stream(body)
+            if bug == "ignore-disconnect":
+                response = await open_stream(body)  # BUG: deaf to the client while it waits
+            else:
+                response = await _unless_client_leaves(request, open_stream(body))
+        except ClientLeft:
+            return Response(status_code=499)  # nobody is listening any more
         except httpx.TimeoutException:
             return _error("upstream timed out", 504)
         except FAILURES:
@@ -322,6 +345,30 @@ def build(upstream: str, bug: str) -> Starlette:
     )
 
 
+class ClientLeft(Exception):
+    """The client hung up while the proxy was waiting for the upstream."""
+
+
+async def _unless_client_leaves(request: Request, opening: Awaitable[T]) -> T:
+    """Await `opening`, but give it up (closing the upstream) the moment the client leaves."""
+
+    async def client_leaves() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    work, watch = asyncio.ensure_future(opening), asyncio.ensure_future(client_leaves())
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not work.done():
+            work.cancel()
+    if not work.done() or work.cancelled():
+        await asyncio.gather(work, return_exceptions=True)
+        raise ClientLeft
+    return work.result()
+
+
 def _error(message: str, status: int) -> Response:
     return JSONResponse({"error": {"message": message, "type": "proxy_error"}}, status)
 
@@ -330,7 +377,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--fd", type=int, required=True)
-    parser.add_argument("--bug", choices=sorted(BUGS), required=True)
+    parser.add_argument("--bug", choices=[*sorted(BUGS), "benign"], required=True)
     args = parser.parse_args()
     uvicorn.run(build(args.upstream, args.bug), fd=args.fd, log_level="warning")
 
