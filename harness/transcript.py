@@ -145,6 +145,62 @@ class Transcript:
                         parts.append(delta["content"])
         return parts
 
+    def _choices(self) -> list[tuple[TimedEvent, dict[str, Any]]]:
+        return [
+            (timed, choice)
+            for timed, chunk in self.chat_chunks
+            for choice in chunk["choices"]
+            if isinstance(choice, dict)
+        ]
+
+    @property
+    def choice_indices(self) -> list[int]:
+        """The choice indices seen, in order of first appearance."""
+        seen: dict[int, None] = {}
+        for _, choice in self._choices():
+            index = choice.get("index", 0)
+            if isinstance(index, int):
+                seen.setdefault(index)
+        return list(seen)
+
+    def tool_calls(self, index: int = 0) -> list[tuple[str, str, str]]:
+        """One choice's tool calls, reassembled: (id, function name, arguments string)."""
+        calls: dict[int, list[str]] = {}
+        for _, choice in self._choices():
+            delta = choice.get("delta")
+            if choice.get("index", 0) != index or not isinstance(delta, dict):
+                continue
+            for call in delta.get("tool_calls") or []:
+                if not isinstance(call, dict):
+                    continue
+                slot = calls.setdefault(call.get("index", 0), ["", "", ""])
+                function = call.get("function")
+                if not isinstance(function, dict):
+                    function = {}
+                slot[0] = call.get("id") or slot[0]
+                slot[1] = function.get("name") or slot[1]
+                slot[2] += function.get("arguments") or ""
+        return [(c[0], c[1], c[2]) for _, c in sorted(calls.items())]
+
+    def finish_reason(self, index: int = 0) -> str | None:
+        """The last non-null finish_reason of one choice."""
+        reasons = [
+            choice["finish_reason"]
+            for _, choice in self._choices()
+            if choice.get("index", 0) == index and isinstance(choice.get("finish_reason"), str)
+        ]
+        return reasons[-1] if reasons else None
+
+    def delta_sequence(self) -> list[tuple[int, str]]:
+        """Every non-empty content delta as (choice index, text), in arrival order."""
+        return [
+            (choice.get("index", 0), choice["delta"]["content"])
+            for _, choice in self._choices()
+            if isinstance(choice.get("delta"), dict)
+            and isinstance(choice["delta"].get("content"), str)
+            and choice["delta"]["content"]
+        ]
+
     def content_events(self) -> list[TimedEvent]:
         """The events that carried a non-empty content delta."""
         return [
