@@ -7,15 +7,17 @@ Registered once, through the `pytest11` entry point `harness.plugin`. It gives s
 - `judge`: collects a case's findings; the verdict is worked out when the case ends;
 - the `case` marker (through `harness.case(...)`), which names and numbers a test.
 
-Each case's verdict (PASS, NON-STRICT, FAIL, INFO, SKIP, ERROR) and reason travel in the
-report's `user_properties`, so they survive xdist, and are shown in the terminal summary,
-in pytest-html's table and, with `--verdicts-json`, in a file.
+Each case's verdict (PASS, NON-STRICT, FAIL, INFO, SKIP, ERROR) and reason become its
+record (`harness.results`), which travels in the report's `user_properties`, so it
+survives xdist, and is shown in the terminal summary and in pytest-html's table, and
+written to `results.json` (and, with `--verdicts-json`, to a flat list). A verdict the
+user expected (`--expectations`, see `harness.expectations`) is accepted: shown as such,
+it does not fail the run. `--collect-only` adds the catalogue of the collected cases.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,11 @@ from typing import Any
 import pytest
 
 from fake_providers import FakeProvider
+from harness import results
 from harness.client import StreamClient
+from harness.expectations import Expectations
+from harness.expectations import selects as selects  # re-exported, for `--case`
+from harness.results import CaseRecord, Results, Target
 from harness.sut import SystemUnderTest
 from harness.targets import BUNDLED, ProcessTarget, Timeouts
 from harness.verdict import Case, CaseFailed, Judge, Level
@@ -33,7 +39,9 @@ FAIL_ON = {
     "non-strict": {Level.FAIL, Level.ERROR, Level.NON_STRICT},
 }
 _judge_key = pytest.StashKey[Judge]()
-_VERDICT = "streamproof"
+_call_duration_key = pytest.StashKey[float]()
+_expectations_key = pytest.StashKey[Expectations]()
+_catalogue_key = pytest.StashKey[list[tuple[str, Case]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,7 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="streamproof_fail_on",
         default=None,
         metavar="LEVEL",
-        help=f"which verdicts fail the run: {' or '.join(FAIL_ON)} (default: fail)",
+        help="which verdicts fail the run: 'fail' (FAIL and ERROR; the default) or "
+        "'non-strict' (NON-STRICT too); PASS, INFO and SKIP never do",
     )
     group.addoption(
         "--case",
@@ -67,10 +76,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="streamproof_verdicts_json",
         default=None,
         metavar="PATH",
-        help="write every case's verdict to this JSON file",
+        help="also write every case's verdict to this JSON file, as a flat list",
+    )
+    group.addoption(
+        "--report-dir",
+        dest="streamproof_report_dir",
+        default=None,
+        metavar="DIR",
+        help=f"write the run's {results.RESULTS_JSON} here (default: reports)",
+    )
+    group.addoption(
+        "--expectations",
+        dest="streamproof_expectations",
+        default=None,
+        metavar="FILE",
+        help='TOML file of expected verdicts, a table per case id: ["5.13"] verdict = '
+        '"FAIL" reason = "..."; an expected verdict does not fail the run',
     )
     parser.addini("streamproof_target_cmd", "default for --target-cmd", default=None)
     parser.addini("streamproof_fail_on", "default for --fail-on", default="fail")
+    parser.addini("streamproof_report_dir", "default for --report-dir", default=None)
+    parser.addini("streamproof_expectations", "default for --expectations", default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,7 +106,19 @@ def pytest_configure(config: pytest.Config) -> None:
     fail_on = _option(config, "streamproof_fail_on")
     if fail_on not in FAIL_ON:
         raise pytest.UsageError(f"--fail-on takes {' or '.join(FAIL_ON)}, not {fail_on!r}")
-    config.pluginmanager.register(VerdictLog(config), "streamproof-verdicts")
+    expectations_file = _path_option(config, "streamproof_expectations")
+    expectations = Expectations.load(expectations_file) if expectations_file else Expectations()
+    config.stash[_expectations_key] = expectations
+    verdicts_json = config.getoption("streamproof_verdicts_json")
+    log = Results(
+        config,
+        target_of(config),
+        expectations,
+        report_dir=_path_option(config, "streamproof_report_dir")
+        or config.invocation_params.dir / "reports",
+        verdicts_json=Path(verdicts_json) if verdicts_json else None,
+    )
+    config.pluginmanager.register(log, "streamproof-results")
 
 
 def _option(config: pytest.Config, name: str) -> Any:
@@ -88,9 +126,25 @@ def _option(config: pytest.Config, name: str) -> Any:
     return value if value is not None else config.getini(name)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def _path_option(config: pytest.Config, name: str) -> Path | None:
+    """A path on the command line is taken from the directory pytest was started in; one in
+    the ini file, from the ini file's folder."""
+    value = config.getoption(name)
+    if value is not None:
+        return config.invocation_params.dir / str(value)
+    value = config.getini(name)
+    if not value:
+        return None
+    return (config.inipath.parent if config.inipath else config.rootpath) / str(value)
+
+
+def target_of(config: pytest.Config) -> Target:
     template = _option(config, "streamproof_target_cmd")
-    target = f"command {template!r}" if template else "the bundled reference proxy"
+    return Target(template, template) if template else Target("reference proxy")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    target = target_of(config)
     return f"streamproof: target {target}; fake provider on 127.0.0.1 (ephemeral ports)"
 
 
@@ -101,11 +155,6 @@ def case_id(item: pytest.Item) -> str | None:
         return None
     callspec = getattr(item, "callspec", None)
     return str(marker.args[0].id) + (f"[{callspec.id}]" if callspec else "")
-
-
-def selects(selector: str, case: str) -> bool:
-    """`5` selects group 5, `2.1` every variant of 2.1, `2.1[chop-1]` just that one."""
-    return case == selector or case.startswith((selector + "[", selector + "."))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -123,6 +172,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.option.collectonly:
+        return
+    catalogue = session.config.stash[_catalogue_key] = []
+    for item in session.items:
+        marker = item.get_closest_marker("case")
+        if marker is not None:
+            catalogue.append((case_id(item) or marker.args[0].id, marker.args[0]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    catalogue = terminalreporter.config.stash.get(_catalogue_key, None)
+    if catalogue:
+        terminalreporter.section("streamproof catalogue")
+        for line in results.catalogue(catalogue):
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def fake_provider() -> Iterator[FakeProvider]:
     with FakeProvider() as provider:
@@ -134,14 +201,14 @@ def sut(
     fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory, pytestconfig: Any
 ) -> Iterator[SystemUnderTest]:
     """The system under test, started once per session (per xdist worker)."""
-    template = _option(pytestconfig, "streamproof_target_cmd") or BUNDLED
+    under_test = target_of(pytestconfig)
     timeouts = Timeouts()
     target = ProcessTarget(
-        template,
+        under_test.command or BUNDLED,
         fake_provider.base_url,
         tmp_path_factory.mktemp("target"),
         timeouts=timeouts,
-        name="reference proxy" if template == BUNDLED else template,
+        name=under_test.name,
     )
     target.start()
     # The client waits longer than any of the target's own timers, so that a proxy which
@@ -168,27 +235,36 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     marker = item.get_closest_marker("case")
+    if report.when == "call":
+        item.stash[_call_duration_key] = report.duration
     if marker is None or not (report.when == "call" or report.outcome != "passed"):
         return report
     case: Case = marker.args[0]
     judge = item.stash.get(_judge_key, None)
     level, reason = _verdict(report, call, judge)
-    if level is Level.NON_STRICT and level in FAIL_ON[_option(item.config, "streamproof_fail_on")]:
+    cid = case_id(item) or case.id
+    accepted = item.config.stash[_expectations_key].accepts(cid, level)
+    if report.failed and report.when == "setup":
+        accepted = None  # were it made a pass, pytest would run the case without its fixtures
+    fail_on = FAIL_ON[_option(item.config, "streamproof_fail_on")]
+    if accepted is not None and report.failed:
+        report.sections.append(("streamproof: accepted failure", str(report.longrepr)))
+        report.outcome = "passed"
+        report.longrepr = None
+    elif accepted is None and level is Level.NON_STRICT and level in fail_on:
         report.outcome = "failed"
         report.longrepr = f"NON-STRICT: {reason}"
-    verdict = {
-        "case": case_id(item) or case.id,
-        "title": case.title,
-        "strength": case.strength.value,
-        "level": level.value,
-        "reason": reason,
-        "requirement": case.requirement,
-        "source": case.source,
-        "expected": case.expected,
-        "nodeid": item.nodeid,
-    }
-    report.user_properties.append((_VERDICT, verdict))
-    _add_html_extra(report, verdict, judge)
+    record = results.record(
+        case,
+        cid,
+        level,
+        reason,
+        duration=item.stash.get(_call_duration_key, report.duration),
+        nodeid=item.nodeid,
+        accepted=accepted,
+    )
+    report.user_properties.append((results.KEY, record))
+    _add_html_extra(report, record, judge)
     return report
 
 
@@ -214,79 +290,23 @@ def _verdict(
     return judge.level, judge.reason
 
 
-def _add_html_extra(
-    report: pytest.TestReport, verdict: dict[str, str], judge: Judge | None
-) -> None:
+def _add_html_extra(report: pytest.TestReport, record: CaseRecord, judge: Judge | None) -> None:
     try:
         from pytest_html import extras
     except ImportError:  # pragma: no cover - pytest-html is a dependency, but may be disabled
         return
     parts = [
-        f"<p><b>{html.escape(verdict['case'])} {html.escape(verdict['title'])}</b> — "
-        f"{html.escape(verdict['level'])}</p>",
-        f"<p><b>Requirement</b> ({html.escape(verdict['strength'])}, "
-        f"{html.escape(verdict['source'])}): {html.escape(verdict['requirement'])}</p>",
-        f"<p><b>Expected</b>: {html.escape(verdict['expected'])}</p>",
-        f"<p><b>Observed</b>: {html.escape(verdict['reason'] or '-')}</p>",
+        f"<p><b>{html.escape(record['id'])} {html.escape(record['title'])}</b> — "
+        f"{html.escape(results.label(record))}</p>",
+        f"<p><b>Requirement</b> ({html.escape(record['strength'])}, "
+        f"{html.escape(record['source'])}): {html.escape(record['requirement'])}</p>",
+        f"<p><b>Expected</b>: {html.escape(record['expected'])}</p>",
+        f"<p><b>Observed</b>: {html.escape(record['reason'] or '-')}</p>",
     ]
     for title, text in judge.evidence if judge else []:
         parts.append(f"<p><b>{html.escape(title)}</b></p><pre>{html.escape(text)}</pre>")
     # pytest-html reads `report.extras`, an attribute it expects plugins to set.
     setattr(report, "extras", [*getattr(report, "extras", []), extras.html("\n".join(parts))])  # noqa: B010
-
-
-def _verdict_of(report: pytest.TestReport) -> dict[str, str] | None:
-    for name, value in report.user_properties:
-        if name == _VERDICT and isinstance(value, dict):
-            return value
-    return None
-
-
-class VerdictLog:
-    """Gathers every case's verdict (on the xdist controller too) and shows them."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.verdicts: list[dict[str, str]] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        verdict = _verdict_of(report)
-        if verdict is not None:
-            self.verdicts.append(verdict)
-
-    def sorted(self) -> list[dict[str, str]]:
-        return sorted(self.verdicts, key=lambda v: _sort_key(v["case"]))
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.verdicts:
-            return
-        terminalreporter.section("streamproof verdicts")
-        for verdict in self.sorted():
-            line = f"{verdict['case']:<28} {verdict['level']:<11} {verdict['title']}"
-            if verdict["level"] not in ("PASS", "INFO"):
-                line += f" — {verdict['reason']}"
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(self.counts())
-
-    def counts(self) -> str:
-        """ "42 cases: 40 PASS, 2 NON-STRICT", in the order of the levels."""
-        counts: dict[str, int] = {}
-        for verdict in self.verdicts:
-            counts[verdict["level"]] = counts.get(verdict["level"], 0) + 1
-        summary = ", ".join(f"{counts[lv.value]} {lv.value}" for lv in Level if lv.value in counts)
-        return f"{len(self.verdicts)} cases: {summary}"
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        path = self.config.getoption("streamproof_verdicts_json")
-        if not path or hasattr(self.config, "workerinput"):
-            return
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(self.sorted(), indent=2, ensure_ascii=False))
-
-
-def _sort_key(case_id: str) -> tuple[Any, ...]:
-    number, _, param = case_id.partition("[")
-    return (*(int(p) if p.isdigit() else 0 for p in number.split(".")), param)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -298,11 +318,9 @@ def pytest_html_report_title(report: Any) -> None:
 def pytest_html_results_summary(
     prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
 ) -> None:
-    log = session.config.pluginmanager.get_plugin("streamproof-verdicts")
-    if isinstance(log, VerdictLog) and log.verdicts:
-        template = _option(session.config, "streamproof_target_cmd")
-        target = f"command {template}" if template else "the bundled reference proxy"
-        prefix.append(f"<p><b>Target</b>: {html.escape(target)}</p>")
+    log = session.config.pluginmanager.get_plugin("streamproof-results")
+    if isinstance(log, Results) and log.records:
+        prefix.append(f"<p><b>Target</b>: {html.escape(str(log.target))}</p>")
         prefix.append(f"<p><b>Verdicts</b>: {html.escape(log.counts())}</p>")
 
 
@@ -315,12 +333,12 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    verdict = _verdict_of(report) or {"case": "", "level": "", "reason": ""}
-    level = verdict["level"]
-    title = verdict.get("title", "")
-    cells.insert(
-        1,
-        f'<td class="col-case"><b>{html.escape(verdict["case"])}</b> {html.escape(title)}</td>',
+    record = results.record_of(report)
+    case, title, level, label, reason = (
+        (record["id"], record["title"], record["verdict"], results.label(record), record["reason"])
+        if record
+        else ("", "", "", "", "")
     )
-    cells.insert(2, f'<td class="col-verdict verdict-{level.lower()}">{html.escape(level)}</td>')
-    cells.insert(3, f'<td class="col-reason">{html.escape(verdict["reason"])}</td>')
+    cells.insert(1, f'<td class="col-case"><b>{html.escape(case)}</b> {html.escape(title)}</td>')
+    cells.insert(2, f'<td class="col-verdict verdict-{level.lower()}">{html.escape(label)}</td>')
+    cells.insert(3, f'<td class="col-reason">{html.escape(reason)}</td>')

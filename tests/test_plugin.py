@@ -141,3 +141,110 @@ def test_plugin_case_option_selects_cases(
     pytester.runpytest(*args, "--verdicts-json", str(out), "-p", "no:cacheprovider")
     ran = {v["case"] for v in json.loads(out.read_text())} if out.exists() else set()
     assert ran == expected
+
+
+ONE_CASE = """
+import pytest
+from harness import Strength, case
+from harness.verdict import Finding
+
+@pytest.fixture
+def broken():
+    raise KeyError("the fixture broke")
+
+@case("9.1", "case 9.1", requirement="r", source="s", expected="e", strength=Strength.{strength})
+def test_case(judge{fixture}):
+    {body}
+"""
+# verdict → (the case's strength, its body, whether it uses the broken fixture)
+LEVELS = {
+    "PASS": ("MUST", 'judge.check(Finding(True, "holds", "held"))', False),
+    "NON-STRICT": ("SHOULD", 'judge.check(Finding(False, "holds", "did not"))', False),
+    "FAIL": ("MUST", 'judge.check(Finding(False, "holds", "did not"))', False),
+    "INFO": ("INFO", 'judge.check(Finding(False, "behaviour", "recorded"))', False),
+    "SKIP": ("MUST", 'pytest.skip("not here")', False),
+    "ERROR": ("MUST", 'raise KeyError("oops")', False),
+    "ERROR-in-setup": ("MUST", "pass", True),
+}
+FAILING = {"fail": {"FAIL", "ERROR"}, "non-strict": {"FAIL", "ERROR", "NON-STRICT"}}
+
+
+@pytest.mark.parametrize("fail_on", ["fail", "non-strict"])
+@pytest.mark.parametrize("level", list(LEVELS))
+def test_plugin_fail_on_decides_which_verdicts_fail_the_run(
+    pytester: pytest.Pytester, fail_on: str, level: str
+) -> None:
+    strength, body, broken = LEVELS[level]
+    source = ONE_CASE.format(strength=strength, body=body, fixture=", broken" if broken else "")
+    pytester.makepyfile(test_case=source)
+    out = pytester.path / "verdicts.json"
+    result = pytester.runpytest("--fail-on", fail_on, "--verdicts-json", str(out))
+    [verdict] = json.loads(out.read_text())
+    verdict_level = level.removesuffix("-in-setup")
+    assert verdict["level"] == verdict_level
+    fails = verdict_level in FAILING[fail_on]
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if fails else pytest.ExitCode.OK)
+
+
+def test_plugin_fail_on_from_the_ini_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "streamproof_fail_on = non-strict\n"
+    )
+    strength, body, _ = LEVELS["NON-STRICT"]
+    pytester.makepyfile(test_case=ONE_CASE.format(strength=strength, body=body, fixture=""))
+    assert pytester.runpytest().ret == pytest.ExitCode.TESTS_FAILED
+    assert pytester.runpytest("--fail-on", "fail").ret == pytest.ExitCode.OK
+
+
+CATALOGUE = """
+from harness import Strength, case
+
+@case("10.1", "ten one", requirement="r", source="s", expected="e")
+def test_ten_one(): pass
+
+@case("9.10", "nine ten", requirement="r", source="s", expected="e", strength=Strength.INFO)
+def test_nine_ten(): pass
+
+@case("9.2", "nine two", requirement="r", source="s", expected="e", strength=Strength.SHOULD)
+def test_nine_two(): pass
+
+def test_not_a_case(): pass
+"""
+
+
+@pytest.mark.parametrize("quiet", [pytest.param([], id="verbose"), pytest.param(["-q"], id="q")])
+def test_plugin_collect_only_lists_the_catalogue(
+    pytester: pytest.Pytester, quiet: list[str]
+) -> None:
+    pytester.makepyfile(test_catalogue=CATALOGUE)
+    result = pytester.runpytest("--collect-only", *quiet)
+    assert result.ret == pytest.ExitCode.OK
+    normal = "test_catalogue.py::test_ten_one" if quiet else "*<Function test_ten_one>"
+    result.stdout.fnmatch_lines(
+        [
+            normal,
+            "*streamproof catalogue*",
+            "9.2 * SHOULD nine two",
+            "9.10 * INFO   nine ten",
+            "10.1 * MUST   ten one",
+            "3 cases — group 9: 2, group 10: 1",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*streamproof verdicts*")
+    assert not (pytester.path / "reports").exists()
+
+
+def test_plugin_collect_only_catalogue_follows_the_case_selection(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_catalogue=CATALOGUE)
+    result = pytester.runpytest("--collect-only", "-q", "--case", "9")
+    result.stdout.fnmatch_lines(["*streamproof catalogue*", "2 cases — group 9: 2"])
+    result.stdout.no_fnmatch_line("10.1 *")
+
+
+def test_plugin_without_collect_only_has_no_catalogue(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_catalogue=CATALOGUE)
+    result = pytester.runpytest()
+    result.stdout.no_fnmatch_line("*streamproof catalogue*")

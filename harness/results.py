@@ -1,0 +1,246 @@
+"""Case records, gathered for the whole run, and what is made of them.
+
+Each case gets one record, built by `record()` in the process that ran it and carried in the
+report's `user_properties` as a plain dict, so that it survives pytest-xdist. On the
+controller, `Results` gathers them (a later phase's record replaces an earlier one: a case
+that passed but broke in teardown is an ERROR) and makes of them:
+
+- the "streamproof verdicts" section of the terminal summary, with the expectations that
+  were not met or not used;
+- `results.json` in the report directory (`--report-dir`), the run's machine-readable
+  record;
+- the file given to `--verdicts-json`, an older flat list of the same records.
+
+Both files are written by the controller only, each to a temporary file first and then
+renamed, so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypedDict, cast
+
+import pytest
+
+from harness.expectations import Expectations
+from harness.verdict import Case, Level
+
+KEY = "streamproof"  # the name of the record in `report.user_properties`
+RESULTS_JSON = "results.json"
+
+
+class CaseRecord(TypedDict):
+    id: str  # with the variant: "2.1[chop-1]"
+    title: str
+    group: int  # the id's first number
+    strength: str  # MUST, SHOULD or INFO
+    verdict: str  # a Level's value
+    reason: str
+    duration_s: float  # of the call phase (of setup, when the case never got that far)
+    requirement: str
+    source: str
+    expected: str
+    nodeid: str
+    accepted: str | None  # the expectation's reason, when the verdict was expected
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is under test: the bundled reference proxy, or a command template."""
+
+    name: str
+    command: str | None = None  # None: the bundled reference proxy
+
+    def __str__(self) -> str:
+        return f"command {self.command!r}" if self.command else "the bundled reference proxy"
+
+
+def record(
+    case: Case,
+    case_id: str,
+    level: Level,
+    reason: str,
+    *,
+    duration: float,
+    nodeid: str,
+    accepted: str | None = None,
+) -> CaseRecord:
+    return {
+        "id": case_id,
+        "title": case.title,
+        "group": group_of(case_id),
+        "strength": case.strength.value,
+        "verdict": level.value,
+        "reason": reason,
+        "duration_s": round(duration, 4),
+        "requirement": case.requirement,
+        "source": case.source,
+        "expected": case.expected,
+        "nodeid": nodeid,
+        "accepted": accepted,
+    }
+
+
+def record_of(report: pytest.TestReport) -> CaseRecord | None:
+    for name, value in report.user_properties:
+        if name == KEY and isinstance(value, dict):
+            return cast(CaseRecord, value)
+    return None
+
+
+def label(record: CaseRecord) -> str:
+    """The verdict as shown to people: `FAIL`, or `FAIL (accepted: <reason>)`."""
+    accepted = record["accepted"]
+    return record["verdict"] + (f" (accepted: {accepted})" if accepted is not None else "")
+
+
+def group_of(case_id: str) -> int:
+    head = case_id.partition("[")[0].partition(".")[0]
+    return int(head) if head.isdigit() else 0
+
+
+def sort_key(case_id: str) -> tuple[Any, ...]:
+    number, _, param = case_id.partition("[")
+    return (*(int(p) if p.isdigit() else 0 for p in number.split(".")), param)
+
+
+def catalogue(cases: Iterable[tuple[str, Case]]) -> list[str]:
+    """One line per case id (id, strength, title), sorted, then a count per group."""
+    ordered = sorted(cases, key=lambda entry: sort_key(entry[0]))
+    lines = [f"{cid:<28} {case.strength.value:<6} {case.title}" for cid, case in ordered]
+    groups = Counter(group_of(cid) for cid, _ in ordered)
+    per_group = ", ".join(f"group {group}: {n}" for group, n in sorted(groups.items()))
+    return [*lines, f"{len(ordered)} cases — {per_group}"]
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=2, ensure_ascii=False)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def version() -> str:
+    try:
+        return metadata.version("streamproof")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Results:
+    """Gathers every case's record (on the xdist controller too); shows and writes them."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        target: Target,
+        expectations: Expectations,
+        *,
+        report_dir: Path,
+        verdicts_json: Path | None,
+    ) -> None:
+        self.config = config
+        self.target = target
+        self.expectations = expectations
+        self.report_dir = report_dir
+        self.verdicts_json = verdicts_json
+        self.records: dict[str, CaseRecord] = {}  # by node id
+        self.started = datetime.now(UTC)
+        self.clock = time.perf_counter()
+        self.written: list[Path] = []
+
+    def pytest_sessionstart(self) -> None:
+        self.started = datetime.now(UTC)
+        self.clock = time.perf_counter()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        found = record_of(report)
+        if found is not None:
+            self.records[found["nodeid"]] = found
+
+    def sorted(self) -> list[CaseRecord]:
+        return sorted(self.records.values(), key=lambda r: sort_key(r["id"]))
+
+    def counts(self) -> str:
+        """ "42 cases: 40 PASS, 2 NON-STRICT", in the order of the levels."""
+        counts = Counter(r["verdict"] for r in self.records.values())
+        summary = ", ".join(f"{counts[lv.value]} {lv.value}" for lv in Level if lv.value in counts)
+        return f"{len(self.records)} cases: {summary}"
+
+    def results(self, finished: datetime, duration: float) -> dict[str, Any]:
+        counts = Counter(r["verdict"] for r in self.records.values())
+        return {
+            "streamproof": version(),
+            "target": {"name": self.target.name, "command": self.target.command},
+            "started": self.started.isoformat(timespec="milliseconds"),
+            "finished": finished.isoformat(timespec="milliseconds"),
+            "duration_s": round(duration, 3),
+            "counts": {level.value: counts[level.value] for level in Level},
+            "cases": self.sorted(),
+        }
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        if not self.records or hasattr(self.config, "workerinput"):
+            return
+        finished = datetime.now(UTC)
+        path = self.report_dir / RESULTS_JSON
+        write_json(path, self.results(finished, time.perf_counter() - self.clock))
+        self.written.append(path)
+        if self.verdicts_json is not None:
+            write_json(self.verdicts_json, [_flat(r) for r in self.sorted()])
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.records:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.section("streamproof verdicts")
+        for r in self.sorted():
+            line = f"{r['id']:<28} {label(r):<11} {r['title']}"
+            if r["verdict"] not in ("PASS", "INFO"):
+                line += f" — {r['reason']}"
+            write(line)
+        write(self.counts())
+        if self.expectations:
+            verdicts = {r["id"]: r["verdict"] for r in self.records.values()}
+            misses = self.expectations.misses(verdicts)
+            if misses:
+                write("expectations not met:")
+                for miss in sorted(misses, key=lambda m: sort_key(m.case)):
+                    write(f"  {miss}")
+            unused = self.expectations.unused(verdicts)
+            if unused:
+                write(f"expectations not used (no such case collected): {', '.join(unused)}")
+        for path in self.written:
+            write(f"results: {path}")
+
+
+def _flat(record: CaseRecord) -> dict[str, str]:
+    """The `--verdicts-json` form of a record, as it has always been."""
+    return {
+        "case": record["id"],
+        "title": record["title"],
+        "strength": record["strength"],
+        "level": record["verdict"],
+        "reason": record["reason"],
+        "requirement": record["requirement"],
+        "source": record["source"],
+        "expected": record["expected"],
+        "nodeid": record["nodeid"],
+    }
