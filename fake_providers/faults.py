@@ -7,7 +7,12 @@ of their `stage` (what is sent, then how it is cut into writes, then how it is p
 `chop-3.reset_after-5` means "five events, written three bytes at a time, then a reset".
 
 Event numbers are 1-based and count every SSE event of the stream, the role chunk first,
-so "after event n" means "once n whole events have been written".
+so "after event n" means "once n whole events have been written". A format that adds an
+event (`empty_data`) shifts the count; one that only adds lines (`comments`, `fields`)
+keeps them inside the events they belong to.
+
+Parameters are whole numbers, except those a fault lists in `words`, which take one of a
+few fixed words: `nonobject-3-array`, `upstream_error-4-flat`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fake_providers.plan import Ending, Frame, FrameKind, Plan
 
@@ -23,11 +28,15 @@ from fake_providers.plan import Ending, Frame, FrameKind, Plan
 class Fault:
     name: ClassVar[str]
     stage: ClassVar[int]  # 0 replaces the answer, 1 trims/alters frames, 2 shapes writes, 3 paces
-    arity: ClassVar[tuple[int, int]] = (0, 0)  # how many integer parameters it takes
+    arity: ClassVar[tuple[int, int]] = (0, 0)  # how many parameters it takes
+    words: ClassVar[dict[str, tuple[str, ...]]] = {}  # the parameters that take a fixed word
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, field.name)
+            words = self.words.get(field.name)
+            if words is not None and value not in words:
+                raise ValueError(f"{self.name} {field.name} takes one of {', '.join(words)}")
             if isinstance(value, int) and value < 0:
                 raise ValueError(f"{self.name} takes whole numbers, not {field.name}={value}")
 
@@ -161,6 +170,73 @@ class Malformed(Fault):
         return plan.replace(frames=tuple(frames))
 
 
+NONOBJECTS = {"array": b"[1,2]", "string": b'"chunk"', "number": b"42", "null": b"null"}
+
+
+@dataclass(frozen=True)
+class NonObject(Fault):
+    """Event n is replaced by a `data:` line of valid JSON that is not an object (`[1,2]`…)."""
+
+    name: ClassVar[str] = "nonobject"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (2, 2)
+    words: ClassVar[dict[str, tuple[str, ...]]] = {"kind": tuple(NONOBJECTS)}
+    event: int
+    kind: str
+
+    def apply(self, plan: Plan) -> Plan:
+        if not 1 <= self.event <= len(plan.frames):
+            return plan
+        eol = plan.eol.encode()
+        frames = list(plan.frames)
+        frames[self.event - 1] = Frame(
+            FrameKind.NONOBJECT, b"data: " + NONOBJECTS[self.kind] + eol * 2
+        )
+        return plan.replace(frames=tuple(frames))
+
+
+ERROR_MESSAGE = "simulated upstream failure mid-stream"
+ERROR_SHAPES = ("object", "flat", "event", "finish")
+
+
+@dataclass(frozen=True)
+class UpstreamError(Fault):
+    """Event n is an in-band error (object, flat, event or finish shape); the body ends there."""
+
+    name: ClassVar[str] = "upstream_error"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (2, 2)
+    words: ClassVar[dict[str, tuple[str, ...]]] = {"shape": ERROR_SHAPES}
+    event: int
+    shape: str
+
+    def apply(self, plan: Plan) -> Plan:
+        if not 1 <= self.event <= len(plan.frames):
+            return plan
+        error = Frame(FrameKind.ERROR, self._event(plan))
+        return plan.replace(frames=(*plan.frames[: self.event - 1], error))
+
+    def _event(self, plan: Plan) -> bytes:
+        eol = plan.eol.encode()
+        document: dict[str, Any]
+        if self.shape == "object":
+            error = {"message": ERROR_MESSAGE, "type": "server_error", "code": "overloaded"}
+            document = {"error": error}
+        elif self.shape == "flat":
+            document = {"object": "error", "message": ERROR_MESSAGE}
+            document |= {"type": "internal_server_error", "code": 500}
+        elif self.shape == "event":
+            data = json.dumps({"message": ERROR_MESSAGE}).encode()
+            return b"event: error" + eol + b"data: " + data + eol * 2
+        else:  # finish: a well-formed chunk whose every choice ends with finish_reason "error"
+            choices = [
+                {"index": index, "delta": {}, "finish_reason": "error"}
+                for index in range(plan.choices)
+            ]
+            document = {**dict(plan.metadata), "choices": choices}
+        return b"data: " + json.dumps(document, separators=(",", ":")).encode() + eol * 2
+
+
 @dataclass(frozen=True)
 class Coalesce(Fault):
     """The whole body arrives in a single write."""
@@ -255,5 +331,7 @@ FAULTS: dict[str, type[Fault]] = {
         SplitUtf8,
         SplitEol,
         Slow,
+        NonObject,
+        UpstreamError,
     )
 }

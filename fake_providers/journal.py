@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fake_providers.plan import Pieces
+
 
 def fingerprint(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
@@ -39,7 +41,9 @@ class Attempt:
     faults: list[str] = field(default_factory=list)  # the fault tokens that fired
     status: int | None = None
     frame_ends: list[int] = field(default_factory=list)  # body offset where each event ends
-    frame_deltas: list[str] = field(default_factory=list)  # the content each event carries
+    frame_deltas: list[str] = field(default_factory=list)  # choice 0's content per event
+    frame_contents: list[Pieces] = field(default_factory=list)  # (choice, content) per event
+    frame_arguments: list[Pieces] = field(default_factory=list)  # (choice, tool arguments)
     writes: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes) per write
     bytes_written: int = 0
     ending: str | None = None  # clean | reset | stall | peer_left | error
@@ -53,8 +57,21 @@ class Attempt:
 
     @property
     def content_written(self) -> str:
-        """The content of the whole events that reached the socket, joined."""
+        """Choice 0's content in the whole events that reached the socket, joined."""
         return "".join(self.frame_deltas[: self.events_written])
+
+    def content_written_by_choice(self) -> dict[int, str]:
+        """Each choice's content in the whole events that reached the socket, joined.
+
+        A choice is there as soon as one of its chunks was written (with "" if none carried
+        content yet); compare it with `chat.expected(scenario).content` to see what a relay
+        may have delivered, and that nothing was delivered twice.
+        """
+        return _joined(self.frame_contents[: self.events_written])
+
+    def arguments_written_by_choice(self) -> dict[int, str]:
+        """Each choice's tool-call arguments in the whole events written, joined."""
+        return _joined(self.frame_arguments[: self.events_written])
 
     @property
     def first_write_at(self) -> float | None:
@@ -63,6 +80,14 @@ class Attempt:
     @property
     def last_write_at(self) -> float | None:
         return self.writes[-1][0] if self.writes else None
+
+
+def _joined(frames: list[Pieces]) -> dict[int, str]:
+    parts: dict[int, list[str]] = {}
+    for pieces in frames:
+        for choice, text in pieces:
+            parts.setdefault(choice, []).append(text)
+    return {choice: "".join(texts) for choice, texts in sorted(parts.items())}
 
 
 class Journal:

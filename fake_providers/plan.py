@@ -31,20 +31,38 @@ class Ending(enum.Enum):
 class FrameKind(enum.Enum):
     ROLE = "role"
     CONTENT = "content"
+    TOOL = "tool"  # a tool-call delta (name and arguments fragments)
     FINISH = "finish"
     USAGE = "usage"
     DONE = "done"
+    EMPTY = "empty"  # an event whose data is empty (`data:`)
     MALFORMED = "malformed"
+    NONOBJECT = "nonobject"  # valid JSON that is not an object
+    ERROR = "error"  # an in-band error, in one of the shapes providers use
     DOCUMENT = "document"  # a whole JSON body (non-streaming answers and error bodies)
+
+
+Pieces = tuple[tuple[int, str], ...]  # (choice index, text) pairs, in the order written
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One unit of the body: its bytes on the wire and the content delta it carries."""
+    """One unit of the body: its bytes on the wire and the text it adds to each choice.
+
+    `deltas` is the content it adds, `arguments` the tool-call arguments it adds, each as
+    (choice index, text) pairs: a chunk of choice 2 carries `((2, "text"),)`, a whole
+    non-streaming document carries every choice.
+    """
 
     kind: FrameKind
     data: bytes
-    delta: str = ""
+    deltas: Pieces = ()
+    arguments: Pieces = ()
+
+    @property
+    def delta(self) -> str:
+        """The content this frame adds to choice 0 (the only choice of most answers)."""
+        return "".join(text for choice, text in self.deltas if choice == 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +71,9 @@ class Plan:
     content_type: str
     frames: tuple[Frame, ...]
     extra_headers: tuple[tuple[str, str], ...] = ()
-    eol: str = "\n"
+    eol: str = "\n"  # the line ending faults write with (LF when the answer mixes them)
+    metadata: tuple[tuple[str, str | int], ...] = ()  # id, object, created, model of chunks
+    choices: int = 1  # how many choices the answer has
     before_headers: Ending | None = None
     ending: Ending = Ending.CLEAN
     cuts: frozenset[int] | None = None  # None: one write per frame

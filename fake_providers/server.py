@@ -204,7 +204,7 @@ class _Connection:
         journal = self.provider.journal(scenario.nonce)
         attempt = journal.begin(method, path, headers, body)
         faults = scenario.faults_for(attempt.number)
-        plan = chat.answer(body, scenario, f"chatcmpl-{scenario.nonce or 'fake'}-{attempt.number}")
+        plan = chat.answer(body, scenario, chat.chunk_id(scenario, attempt.number))
         for fault in faults:
             plan = fault.apply(plan)
         journal.update(lambda: setattr(attempt, "faults", [fault.token for fault in faults]))
@@ -250,10 +250,13 @@ class _Writer:
             headers.append(("content-length", str(len(plan.body))))
         ends = plan.frame_ends()
         deltas = [frame.delta for frame in plan.frames]
+        contents = [frame.deltas for frame in plan.frames]
+        arguments = [frame.arguments for frame in plan.frames]
 
         def started() -> None:
             self.attempt.status = plan.status
             self.attempt.frame_ends, self.attempt.frame_deltas = ends, deltas
+            self.attempt.frame_contents, self.attempt.frame_arguments = contents, arguments
 
         writer.write(conn.send(h11.Response(status_code=plan.status, headers=headers)))
         await writer.drain()

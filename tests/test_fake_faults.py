@@ -8,6 +8,7 @@ whatever faults are composed, the writes join back to exactly the body.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,6 +23,7 @@ from fake_providers.faults import (
     Coalesce,
     Malformed,
     NoDone,
+    NonObject,
     ResetAfter,
     ResetBeforeHeaders,
     Slow,
@@ -30,6 +32,7 @@ from fake_providers.faults import (
     StallAfter,
     StallBeforeHeaders,
     Status,
+    UpstreamError,
 )
 from fake_providers.plan import Ending, FrameKind, Plan
 from fake_providers.scenario import EOLS
@@ -86,7 +89,11 @@ def faults(draw: st.DrawFn) -> Fault:
     fault_cls: type[Any] = draw(st.sampled_from(sorted(FAULTS.values(), key=lambda c: c.name)))
     least, most = fault_cls.arity
     numbers = st.integers(0, 20) | st.integers(400, 599)
-    args = draw(st.lists(numbers, min_size=least, max_size=most))
+    count = draw(st.integers(least, most))
+    args = [  # a parameter listed in `words` takes one of them, the others whole numbers
+        draw(st.sampled_from(fault_cls.words[p.name]) if p.name in fault_cls.words else numbers)
+        for p in dataclasses.fields(fault_cls)[:count]
+    ]
     try:
         fault: Fault = fault_cls(*args)
         return fault
@@ -297,6 +304,8 @@ EXAMPLES: list[tuple[Fault, str]] = [
     (SplitUtf8(), "split_utf8"),
     (SplitEol(), "split_eol"),
     (Slow(30), "slow-30"),
+    (NonObject(3, "array"), "nonobject-3-array"),
+    (UpstreamError(4, "flat"), "upstream_error-4-flat"),
 ]
 
 

@@ -6,6 +6,7 @@ harness builds a `Scenario`, sends its `model`, and the fake provider parses it 
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from typing import Any
 
@@ -27,7 +28,16 @@ from fake_providers.faults import (
     StallAfter,
     Status,
 )
-from fake_providers.scenario import EOLS
+from fake_providers.scenario import (
+    CONTENT_TOKENS,
+    EOL_NAMES,
+    EOLS,
+    FINISH_REASONS,
+    FORMATS,
+    MAX_BIGDELTA,
+    MAX_CHOICES,
+)
+from fake_providers.text import TEXT_KINDS
 
 # Deterministic and quick: same examples on every run, no example database written to disk.
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=200)
@@ -39,7 +49,11 @@ def faults(draw: st.DrawFn) -> Fault:
     fault_cls: type[Any] = draw(st.sampled_from(sorted(FAULTS.values(), key=lambda c: c.name)))
     least, most = fault_cls.arity
     numbers = st.integers(0, 20) | st.integers(400, 599)
-    args = draw(st.lists(numbers, min_size=least, max_size=most))
+    count = draw(st.integers(least, most))
+    args = [  # a parameter listed in `words` takes one of them, the others whole numbers
+        draw(st.sampled_from(fault_cls.words[p.name]) if p.name in fault_cls.words else numbers)
+        for p in dataclasses.fields(fault_cls)[:count]
+    ]
     try:
         fault: Fault = fault_cls(*args)
     except ValueError:  # status outside 400-599, chop-0
@@ -268,3 +282,118 @@ def test_scenario_faults_for_is_sorted_by_stage(scenario, attempt):
         assert sorted(fired, key=repr) == sorted(scenario.faults, key=repr)
     else:
         assert fired == []
+
+
+# --- content and format tokens -----------------------------------------------------------
+
+
+def full_scenarios() -> st.SearchStrategy[Scenario]:
+    """Scenarios with every kind of token: content, format and faults."""
+    text = st.sampled_from([None, *TEXT_KINDS])
+    return st.builds(
+        Scenario,
+        nonce=st.text(string.ascii_letters + string.digits, max_size=8),
+        chunks=st.integers(0, 100_000),
+        eol=st.sampled_from(EOL_NAMES),
+        first=st.none() | st.integers(0, 5),
+        faults=st.lists(faults(), max_size=3).map(tuple),
+        text=text,
+        bigdelta=st.none() | st.integers(1, MAX_BIGDELTA),
+        emptydeltas=st.booleans(),
+        roleonly=st.booleans(),
+        tools=st.none() | st.integers(1, 100_000),
+        choices=st.integers(1, MAX_CHOICES),
+        finish=st.none() | st.sampled_from(FINISH_REASONS),
+        formats=st.frozensets(st.sampled_from(FORMATS)),
+    ) | st.builds(Scenario, text=st.just("random"), seed=st.integers(0, 999_999_999))
+
+
+@DETERMINISTIC
+@given(full_scenarios())
+def test_scenario_with_content_and_format_tokens_round_trips(scenario):
+    assert Scenario.parse(scenario.model) == scenario
+    assert set(scenario.model) <= set(string.ascii_letters + string.digits + ".-_")
+
+
+def test_scenario_model_writes_content_then_formats_then_faults_then_first():
+    scenario = Scenario.parse(
+        "streamproof.first-1.reset_after-9.bom.choices-2.text-random-5.eol-mixed.unterminated"
+        ".tools-3.finish-length.comments.roleonly.emptydeltas.bigdelta-2.id-a1.chunks-4"
+    )
+    assert scenario.model == (
+        "streamproof.id-a1.chunks-4.eol-mixed.text-random-5.bigdelta-2.emptydeltas.roleonly"
+        ".tools-3.choices-2.finish-length.bom.comments.unterminated.reset_after-9.first-1"
+    )
+    assert scenario.formats == {"bom", "comments", "unterminated"}
+    assert (scenario.text, scenario.seed, scenario.tools) == ("random", 5, 3)
+
+
+def test_scenario_formats_are_a_set_whatever_order_or_repetition():
+    assert Scenario.parse("streamproof.nospace.bom.nospace") == Scenario(
+        formats=frozenset({"bom", "nospace"})
+    )
+    assert Scenario(formats=("bom", "bom")).formats == frozenset({"bom"})  # type: ignore[arg-type]
+
+
+def test_scenario_finish_reason_defaults_to_stop_or_tool_calls():
+    assert Scenario().finish_reason == "stop"
+    assert Scenario(tools=2).finish_reason == "tool_calls"
+    assert Scenario(tools=2, finish="length").finish_reason == "length"
+
+
+def test_scenario_accepted_tokens_name_every_content_and_format_token():
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.parse("streamproof.bogus")
+    message = str(caught.value)
+    for name in (*CONTENT_TOKENS, *FORMATS, "nonobject", "upstream_error"):
+        assert name in message.partition("accepted: ")[2].split(", "), name
+
+
+@pytest.mark.parametrize(
+    ("tokens", "accepted"),
+    [
+        pytest.param("text", "text takes one of ascii, emoji", id="text-without-kind"),
+        pytest.param("text-klingon", "text takes one of ascii, emoji", id="text-unknown-kind"),
+        pytest.param("text-emoji-3", "text takes one of", id="text-kind-with-number"),
+        pytest.param("text-random", "or random-SEED", id="text-random-without-seed"),
+        pytest.param("text-random-x", "whole-number", id="text-random-letters"),
+        pytest.param("text-random-1-2", "or random-SEED", id="text-random-two-seeds"),
+        pytest.param("bigdelta", "takes 1 whole-number", id="bigdelta-without-size"),
+        pytest.param("bigdelta-0", "bigdelta takes 1 to 16384 KiB", id="bigdelta-0"),
+        pytest.param("bigdelta-16385", "bigdelta takes 1 to 16384 KiB", id="bigdelta-too-big"),
+        pytest.param("tools-0", "tools takes 1 to 100000", id="tools-0"),
+        pytest.param("choices-0", "choices takes 1 to 128", id="choices-0"),
+        pytest.param("choices-129", "choices takes 1 to 128", id="choices-too-many"),
+        pytest.param("finish-error", "finish takes one of stop, length", id="finish-error"),
+        pytest.param("finish", "finish takes one of stop, length", id="finish-without-reason"),
+        pytest.param("emptydeltas-1", "takes 0 whole-number", id="emptydeltas-with-arg"),
+        pytest.param("roleonly-2", "takes 0 whole-number", id="roleonly-with-arg"),
+        pytest.param("bom-1", "takes 0 whole-number", id="bom-with-arg"),
+        pytest.param("empty_data-x", "takes 0 whole-number", id="empty_data-with-arg"),
+        pytest.param("eol-mixed-1", "eol takes one of lf, crlf, cr, mixed", id="eol-mixed-1"),
+        pytest.param("eol-MIXED", "eol takes one of lf, crlf, cr, mixed", id="eol-capitals"),
+        pytest.param("Bom", "accepted: id, chunks", id="format-names-are-case-sensitive"),
+    ],
+)
+def test_scenario_parse_rejects_bad_content_or_format_token(tokens, accepted):
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.parse(f"streamproof.{tokens}")
+    assert accepted in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"text": "klingon"}, id="unknown-text"),
+        pytest.param({"text": "random"}, id="random-without-seed"),
+        pytest.param({"text": "emoji", "seed": 3}, id="seed-without-random"),
+        pytest.param({"seed": 3}, id="seed-alone"),
+        pytest.param({"text": "random", "seed": -1}, id="negative-seed"),
+        pytest.param({"formats": frozenset({"bom", "gzip"})}, id="unknown-format"),
+        pytest.param({"finish": "error"}, id="finish-error"),
+        pytest.param({"choices": 0}, id="no-choices"),
+    ],
+)
+def test_scenario_rejects_invalid_content_or_format_fields_when_built(changes):
+    with pytest.raises(ScenarioError):
+        Scenario(**changes)

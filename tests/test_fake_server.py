@@ -433,3 +433,123 @@ def test_provider_connections_disable_nagle(provider, client):
         sockets = [writer.get_extra_info("socket") for writer in writers]
         assert sockets
         assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
+
+
+# --- the grammar variants on the wire -----------------------------------------------------
+
+
+def answer_of(body: bytes) -> tuple[dict[int, str], dict[int, str], dict[int, str], bool]:
+    """Per choice: content, tool-call arguments and finish reason; and whether [DONE] came."""
+    contents: dict[int, str] = {}
+    arguments: dict[int, str] = {}
+    finishes: dict[int, str] = {}
+    done = False
+    for event in decode(body):
+        if event.data == "[DONE]":
+            done = True
+            continue
+        chunk = json.loads(event.data) if event.data.startswith("{") else {}
+        for choice in chunk.get("choices", []):
+            index, delta = choice["index"], choice["delta"]
+            contents[index] = contents.get(index, "") + (delta.get("content") or "")
+            for call in delta.get("tool_calls", []):
+                arguments[index] = arguments.get(index, "") + call["function"]["arguments"]
+            if choice["finish_reason"]:
+                finishes[index] = choice["finish_reason"]
+    return contents, arguments, finishes, done
+
+
+GRAMMAR = [
+    pytest.param(
+        "gramall",
+        "chunks-5.eol-mixed.bom.comments.nospace.fields.multiline.empty_data.unterminated"
+        ".text-emoji.choices-2.tools-3".split("."),
+        id="every-format-emoji-choices-tools",
+    ),
+    pytest.param("gramcr", ["chunks-6", "eol-cr", "text-control", "split_eol"], id="cr-control"),
+    pytest.param(
+        "gramcrlf",
+        "chunks-4.eol-crlf.text-surrogates.emptydeltas.roleonly.split_eol.split_utf8"
+        ".finish-length".split("."),
+        id="crlf-surrogates-split",
+    ),
+    pytest.param("grambig", ["chunks-3", "bigdelta-1024", "multiline", "chop-65536"], id="1mib"),
+    pytest.param("gramrandom", ["chunks-40", "text-random-99", "chop-5"], id="random-chop-5"),
+]
+
+
+@pytest.mark.parametrize(("nonce", "tokens"), GRAMMAR)
+def test_grammar_variant_arrives_byte_for_byte_and_means_expected(provider, client, nonce, tokens):
+    request = chat_request(nonce, *tokens)
+    response = client.post("/chat/completions", json=request)
+    plan = planned(request)
+    assert response.status_code == 200
+    assert response.content == plan.body
+    scenario = Scenario.parse(request["model"])
+    want = chat.expected(scenario)
+    arguments = {i: "".join(c.arguments for c in calls) for i, calls in want.tool_calls.items()}
+    contents, sent_arguments, finishes, done = answer_of(response.content)
+    assert contents == want.content
+    assert {i: sent_arguments.get(i, "") for i in contents} == arguments
+    assert finishes == want.finish_reasons
+    assert done is want.done
+    (attempt,) = finished(provider, nonce)
+    assert attempt.ending == "clean"
+    assert attempt.content_written_by_choice() == want.content
+    assert attempt.content_written == want.text
+    assert {i: s for i, s in attempt.arguments_written_by_choice().items() if s} == {
+        i: s for i, s in arguments.items() if s
+    }
+    assert [size for _, size in attempt.writes] == [len(piece) for piece in plan.writes()]
+
+
+@pytest.mark.parametrize("events", [2, 5, 9])
+def test_journal_knows_each_choices_content_when_the_stream_breaks(provider, client, events):
+    nonce = f"breakchoices{events}"
+    request = chat_request(nonce, "chunks-4", "choices-3", f"reset_after-{events}")
+    with client.stream("POST", "/chat/completions", json=request) as response:
+        received, error = read_until_error(response)
+    assert isinstance(error, httpx.TransportError)
+    (attempt,) = finished(provider, nonce)
+    assert attempt.events_written == events
+    written = attempt.content_written_by_choice()
+    contents, *_ = answer_of(received)
+    assert written == contents
+    want = chat.expected(Scenario.parse(request["model"])).content
+    assert all(want[index].startswith(text) for index, text in written.items())
+    assert attempt.content_written == written.get(0, "")
+
+
+def test_upstream_error_mid_stream_ends_the_body_cleanly_after_the_error(provider, client):
+    request = chat_request("inbandflat", "chunks-4", "upstream_error-4-flat")
+    response = client.post("/chat/completions", json=request)
+    assert response.content == planned(request).body
+    *_, last = decode(response.content)
+    assert json.loads(last.data)["object"] == "error"
+    (attempt,) = finished(provider, "inbandflat")
+    assert (attempt.ending, attempt.faults) == ("clean", ["upstream_error-4-flat"])
+    assert attempt.content_written == "".join(deltas(2))
+
+
+def test_nonobject_then_a_clean_retry(provider, client):
+    request = chat_request("nonobjretry", "chunks-3", "nonobject-2-array", "first-1")
+    first = client.post("/chat/completions", json=request)
+    second = client.post("/chat/completions", json=request)
+    assert decode(first.content)[1].data == "[1,2]"
+    assert second.content == clean_plan(request, attempt=2).body
+    attempts = finished(provider, "nonobjretry", count=2)
+    assert [a.faults for a in attempts] == [["nonobject-2-array"], []]
+
+
+def test_whole_answer_with_choices_and_tools(provider, client):
+    request = chat_request("wholetools", "chunks-2", "choices-2", "tools-4", stream=False)
+    document = client.post("/chat/completions", json=request).json()
+    want = chat.expected(Scenario.parse(request["model"]))
+    assert [c["message"]["content"] for c in document["choices"]] == list(want.content.values())
+    for choice in document["choices"]:
+        (call,) = choice["message"]["tool_calls"]
+        assert json.loads(call["function"]["arguments"])["city"] == "Zürich"
+        assert choice["finish_reason"] == "tool_calls"
+    (attempt,) = finished(provider, "wholetools")
+    assert attempt.content_written_by_choice() == want.content
+    assert set(attempt.arguments_written_by_choice()) == {0, 1}
