@@ -18,7 +18,7 @@ install: $(STAMP)
 
 ## The conformance suites against the bundled reference proxy, with an HTML report.
 conformance: $(STAMP)
-	$(BIN)/python -m pytest suites/ --html=$(REPORT_DIR)/conformance.html --self-contained-html $(PYTEST_ARGS) $(ALLOW_EMPTY)
+	$(BIN)/python -m pytest suites/ --report-dir=$(REPORT_DIR) --html=$(REPORT_DIR)/conformance.html --self-contained-html $(PYTEST_ARGS) $(ALLOW_EMPTY)
 
 ## streamproof's own tests (no proxy needed).
 unit: $(STAMP)

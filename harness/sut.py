@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fake_providers import Attempt, FakeProvider, Journal, Scenario
-from fake_providers.chat import CREATED, deltas
+from fake_providers.chat import Expected, expected
 from harness.client import StreamClient
 from harness.targets import Timeouts
 from harness.transcript import Transcript
@@ -48,16 +48,22 @@ class Exchange:
         streamed = self.streamed
         if streamed is None:
             return None
+        expected = self.expected
         return {
-            "id": f"chatcmpl-{self.scenario.nonce or 'fake'}-{streamed.number}",
-            "model": self.scenario.model,
-            "created": CREATED,
+            "id": expected.chunk_id(streamed.number),
+            "model": expected.model,
+            "created": expected.created,
         }
 
     @property
+    def expected(self) -> Expected:
+        """What a correct relay of a clean answer to this scenario carries."""
+        return expected(self.scenario)
+
+    @property
     def expected_content(self) -> str:
-        """The whole content a clean answer to this scenario carries."""
-        return "".join(deltas(self.scenario.chunks))
+        """The whole content (choice 0) a clean answer to this scenario carries."""
+        return self.expected.text
 
     def describe(self) -> str:
         lines = [f"model: {self.scenario.model}", "client saw:", self.transcript.summary()]

@@ -20,7 +20,13 @@ from fake_providers.faults import (
     StallBeforeHeaders,
     Status,
 )
-from fake_providers.scenario import Scenario
+from fake_providers.scenario import PREFIX, Scenario
+
+
+def scenario(*tokens: str) -> Scenario:
+    """A scenario from its tokens, as written in a model name: `scenario("chunks-8", "bom")`."""
+    return Scenario.parse(".".join((PREFIX, *tokens)))
+
 
 __all__ = [
     "Chop",
@@ -37,4 +43,5 @@ __all__ = [
     "StallAfter",
     "StallBeforeHeaders",
     "Status",
+    "scenario",
 ]

@@ -14,7 +14,9 @@ and is encoded the same way.
 
 An upstream error arrives in several shapes: `{"error": {...}}`, `{"object": "error", ...}`,
 an `event: error` event, or a choice with `finish_reason: "error"`. All become one `Fail`
-with code "upstream_error" (or the upstream's own code), carrying the upstream's message.
+with code "upstream_error" (or the upstream's own code), carrying the upstream's message;
+the chunk that carried the error is not forwarded itself. An event with empty data is
+legal and carries nothing: it is skipped.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class StreamCheck:
         return outcome
 
     def _event(self, data: bytes, name: bytes) -> list[Step]:
+        if not data and name != b"error":
+            return []  # `data:` with nothing after it: a legal event that carries nothing
         if data.strip() == b"[DONE]":
             return [self._end(Finish())]
         try:
@@ -134,9 +138,14 @@ class StreamCheck:
             for choice in (choices if isinstance(choices, list) else ())
             if isinstance(choice, dict)
         ]
-        self.forwarded += 1
         if "error" in reasons:
-            return [Forward(data), self._upstream_error({"message": "finish_reason is 'error'"})]
+            # The chunk *is* the upstream's error report: it becomes the one error event.
+            return [
+                self._upstream_error(
+                    {"message": "the upstream ended the answer with finish_reason 'error'"}
+                )
+            ]
+        self.forwarded += 1
         self.finished = self.finished or any(reason is not None for reason in reasons)
         return [Forward(data)]
 

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import unicodedata
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -61,6 +62,15 @@ BUGS = {
     "bare-error": "sends its error event without the blank line that ends it",
     "json-as-text": "serves non-streaming answers as text/plain",
     "retry-4xx": "retries every upstream error, 4xx included",
+    "naive-framer": "frames events by LF LF and takes what follows `data: ` on each line",
+    "every-line-is-data": "takes the value of every line as data, whatever its field name",
+    "sanitize-text": "normalises content to NFC and strips control and format characters",
+    "truncate-long": "cuts every delta to its first 2,048 characters",
+    "drop-contentless": "forwards only chunks that carry content or a finish_reason",
+    "drop-tool-calls": "re-sends each delta with only its role and content",
+    "first-choice-only": "forwards choice 0 only",
+    "skip-bad-events": "silently drops payloads that are not JSON objects, and goes on",
+    "empty-data-is-error": "ends the stream with an error at an event with empty data",
     "null-content": "answers non-streaming requests with `content: null`",
     "crash-on-bad-input": "trusts the request body: bad JSON or no messages is a 500",
 }
@@ -181,6 +191,98 @@ async def _benign(chunks: Stream) -> Stream:
         yield event[len(event) // 2 :]
 
 
+async def _naive_framer(chunks: Stream) -> Stream:
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            for line in event.split(b"\n"):
+                if line.startswith(b"data"):
+                    yield b"data: " + line[len(b"data: ") :] + b"\n\n"
+
+
+async def _every_line_is_data(chunks: Stream) -> Stream:
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            values = [line.partition(b":")[2].lstrip(b" ") for line in event.split(b"\n")]
+            yield b"data: " + b" ".join(values) + b"\n\n"
+
+
+def _sanitize(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp"))
+
+
+async def _rewrite_chunks(chunks: Stream, change: Callable[[dict[str, Any]], bool]) -> Stream:
+    """Re-send each chunk after `change` (which returns False to drop the chunk)."""
+    async for data in _events(chunks):
+        if data == "[DONE]":
+            yield DONE
+            continue
+        payload = json.loads(data)
+        if change(payload):
+            yield f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+def _deltas(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c["delta"] for c in payload.get("choices", []) if isinstance(c.get("delta"), dict)]
+
+
+def _sanitize_text(payload: dict[str, Any]) -> bool:
+    for delta in _deltas(payload):
+        if isinstance(delta.get("content"), str):
+            delta["content"] = _sanitize(delta["content"])
+    return True
+
+
+def _truncate_long(payload: dict[str, Any]) -> bool:
+    for delta in _deltas(payload):
+        if isinstance(delta.get("content"), str):
+            delta["content"] = delta["content"][:2048]
+    return True
+
+
+def _drop_contentless(payload: dict[str, Any]) -> bool:
+    return any(
+        c.get("finish_reason") or (c.get("delta") or {}).get("content")
+        for c in payload.get("choices", [])
+    )
+
+
+def _drop_tool_calls(payload: dict[str, Any]) -> bool:
+    for choice in payload.get("choices", []):
+        delta = choice.get("delta") or {}
+        choice["delta"] = {k: v for k, v in delta.items() if k in ("role", "content")}
+    return True
+
+
+def _first_choice_only(payload: dict[str, Any]) -> bool:
+    payload["choices"] = [c for c in payload.get("choices", []) if c.get("index", 0) == 0]
+    return bool(payload["choices"]) or "usage" in payload
+
+
+async def _skip_bad_events(chunks: Stream) -> Stream:
+    async for data in _events(chunks):
+        try:
+            payload = json.loads(data) if data != "[DONE]" else {}
+        except ValueError:
+            continue  # BUG: the hole it leaves is never mentioned
+        if isinstance(payload, dict):
+            yield f"data: {data}\n\n".encode()
+
+
+async def _empty_data_is_error(chunks: Stream) -> Stream:
+    async for data in _events(chunks):
+        if not data:
+            yield ERROR_EVENT
+            return
+        yield f"data: {data}\n\n".encode()
+
+
 async def _gzip(chunks: Stream) -> Stream:
     compressor = zlib.compressobj(wbits=31)
     async for chunk in chunks:
@@ -206,6 +308,15 @@ REWRITES: dict[str, Callable[[Stream], Stream]] = {
     "batch": _batch,
     "unterminated-done": _unterminated_done,
     "bare-error": _bare_error,
+    "naive-framer": _naive_framer,
+    "every-line-is-data": _every_line_is_data,
+    "sanitize-text": lambda chunks: _rewrite_chunks(chunks, _sanitize_text),
+    "truncate-long": lambda chunks: _rewrite_chunks(chunks, _truncate_long),
+    "drop-contentless": lambda chunks: _rewrite_chunks(chunks, _drop_contentless),
+    "drop-tool-calls": lambda chunks: _rewrite_chunks(chunks, _drop_tool_calls),
+    "first-choice-only": lambda chunks: _rewrite_chunks(chunks, _first_choice_only),
+    "skip-bad-events": _skip_bad_events,
+    "empty-data-is-error": _empty_data_is_error,
 }
 
 

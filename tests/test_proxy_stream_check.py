@@ -114,12 +114,19 @@ def test_stream_check_upstream_error_text_is_redacted():
     assert error_of(step)["message"] == "fake: bad key [redacted]"
 
 
-def test_stream_check_finish_reason_error_is_forwarded_then_failed():
+def test_stream_check_finish_reason_error_becomes_the_one_error_event():
     check = StreamCheck("fake")
     steps = check.feed(sse(chunk(None, "error")))
-    assert steps[0] == Forward(chunk(None, "error"))
-    assert isinstance(steps[1], Fail)
-    assert steps[1].code == "upstream_error"
+    assert len(steps) == 1
+    assert isinstance(steps[0], Fail)
+    assert steps[0].code == "upstream_error"
+
+
+def test_stream_check_skips_an_event_with_empty_data():
+    check = StreamCheck("fake")
+    assert check.feed(b"data:\n\n") == []
+    assert check.feed(sse(chunk())) == [Forward(chunk())]
+    assert not check.over
 
 
 def test_stream_check_fail_after_the_end_is_recorded_once():
