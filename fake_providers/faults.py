@@ -141,6 +141,25 @@ class CloseAfter(Fault):
 
 
 @dataclass(frozen=True)
+class CutInside(Fault):
+    """After event n, half of event n+1, then a clean close: an unterminated final event."""
+
+    name: ClassVar[str] = "cut_inside"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    events: int
+
+    def apply(self, plan: Plan) -> Plan:
+        kept = plan.frames[: self.events]
+        if self.events >= len(plan.frames):
+            return plan.replace(frames=kept, ending=Ending.CLEAN)
+        cut = plan.frames[self.events]
+        # Half an event carries nothing a client can read: its bytes, none of its deltas.
+        half = Frame(FrameKind.MALFORMED, cut.data[: len(cut.data) // 2])
+        return plan.replace(frames=(*kept, half), ending=Ending.CLEAN)
+
+
+@dataclass(frozen=True)
 class NoDone(Fault):
     """The stream finishes (finish_reason is sent) but `data: [DONE]` never comes."""
 
@@ -324,6 +343,7 @@ FAULTS: dict[str, type[Fault]] = {
         ResetAfter,
         StallAfter,
         CloseAfter,
+        CutInside,
         NoDone,
         Malformed,
         Coalesce,

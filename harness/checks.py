@@ -284,17 +284,11 @@ def retried_after(x: Exchange, seconds: float) -> Finding:
 
 def message_content_intact(x: Exchange) -> Finding:
     """A non-streaming answer's message content is exactly the upstream's."""
-    body, content = x.transcript.json_body, None
-    if isinstance(body, dict) and isinstance(body.get("choices"), list) and body["choices"]:
-        choice = body["choices"][0]
-        if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-            content = choice["message"].get("content")
-    if not isinstance(content, str):
-        return Finding(False, "message content equals the upstream's", f"content {content!r:.60}")
+    got = x.transcript.content()
     return Finding(
-        content == x.expected_content,
+        got == x.expected_content,
         "message content equals the upstream's",
-        _difference(x.expected_content, content),
+        _difference(x.expected_content, got),
     )
 
 

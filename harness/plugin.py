@@ -262,6 +262,7 @@ def pytest_runtest_makereport(
         duration=item.stash.get(_call_duration_key, report.duration),
         nodeid=item.nodeid,
         accepted=accepted,
+        axes=judge.axes if judge else None,
     )
     report.user_properties.append((results.KEY, record))
     _add_html_extra(report, record, judge)

@@ -51,6 +51,8 @@ class CaseRecord(TypedDict):
     expected: str
     nodeid: str
     accepted: str | None  # the expectation's reason, when the verdict was expected
+    content: str | None  # the content axis: whole, prefix, none or damaged (None: no exchange)
+    ending: str | None  # the ending axis: done, error, truncated, reset, timed_out, …
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def record(
     duration: float,
     nodeid: str,
     accepted: str | None = None,
+    axes: tuple[str, str] | None = None,
 ) -> CaseRecord:
     return {
         "id": case_id,
@@ -87,6 +90,8 @@ def record(
         "expected": case.expected,
         "nodeid": nodeid,
         "accepted": accepted,
+        "content": axes[0] if axes else None,
+        "ending": axes[1] if axes else None,
     }
 
 

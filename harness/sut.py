@@ -15,7 +15,7 @@ from fake_providers import Attempt, FakeProvider, Journal, Scenario
 from fake_providers.chat import Expected, expected
 from harness.client import StreamClient
 from harness.targets import Timeouts
-from harness.transcript import Transcript
+from harness.transcript import Outcome, Transcript
 
 DEFAULT_MESSAGES = [{"role": "user", "content": "Say something in a few languages."}]
 
@@ -64,6 +64,27 @@ class Exchange:
     def expected_content(self) -> str:
         """The whole content (choice 0) a clean answer to this scenario carries."""
         return self.expected.text
+
+    def axes(self) -> tuple[str, str]:
+        """The verdict's two axes, in words: what became of the content, how it ended.
+
+        content: "whole" (every choice as the upstream meant it), "prefix" (a part of what
+        the upstream sent, from its start: an honest truncation), "none", or "damaged".
+        ending: the transcript's outcome (done, error, truncated, reset, timed_out, …).
+        """
+        t, want = self.transcript, self.expected
+        got = {index: t.content(index) for index in want.content}
+        if t.outcome is Outcome.HTTP_ERROR:
+            content = "none"
+        elif got == want.content:
+            content = "whole"
+        elif not any(got.values()):
+            content = "none"
+        elif self.upstream_content.startswith(got.get(0, "")):
+            content = "prefix"
+        else:
+            content = "damaged"
+        return content, t.outcome.value
 
     def describe(self) -> str:
         lines = [f"model: {self.scenario.model}", "client saw:", self.transcript.summary()]

@@ -13,6 +13,7 @@ Outcomes, from the client's point of view:
     timed_out    the client gave up waiting (the proxy went silent)
     left         the client hung up on purpose
     http_error   the status was not 2xx
+    complete     a non-streamed answer arrived whole
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Outcome(enum.Enum):
     TIMED_OUT = "timed_out"
     LEFT = "left"
     HTTP_ERROR = "http_error"
+    COMPLETE = "complete"
     NO_RESPONSE = "no_response"
 
 
@@ -71,6 +73,12 @@ class Transcript:
     transport: Transport = Transport.EOF
     transport_error: str = ""
     ended_at: float | None = None
+
+    @property
+    def streamed(self) -> bool:
+        """The answer is an event stream: asked for as one, or served as one."""
+        kind = self.headers.get("content-type", "").lower()
+        return self.request.get("stream") is True or kind.startswith("text/event-stream")
 
     @property
     def body(self) -> bytes:
@@ -132,7 +140,10 @@ class Transcript:
         ]
 
     def content(self, index: int = 0) -> str:
-        """The assembled `delta.content` of one choice, in arrival order."""
+        """One choice's content: its deltas joined in arrival order, or, for an answer that
+        was not streamed, its message."""
+        if not self.streamed:
+            return _message_content(self.json_body, index)
         return "".join(self.deltas(index))
 
     def deltas(self, index: int = 0) -> list[str]:
@@ -243,6 +254,8 @@ class Transcript:
             return Outcome.TIMED_OUT
         if self.transport is Transport.LEFT:
             return Outcome.LEFT
+        if not self.streamed:
+            return Outcome.COMPLETE
         if self.done_count:
             return Outcome.DONE
         if self.error_events:
@@ -273,6 +286,16 @@ class _Marker:
 
 DONE: Any = _Marker("DONE")
 INVALID: Any = _Marker("INVALID")
+
+
+def _message_content(body: Any, index: int) -> str:
+    choices = body.get("choices") if isinstance(body, dict) else None
+    for choice in choices if isinstance(choices, list) else []:
+        if isinstance(choice, dict) and choice.get("index", 0) == index:
+            message = choice.get("message")
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                return str(message["content"])
+    return ""
 
 
 def _is_error(event: Event, payload: Any) -> bool:

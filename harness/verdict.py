@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -66,6 +66,14 @@ class CaseFailed(AssertionError):
     """A MUST-level finding failed; the message lists the failed findings."""
 
 
+class Observed(Protocol):
+    """An exchange as a case saw it (`harness.sut.Exchange`)."""
+
+    def describe(self) -> str: ...
+
+    def axes(self) -> tuple[str, str]: ...
+
+
 @dataclass
 class Judge:
     """Collects a case's findings while it runs; the plugin turns them into its verdict."""
@@ -73,6 +81,7 @@ class Judge:
     case: Case | None
     findings: list[Finding] = field(default_factory=list)
     evidence: list[tuple[str, str]] = field(default_factory=list)  # (title, text) for reports
+    axes: tuple[str, str] | None = None  # (content, ending) of the last exchange seen
 
     def check(self, *findings: Finding) -> None:
         """Record findings; stop the case at once if a MUST-level one failed."""
@@ -84,6 +93,11 @@ class Judge:
 
     def attach(self, title: str, text: str) -> None:
         self.evidence.append((title, text))
+
+    def saw(self, exchange: Observed, title: str = "exchange") -> None:
+        """Keep an exchange for the report: its description and its two axes."""
+        self.attach(title, exchange.describe())
+        self.axes = exchange.axes()
 
     @property
     def level(self) -> Level:

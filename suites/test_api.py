@@ -18,7 +18,7 @@ POLICY = "streamproof policy (DESIGN.md)"
 )
 def test_non_streaming_answer(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8), stream=False)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.status_is(x.transcript, 200), checks.message_content_intact(x))
 
 
@@ -32,7 +32,7 @@ def test_non_streaming_answer(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_non_streaming_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1), stream=False)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.message_content_intact(x),
@@ -91,7 +91,7 @@ def test_non_streaming_answer_is_json(sut: SystemUnderTest, judge: Judge) -> Non
 )
 def test_upstream_400_passed_on(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=3, faults=(Status(400),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.http_error(x.transcript, set(range(400, 500))))
 
 
@@ -106,5 +106,5 @@ def test_upstream_400_passed_on(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_upstream_400_not_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=3, faults=(Status(400),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.attempts_exactly(x, 1))

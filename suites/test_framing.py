@@ -19,7 +19,7 @@ POLICY = "streamproof policy (DESIGN.md)"
 )
 def test_streamed_answer_is_event_stream(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=4))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.status_is(x.transcript, 200), checks.is_event_stream(x.transcript))
 
 
@@ -33,7 +33,7 @@ def test_streamed_answer_is_event_stream(sut: SystemUnderTest, judge: Judge) -> 
 )
 def test_payloads_are_json_objects(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=12))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.payloads_are_json_objects(x.transcript))
 
 
@@ -46,7 +46,7 @@ def test_payloads_are_json_objects(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_single_final_done(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=12))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.ends_with_single_done(x.transcript))
 
 
@@ -88,7 +88,7 @@ def test_event_stream_not_compressed(sut: SystemUnderTest, judge: Judge) -> None
 )
 def test_chunks_forwarded_as_they_arrive(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(Slow(40),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.delivered_incrementally(x), checks.content_intact(x))
 
 
@@ -155,7 +155,7 @@ def test_chunks_are_chat_completion_chunks(sut: SystemUnderTest, judge: Judge) -
 )
 def test_chunk_metadata_preserved(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.metadata_preserved(x))
 
 
@@ -168,7 +168,7 @@ def test_chunk_metadata_preserved(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_events_follow_upstream_pacing(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(Slow(60),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.paced_like_upstream(x, tolerance=0.1), checks.content_intact(x))
 
 
@@ -195,5 +195,5 @@ def test_clean_stream_ends_on_event_boundary(sut: SystemUnderTest, judge: Judge)
 )
 def test_broken_stream_ends_on_event_boundary(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(ResetAfter(3),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.ends_on_event_boundary(x.transcript))

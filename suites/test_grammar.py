@@ -32,7 +32,7 @@ def _sweep(*tokens: str, splits: tuple[str, ...] = tuple(SPLITS)) -> list[object
 
 def _relay_faithfully(sut: SystemUnderTest, judge: Judge, tokens: object) -> None:
     x = sut.chat(tokens)  # type: ignore[arg-type]
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.answer_intact(x),
         checks.role_announced(x.transcript),
@@ -287,5 +287,5 @@ def test_event_sequence_independent_of_splits(
 ) -> None:
     runs = {name: sut.chat(scenario(*tokens, *split)) for name, split in SPLITS.items()}
     for name, x in runs.items():
-        judge.attach(name, x.describe())
+        judge.saw(x, name)
     judge.check(checks.same_event_sequence({name: x.transcript for name, x in runs.items()}))

@@ -38,7 +38,7 @@ def test_content_intact_at_every_split(
     sut: SystemUnderTest, judge: Judge, scenario: Scenario
 ) -> None:
     x = sut.chat(scenario)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))
 
 
@@ -51,7 +51,7 @@ def test_content_intact_at_every_split(
 )
 def test_long_stream_intact(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=500))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))
 
 
@@ -77,5 +77,5 @@ def test_finish_reason_forwarded(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_slow_stream_not_cut(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(Slow(60),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))

@@ -44,7 +44,7 @@ def test_bad_payload_not_hidden(
     sut: SystemUnderTest, judge: Judge, tokens: tuple[str, ...]
 ) -> None:
     x = sut.chat(scenario("chunks-8", *tokens))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.fault_visible(x),
         checks.nothing_replayed(x),
@@ -64,7 +64,7 @@ def test_bad_payload_not_hidden(
 @pytest.mark.parametrize("tokens", BAD_PAYLOADS)
 def test_bad_payload_reported(sut: SystemUnderTest, judge: Judge, tokens: tuple[str, ...]) -> None:
     x = sut.chat(scenario("chunks-8", *tokens))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.openai_error_event(x.transcript), checks.nothing_replayed(x))
 
 
@@ -79,7 +79,7 @@ def test_bad_payload_reported(sut: SystemUnderTest, judge: Judge, tokens: tuple[
 @pytest.mark.parametrize("token", ERROR_SHAPES)
 def test_upstream_error_not_dressed_up(sut: SystemUnderTest, judge: Judge, token: str) -> None:
     x = sut.chat(scenario("chunks-8", token))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.not_dressed_up(x.transcript), checks.nothing_replayed(x))
 
 
@@ -95,7 +95,7 @@ def test_upstream_error_not_dressed_up(sut: SystemUnderTest, judge: Judge, token
 @pytest.mark.parametrize("token", ERROR_SHAPES)
 def test_upstream_error_normalised(sut: SystemUnderTest, judge: Judge, token: str) -> None:
     x = sut.chat(scenario("chunks-8", token))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.openai_error_event(x.transcript))
 
 
@@ -109,7 +109,7 @@ def test_upstream_error_normalised(sut: SystemUnderTest, judge: Judge, token: st
 )
 def test_unterminated_done(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(scenario("chunks-8", "unterminated"))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.answer_intact(x))
 
 
@@ -123,7 +123,7 @@ def test_unterminated_done(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_unterminated_done_completed(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(scenario("chunks-8", "unterminated"))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.ends_with_single_done(x.transcript))
 
 
@@ -141,5 +141,34 @@ def test_unterminated_done_completed(sut: SystemUnderTest, judge: Judge) -> None
 )
 def test_empty_data_event(sut: SystemUnderTest, judge: Judge, split: tuple[str, ...]) -> None:
     x = sut.chat(scenario("chunks-8", "empty_data", *split))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.answer_intact(x), checks.ends_with_single_done(x.transcript))
+
+
+@case(
+    "3.8",
+    "An answer cut off inside an event is not dressed up as a clean finish",
+    requirement="The unterminated tail at end of input is not dispatched (WHATWG HTML "
+    "§9.2.6); with no finish_reason and no [DONE] before it, the answer is truncated.",
+    source="WHATWG HTML §9.2.6",
+    expected="a prefix of the answer; no [DONE]; no finish_reason",
+)
+def test_cut_inside_event_not_dressed_up(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(scenario("chunks-8", "cut_inside-4"))
+    judge.saw(x)
+    judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x.transcript))
+
+
+@case(
+    "3.9",
+    "An answer cut off inside an event is reported as a truncation",
+    requirement="The proxy notices the unterminated tail: it is a truncation signal, not "
+    "nothing; one in-band error event follows.",
+    source=POLICY,
+    expected='one {"error": {...}} event, last, no [DONE]',
+    strength=Strength.SHOULD,
+)
+def test_cut_inside_event_reported(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(scenario("chunks-8", "cut_inside-4"))
+    judge.saw(x)
+    judge.check(checks.openai_error_event(x.transcript))

@@ -43,7 +43,7 @@ def _tolerance(seconds: float) -> float:
 )
 def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.content_intact(x),
@@ -61,7 +61,7 @@ def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> Non
 )
 def test_two_resets_then_success(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=2))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.content_intact(x),
@@ -78,7 +78,7 @@ def test_two_resets_then_success(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_503_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(Status(503),), first=2))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.status_is(x.transcript, 200), checks.content_intact(x))
 
 
@@ -93,7 +93,7 @@ def test_503_retried(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_429_retried_after_retry_after(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=4, faults=(Status(429, 1),), first=1))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.status_is(x.transcript, 200), checks.retried_after(x, 1.0))
 
 
@@ -111,7 +111,7 @@ CLOSE_MID_ANSWER = Scenario(chunks=8, faults=(CloseAfter(4),))
 )
 def test_reset_mid_stream_not_replayed(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(RESET_MID_STREAM)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.nothing_replayed(x),
@@ -130,7 +130,7 @@ def test_reset_mid_stream_not_replayed(sut: SystemUnderTest, judge: Judge) -> No
 )
 def test_reset_mid_stream_reported(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(RESET_MID_STREAM)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.single_error_event(x.transcript))
 
 
@@ -144,7 +144,7 @@ def test_reset_mid_stream_reported(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_clean_close_not_dressed_up(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(CLOSE_MID_ANSWER)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x.transcript))
 
 
@@ -158,7 +158,7 @@ def test_clean_close_not_dressed_up(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_clean_close_reported(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(CLOSE_MID_ANSWER)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.single_error_event(x.transcript))
 
 
@@ -172,7 +172,7 @@ def test_clean_close_reported(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_stall_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(StallAfter(4),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     streamed = x.streamed
     last_write = (
         streamed.last_write_at if streamed and streamed.last_write_at else x.transcript.sent_at
@@ -195,7 +195,7 @@ def test_stall_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_malformed_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(Malformed(4),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.nothing_replayed(x),
         checks.single_error_event(x.transcript),
@@ -214,7 +214,7 @@ def test_malformed_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_finish_without_done(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(NoDone(),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))
 
 
@@ -230,7 +230,7 @@ def test_client_leaves_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=40, faults=(Slow(50),)), leave_after_events=3)
     left = x.transcript.ended_at or time.perf_counter()
     judge.check(checks.upstream_released(x, left, within=0.5, watch=0.5))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
 
 
 @case(
@@ -249,7 +249,7 @@ def test_client_leaves_before_first_byte(sut: SystemUnderTest, judge: Judge) -> 
     x = sut.chat(NEVER_ANSWERS, leave_before_response=first_byte * 0.2)
     left = x.transcript.ended_at or time.perf_counter()
     judge.check(checks.upstream_released(x, left, within=first_byte * 0.5, watch=0.5))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
 
 
 @case(
@@ -262,7 +262,7 @@ def test_client_leaves_before_first_byte(sut: SystemUnderTest, judge: Judge) -> 
 )
 def test_persistent_500(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=4, faults=(Status(500),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.http_error(x.transcript, {500, 502, 503}))
 
 
@@ -276,7 +276,7 @@ def test_persistent_500(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_persistent_reset(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=4, faults=(ResetBeforeHeaders(),)))
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.http_error(x.transcript, {502}))
 
 
@@ -290,7 +290,7 @@ def test_persistent_reset(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_upstream_never_answers(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(NEVER_ANSWERS)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(
         checks.http_error(x.transcript, set(range(500, 600))),
         checks.ended_within(x.transcript, x.transcript.sent_at, _tolerance(sut.timeouts.total)),
@@ -308,5 +308,5 @@ def test_upstream_never_answers(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_upstream_timeout_is_504(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(NEVER_ANSWERS)
-    judge.attach("exchange", x.describe())
+    judge.saw(x)
     judge.check(checks.http_error(x.transcript, {504}))

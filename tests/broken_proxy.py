@@ -358,7 +358,7 @@ def build(upstream: str, bug: str) -> Starlette:
                     tail = (tail + chunk)[-len(DONE) :]
                     yield chunk
                 if bug == "invent-finish" and DONE not in tail:
-                    yield DONE  # BUG: however the upstream stopped, the stream "finished"
+                    yield b"\n\n" + DONE  # BUG: however the upstream stopped, it "finished"
                 return
             except FAILURES:
                 if bug != "replay" or attempt == 2:

@@ -155,3 +155,17 @@ def test_ended_within_fails_when_the_client_gave_up() -> None:
     assert not checks.ended_within(t, 0.0, 10.0).ok
     assert checks.ended_within(_transcript(_chunk("a"), ERROR), 0.5, 0.6).ok
     assert not checks.ended_within(_transcript(_chunk("a"), ERROR), 0.5, 0.4).ok
+
+
+@pytest.mark.parametrize(
+    ("parts", "tail", "axes"),
+    [
+        pytest.param(deltas(4), DONE, ("whole", "done"), id="whole-done"),
+        pytest.param(deltas(2), ERROR, ("damaged", "error"), id="short-without-upstream"),
+        pytest.param(deltas(2) + deltas(2), ERROR, ("damaged", "error"), id="replayed"),
+        pytest.param([], ERROR, ("none", "error"), id="nothing"),
+    ],
+)
+def test_exchange_axes(parts: list[str], tail: bytes, axes: tuple[str, str]) -> None:
+    body = b"".join(_chunk(p) for p in parts) + tail
+    assert _exchange(_transcript(body)).axes() == axes

@@ -21,6 +21,7 @@ from fake_providers.faults import (
     Chop,
     CloseAfter,
     Coalesce,
+    CutInside,
     Malformed,
     NoDone,
     NonObject,
@@ -36,6 +37,7 @@ from fake_providers.faults import (
 )
 from fake_providers.plan import Ending, FrameKind, Plan
 from fake_providers.scenario import EOLS
+from harness.sse import SSEDecoder
 
 # Deterministic and quick: same examples on every run, no example database written to disk.
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=150)
@@ -297,6 +299,7 @@ EXAMPLES: list[tuple[Fault, str]] = [
     (ResetAfter(6), "reset_after-6"),
     (StallAfter(2), "stall_after-2"),
     (CloseAfter(0), "close_after-0"),
+    (CutInside(3), "cut_inside-3"),
     (NoDone(), "no_done"),
     (Malformed(3), "malformed-3"),
     (Coalesce(), "coalesce"),
@@ -401,3 +404,21 @@ def test_split_eol_written_last_splits_every_crlf(chunks, before, others):
     plan = apply(answer(chunks=chunks, eol="crlf"), *before, SplitEol(), *others)
     assert crlf_middles(plan.body) <= boundaries(plan)
     assert b"".join(plan.writes()) == plan.body
+
+
+def test_cut_inside_ends_with_half_an_event():
+    base = answer(chunks=4)
+    plan = CutInside(3).apply(base)
+    assert plan.frames[:3] == base.frames[:3]
+    assert plan.frames[3].data == base.frames[3].data[: len(base.frames[3].data) // 2]
+    assert plan.frames[3].deltas == ()
+    assert plan.ending is Ending.CLEAN
+    decoder = SSEDecoder()
+    events = decoder.feed(plan.body) + decoder.close()
+    assert len(events) == 3
+    assert decoder.unterminated
+
+
+def test_cut_inside_past_the_end_keeps_every_event():
+    base = answer(chunks=2)
+    assert CutInside(99).apply(base).frames == base.frames

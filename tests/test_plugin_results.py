@@ -69,6 +69,8 @@ CASE_KEYS = [
     "expected",
     "nodeid",
     "accepted",
+    "content",
+    "ending",
 ]
 
 
@@ -134,6 +136,8 @@ def test_results_json_case_values(pytester: pytest.Pytester) -> None:
         "expected": "exp 9.3",
         "nodeid": "test_cases.py::test_should_broken",
         "accepted": None,
+        "content": None,  # the case saw no exchange
+        "ending": None,
     }
     assert {cid: case["group"] for cid, case in cases.items()} == {
         cid: 10 if cid == "10.1" else 9 for cid in IDS
