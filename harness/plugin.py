@@ -254,6 +254,9 @@ def pytest_runtest_makereport(
     elif accepted is None and level is Level.NON_STRICT and level in fail_on:
         report.outcome = "failed"
         report.longrepr = f"NON-STRICT: {reason}"
+    if call.excinfo is not None and call.excinfo.errisinstance(CaseFailed) and report.failed:
+        # A FAIL is a verdict, not a crash: its reason says it all, a traceback adds noise.
+        report.longrepr = f"{cid} FAIL: {reason}"
     record = results.record(
         case,
         cid,
@@ -304,6 +307,11 @@ def _add_html_extra(report: pytest.TestReport, record: CaseRecord, judge: Judge 
         f"<p><b>Expected</b>: {html.escape(record['expected'])}</p>",
         f"<p><b>Observed</b>: {html.escape(record['reason'] or '-')}</p>",
     ]
+    if record["content"] is not None:
+        parts.append(
+            f"<p><b>Content</b>: {html.escape(record['content'])} · "
+            f"<b>Ending</b>: {html.escape(record['ending'] or '-')}</p>"
+        )
     for title, text in judge.evidence if judge else []:
         parts.append(f"<p><b>{html.escape(title)}</b></p><pre>{html.escape(text)}</pre>")
     # pytest-html reads `report.extras`, an attribute it expects plugins to set.
