@@ -212,6 +212,23 @@ class Transcript:
             and choice["delta"]["content"]
         ]
 
+    def usages(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every usage object the client saw, in order, with where it sat: "final" (a chunk
+        with `choices: []`), "chunk" (top level of a chunk with choices), "choice" (inside
+        a choice, as Moonshot/Kimi put it) or "body" (a non-streamed answer)."""
+        if not self.streamed:
+            body = self.json_body
+            usage = body.get("usage") if isinstance(body, dict) else None
+            return [("body", usage)] if isinstance(usage, dict) else []
+        found: list[tuple[str, dict[str, Any]]] = []
+        for _, chunk in self.chat_chunks:
+            if isinstance(chunk.get("usage"), dict):
+                found.append(("final" if not chunk["choices"] else "chunk", chunk["usage"]))
+            for choice in chunk["choices"]:
+                if isinstance(choice, dict) and isinstance(choice.get("usage"), dict):
+                    found.append(("choice", choice["usage"]))
+        return found
+
     def content_events(self) -> list[TimedEvent]:
         """The events that carried a non-empty content delta."""
         return [
