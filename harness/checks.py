@@ -405,6 +405,14 @@ def usage_in_openai_shape(t: Transcript) -> Finding:
     return Finding(ok, "one final usage chunk (choices: []) before [DONE]", observed)
 
 
+def same_usage(a: Transcript, b: Transcript) -> Finding:
+    """Two exchanges ended with the same usage figures (and both had some)."""
+    ua, ub = a.usages(), b.usages()
+    fa = _figures(ua[-1][1]) if ua else None
+    fb = _figures(ub[-1][1]) if ub else None
+    return Finding(fa is not None and fa == fb, "the same usage both ways", f"{fa} and {fb}")
+
+
 def no_usage(t: Transcript) -> Finding:
     seen = t.usages()
     return Finding(
