@@ -11,34 +11,58 @@ Every chunk carries the same metadata: `id` is `chatcmpl-<id token, or "fake">-<
 (the attempt number is part of it, so a client can tell which attempt it was given),
 `object` is `chat.completion.chunk`, `created` is `CREATED`, and `model` is the model name
 exactly as the request sent it.
+
+Usage figures are exact (`tokens.py`): prompt tokens by the OpenAI cookbook's formula over
+the request's messages, completion tokens on each choice's joined text (its content, then
+its tool-call arguments), summed over the choices; `expected_usage` gives them without a
+request, the same for a streamed and a whole answer. Where the usage goes, and whether it
+goes at all, is the scenario's usage dialect (`usage-…`); a scenario with
+`reject_stream_options` refuses any request that has `stream_options` with a 400.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fake_providers import content, tokens
 from fake_providers.content import ToolCall
 from fake_providers.formats import Dialect
-from fake_providers.plan import Frame, FrameKind, Pieces, Plan
+from fake_providers.plan import Frame, FrameKind, Pieces, Plan, Usage
 from fake_providers.scenario import EOLS, Scenario
 from fake_providers.text import VOCABULARY, deltas
 
 CREATED = 1_700_000_000
 CHUNK_OBJECT = "chat.completion.chunk"
+# The messages the harness sends by default (`harness.sut.DEFAULT_MESSAGES` says the same).
+DEFAULT_MESSAGES: tuple[dict[str, str], ...] = (
+    {"role": "user", "content": "Say something in a few languages."},
+)
+ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+STREAM_OPTIONS_REJECTED = {
+    "error": {
+        "message": "stream_options is not supported",
+        "type": "invalid_request_error",
+        "code": "unsupported_parameter",
+    }
+}
 
 __all__ = [
     "CHUNK_OBJECT",
     "CREATED",
+    "DEFAULT_MESSAGES",
+    "STREAM_OPTIONS_REJECTED",
     "VOCABULARY",
+    "ZERO_USAGE",
     "Expected",
     "ToolCall",
     "answer",
     "chunk_id",
     "deltas",
     "expected",
+    "expected_usage",
 ]
 
 
@@ -48,7 +72,11 @@ class Expected:
 
     This is the answer before any fault: what a clean attempt (a retry after `first-K`, or
     a scenario without faults) sends. What a faulted attempt actually wrote is in its
-    journal (`Attempt.content_written_by_choice()`).
+    journal (`Attempt.content_written_by_choice()`, `Attempt.usage_written`).
+
+    `usage` is the exact figure for a request with `DEFAULT_MESSAGES`; for other messages,
+    `expected_usage(scenario, messages)`. It is the truth whatever the dialect: with
+    `usage-none` the wire carries no usage, with `usage-zero` zeros.
     """
 
     id_prefix: str  # every chunk's `id` is this followed by the attempt number
@@ -59,6 +87,8 @@ class Expected:
     tool_calls: dict[int, tuple[ToolCall, ...]]  # choice index -> (id, name, arguments)
     finish_reasons: dict[int, str]  # choice index -> finish_reason
     done: bool  # whether the upstream's `data: [DONE]` is dispatched (not with unterminated)
+    usage: dict[str, int]  # the exact figures for DEFAULT_MESSAGES (`expected_usage`)
+    usage_dialect: str  # where the upstream puts its usage: one of USAGE_DIALECTS
 
     def chunk_id(self, attempt: int) -> str:
         """The `id` of every chunk of this (1-based) attempt."""
@@ -77,31 +107,56 @@ def chunk_id(scenario: Scenario, attempt: int) -> str:
 
 def expected(scenario: Scenario) -> Expected:
     """What a correct relay of the clean answer to `scenario` carries (no sockets)."""
-    parts = content.content_deltas(scenario)
+    texts, calls = _answer(scenario)
     choices = range(scenario.choices)
-    calls: dict[int, tuple[ToolCall, ...]] = {
-        i: (content.tool_call(i),) if scenario.tools is not None else () for i in choices
-    }
     return Expected(
         id_prefix=chunk_id(scenario, 0)[:-1],
         object=CHUNK_OBJECT,
         created=CREATED,
         model=scenario.model,
-        content={i: "".join(content.rotated(parts, i)) for i in choices},
+        content=texts,
         tool_calls=calls,
         finish_reasons=dict.fromkeys(choices, scenario.finish_reason),
         done="unterminated" not in scenario.formats,
+        usage=expected_usage(scenario),
+        usage_dialect=scenario.usage_dialect,
     )
+
+
+def expected_usage(
+    scenario: Scenario, messages: Sequence[Any] = DEFAULT_MESSAGES
+) -> dict[str, int]:
+    """The exact usage of the clean answer to `scenario` for a request with `messages`.
+
+    The same for a streamed and a whole answer. It is the truth, not what the wire says:
+    `usage-none` sends no usage and `usage-zero` sends zeros, whatever the answer was.
+    """
+    return _figures(tokens.count_prompt(messages), _completion_tokens(scenario))
+
+
+def _answer(scenario: Scenario) -> tuple[dict[int, str], dict[int, tuple[ToolCall, ...]]]:
+    """Each choice's whole content and tool calls."""
+    parts = content.content_deltas(scenario)
+    choices = range(scenario.choices)
+    texts = {i: "".join(content.rotated(parts, i)) for i in choices}
+    calls: dict[int, tuple[ToolCall, ...]] = {
+        i: (content.tool_call(i),) if scenario.tools is not None else () for i in choices
+    }
+    return texts, calls
+
+
+def _completion_tokens(scenario: Scenario) -> int:
+    """Tokens of what each choice generates (its content, then its tool-call arguments),
+    counted on each choice's joined text, summed over the choices."""
+    texts, calls = _answer(scenario)
+    return sum(tokens.count(texts[i] + "".join(call.arguments for call in calls[i])) for i in texts)
 
 
 def _dumps(document: Any) -> str:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
-def _usage(request: dict[str, Any], completions: list[str]) -> dict[str, int]:
-    messages = request.get("messages")
-    prompt = tokens.count_prompt(messages if isinstance(messages, list) else [])
-    completion = sum(tokens.count(text) for text in completions)
+def _figures(prompt: int, completion: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -109,13 +164,29 @@ def _usage(request: dict[str, Any], completions: list[str]) -> dict[str, int]:
     }
 
 
-def _completions(scenario: Scenario) -> list[str]:
-    """What each choice generates, as token counting sees it: its content, then arguments."""
-    want = expected(scenario)
-    return [
-        want.content[i] + "".join(call.arguments for call in want.tool_calls[i])
-        for i in range(scenario.choices)
-    ]
+def _messages(request: dict[str, Any]) -> list[Any]:
+    messages = request.get("messages")
+    return messages if isinstance(messages, list) else []
+
+
+def _include_usage(request: dict[str, Any]) -> bool:
+    options = request.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _final_usage(request: dict[str, Any], scenario: Scenario) -> dict[str, int] | None:
+    """The usage this answer reports as its final figure, or None if it reports none."""
+    dialect = scenario.usage_dialect
+    streamed = request.get("stream") is True
+    if dialect == "none" or (streamed and dialect != "always" and not _include_usage(request)):
+        return None
+    if dialect == "zero":
+        return dict(ZERO_USAGE)
+    return expected_usage(scenario, _messages(request))
+
+
+def _items(usage: dict[str, int] | None) -> Usage:
+    return tuple(usage.items()) if usage else ()
 
 
 def answer(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan:
@@ -136,67 +207,88 @@ def answer(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan
         metadata=tuple(metadata.items()),
         choices=scenario.choices,
     )
+    if scenario.reject_stream_options and "stream_options" in request:
+        rejection = Frame(FrameKind.DOCUMENT, _dumps(STREAM_OPTIONS_REJECTED).encode())
+        return plan.replace(
+            status=400, content_type="application/json", extra_headers=(), frames=(rejection,)
+        )
+    usage = _final_usage(request, scenario)
     if request.get("stream") is not True:
-        document = _whole(request, scenario, request_id, model)
-        return plan.replace(content_type="application/json", extra_headers=(), frames=document)
+        whole = _whole(scenario, metadata, usage)
+        return plan.replace(content_type="application/json", extra_headers=(), frames=whole)
     dialect = Dialect(scenario)
     steps = content.steps(scenario)
     answer_at = content.first_answer(steps)
+    running = _Running(usage["prompt_tokens"] if usage else 0, scenario.choices)
+    where = scenario.usage_dialect if usage is not None else "none"
     frames: list[Frame] = []
     for index, step in enumerate(steps):
         if index == answer_at and "empty_data" in scenario.formats:
             frames.append(Frame(FrameKind.EMPTY, dialect.empty()))
-        choice = {"index": step.choice, "delta": step.delta, "finish_reason": step.finish}
-        data = dialect.event(
-            _dumps({**metadata, "choices": [choice]}), inner_comment=index == answer_at
-        )
-        arguments: Pieces = ((step.choice, step.arguments),) if step.arguments else ()
-        frames.append(Frame(step.kind, data, ((step.choice, step.content),), arguments))
-    options = request.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage") is True:
-        usage: dict[str, Any] = {
-            **metadata,
-            "choices": [],
-            "usage": _usage(request, _completions(scenario)),
+        choice: dict[str, Any] = {
+            "index": step.choice,
+            "delta": step.delta,
+            "finish_reason": step.finish,
         }
-        frames.append(Frame(FrameKind.USAGE, dialect.event(_dumps(usage))))
+        chunk: dict[str, Any] = {**metadata, "choices": [choice]}
+        carried: dict[str, int] | None = None
+        if where == "cumulative":
+            carried = chunk["usage"] = running.add(step.choice, step.content + step.arguments)
+        elif where == "inchoice" and index == len(steps) - 1:
+            carried = choice["usage"] = usage
+        data = dialect.event(_dumps(chunk), inner_comment=index == answer_at)
+        arguments: Pieces = ((step.choice, step.arguments),) if step.arguments else ()
+        contents: Pieces = ((step.choice, step.content),)
+        frames.append(Frame(step.kind, data, contents, arguments, _items(carried)))
+    if where in ("final", "always", "zero"):
+        document: dict[str, Any] = {**metadata, "choices": [], "usage": usage}
+        frames.append(Frame(FrameKind.USAGE, dialect.event(_dumps(document)), usage=_items(usage)))
     frames.append(Frame(FrameKind.DONE, dialect.event("[DONE]", is_json=False, last=True)))
     return plan.replace(frames=tuple(frames))
 
 
+class _Running:
+    """The running usage of a stream: each choice's text so far, counted joined."""
+
+    def __init__(self, prompt: int, choices: int) -> None:
+        self.prompt = prompt
+        self.texts = [""] * choices
+        self.counts = [0] * choices
+
+    def add(self, choice: int, text: str) -> dict[str, int]:
+        """Add what a chunk generated; the usage so far, as a chunk carries it."""
+        if text:
+            self.texts[choice] += text
+            self.counts[choice] = tokens.count(self.texts[choice])
+        return _figures(self.prompt, sum(self.counts))
+
+
 def _whole(
-    request: dict[str, Any], scenario: Scenario, request_id: str, model: str
+    scenario: Scenario, metadata: dict[str, str | int], usage: dict[str, int] | None
 ) -> tuple[Frame]:
     """The non-streaming answer: one `chat.completion` document (formats do not apply)."""
-    want = expected(scenario)
+    texts, calls = _answer(scenario)
     choices = []
     for index in range(scenario.choices):
-        message: dict[str, Any] = {"role": "assistant", "content": want.content[index]}
-        if want.tool_calls[index]:
-            message["content"] = want.content[index] or None
+        message: dict[str, Any] = {"role": "assistant", "content": texts[index]}
+        if calls[index]:
+            message["content"] = texts[index] or None
             message["tool_calls"] = [
                 {
                     "id": call.id,
                     "type": "function",
                     "function": {"name": call.name, "arguments": call.arguments},
                 }
-                for call in want.tool_calls[index]
+                for call in calls[index]
             ]
         choices.append(
-            {"index": index, "message": message, "finish_reason": want.finish_reasons[index]}
+            {"index": index, "message": message, "finish_reason": scenario.finish_reason}
         )
-    document = {
-        "id": request_id,
-        "object": "chat.completion",
-        "created": CREATED,
-        "model": model,
-        "choices": choices,
-        "usage": _usage(request, _completions(scenario)),
-    }
-    texts = tuple(want.content.items())
+    document: dict[str, Any] = {**metadata, "object": "chat.completion", "choices": choices}
+    if usage is not None:
+        document["usage"] = usage
     arguments = tuple(
-        (index, "".join(call.arguments for call in calls))
-        for index, calls in want.tool_calls.items()
-        if calls
+        (index, "".join(call.arguments for call in made)) for index, made in calls.items() if made
     )
-    return (Frame(FrameKind.DOCUMENT, _dumps(document).encode(), texts, arguments),)
+    data = _dumps(document).encode()
+    return (Frame(FrameKind.DOCUMENT, data, tuple(texts.items()), arguments, _items(usage)),)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fake_providers.plan import Pieces
+from fake_providers.plan import Pieces, Usage
 
 
 def fingerprint(secret: str) -> str:
@@ -44,6 +44,7 @@ class Attempt:
     frame_deltas: list[str] = field(default_factory=list)  # choice 0's content per event
     frame_contents: list[Pieces] = field(default_factory=list)  # (choice, content) per event
     frame_arguments: list[Pieces] = field(default_factory=list)  # (choice, tool arguments)
+    frame_usage: list[Usage] = field(default_factory=list)  # the usage items per event, or ()
     writes: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes) per write
     bytes_written: int = 0
     ending: str | None = None  # clean | reset | stall | peer_left | error
@@ -72,6 +73,23 @@ class Attempt:
     def arguments_written_by_choice(self) -> dict[int, str]:
         """Each choice's tool-call arguments in the whole events written, joined."""
         return _joined(self.frame_arguments[: self.events_written])
+
+    @property
+    def usage_written(self) -> list[dict[str, int]]:
+        """The usage objects in the whole events that reached the socket, in write order.
+
+        One per event that carried usage, wherever it sat in the chunk (a `choices: []`
+        usage chunk, inside `choices[0]`, or on every chunk with `usage-cumulative`), and the
+        top-level `usage` of a whole answer. Empty when none was written: not asked, the
+        `usage-none` dialect, or the stream broke first.
+        """
+        return [dict(usage) for usage in self.frame_usage[: self.events_written] if usage]
+
+    @property
+    def usage_reported(self) -> dict[str, int] | None:
+        """The last usage written (with cumulative usage, the last value wins), or None."""
+        written = self.usage_written
+        return written[-1] if written else None
 
     @property
     def first_write_at(self) -> float | None:

@@ -43,6 +43,7 @@ class FrameKind(enum.Enum):
 
 
 Pieces = tuple[tuple[int, str], ...]  # (choice index, text) pairs, in the order written
+Usage = tuple[tuple[str, int], ...]  # a usage object's items; () when a frame carries none
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +52,15 @@ class Frame:
 
     `deltas` is the content it adds, `arguments` the tool-call arguments it adds, each as
     (choice index, text) pairs: a chunk of choice 2 carries `((2, "text"),)`, a whole
-    non-streaming document carries every choice.
+    non-streaming document carries every choice. `usage` is the usage object it carries
+    (wherever in the chunk it sits), as items; `()` for none.
     """
 
     kind: FrameKind
     data: bytes
     deltas: Pieces = ()
     arguments: Pieces = ()
+    usage: Usage = ()
 
     @property
     def delta(self) -> str:

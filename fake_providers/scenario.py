@@ -34,6 +34,24 @@ What the answer says (content tokens):
 - `finish-REASON`: every choice's finish_reason: `stop`, `length`, `tool_calls`,
   `content_filter` or `function_call`.
 
+Where the usage goes (usage tokens; the figures are exact, see `chat.expected_usage`):
+
+- `usage-DIALECT`: `final` (the default, as OpenAI: when the request sets
+  `stream_options.include_usage`, one last chunk with `choices: []` and `usage`, before
+  `[DONE]`), `inchoice` (as Moonshot/Kimi: `usage` inside `choices[0]` of the last chunk, the
+  last choice's finish, and no usage chunk), `cumulative` (every chunk carries the running
+  `usage`, completion tokens counted on each choice's text joined so far; the last one is
+  the final figure; no usage chunk), `always` (the final usage chunk even when the request
+  did not ask for it), `none` (no usage anywhere, even when asked, nor in a whole answer),
+  `zero` (all three figures 0 where the final usage would be). `final`, `inchoice`,
+  `cumulative` and `zero` speak in a stream only when asked; a whole (non-streaming) answer
+  carries top-level `usage` in every dialect but `none` (zeros with `zero`).
+- `reject_stream_options`: a request whose body has `stream_options` at all gets HTTP 400
+  with an OpenAI-style JSON error (code `unsupported_parameter`), as Mistral and NVIDIA NIM
+  have done; without it the answer is normal. `reject_stream_options.usage-always` is "sends
+  usage unasked, rejects the option". It is the provider's nature, not a fault: `first-K`
+  does not turn it off.
+
 How the events are written (format tokens, for streamed answers; a correct proxy relays
 the same answer whatever they are):
 
@@ -79,6 +97,9 @@ EOL_NAMES = (*EOLS, MIXED)
 FORMATS = ("bom", "comments", "nospace", "fields", "multiline", "unterminated", "empty_data")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
 CONTENT_TOKENS = ("text", "bigdelta", "emptydeltas", "roleonly", "tools", "choices", "finish")
+USAGE_DIALECTS = ("final", "inchoice", "cumulative", "always", "none", "zero")
+REJECT_STREAM_OPTIONS = "reject_stream_options"
+USAGE_TOKENS = ("usage", REJECT_STREAM_OPTIONS)
 RANDOM = "random"  # the text kind that takes a seed: `text-random-SEED`
 MAX_BIGDELTA = 16_384  # KiB: 16 MiB in one delta
 MAX_CHOICES = 128
@@ -105,6 +126,8 @@ class Scenario:
     tools: int | None = None  # argument fragments of the one tool call
     choices: int = 1
     finish: str | None = None  # None: `stop`, or `tool_calls` with tools
+    usage: str | None = None  # one of USAGE_DIALECTS; None: `final`
+    reject_stream_options: bool = False
     formats: frozenset[str] = field(default=frozenset())
 
     def __post_init__(self) -> None:
@@ -129,6 +152,8 @@ class Scenario:
             raise ScenarioError(f"choices takes 1 to {MAX_CHOICES}, not {self.choices}")
         if self.finish is not None and self.finish not in FINISH_REASONS:
             raise ScenarioError(f"finish takes one of {', '.join(FINISH_REASONS)}")
+        if self.usage is not None and self.usage not in USAGE_DIALECTS:
+            raise ScenarioError(f"usage takes one of {', '.join(USAGE_DIALECTS)}")
         if not self.formats <= set(FORMATS):
             unknown = ", ".join(sorted(self.formats - set(FORMATS)))
             raise ScenarioError(f"unknown format {unknown}; formats: {', '.join(FORMATS)}")
@@ -152,11 +177,20 @@ class Scenario:
             tokens.append(f"choices-{self.choices}")
         if self.finish is not None:
             tokens.append(f"finish-{self.finish}")
+        if self.usage is not None:
+            tokens.append(f"usage-{self.usage}")
+        if self.reject_stream_options:
+            tokens.append(REJECT_STREAM_OPTIONS)
         tokens += [name for name in FORMATS if name in self.formats]
         tokens.extend(fault.token for fault in self.faults)
         if self.first is not None:
             tokens.append(f"first-{self.first}")
         return ".".join(tokens)
+
+    @property
+    def usage_dialect(self) -> str:
+        """Where (and whether) the usage goes: one of USAGE_DIALECTS."""
+        return self.usage or "final"
 
     @property
     def finish_reason(self) -> str:
@@ -190,7 +224,7 @@ class Scenario:
                 fields["eol"] = args[0]
             elif name in ("chunks", "first", "bigdelta", "tools", "choices"):
                 (fields[name],) = _integers(token, args, 1, 1)
-            elif name in ("emptydeltas", "roleonly"):
+            elif name in ("emptydeltas", "roleonly", REJECT_STREAM_OPTIONS):
                 _integers(token, args, 0, 0)
                 fields[name] = True
             elif name == "text":
@@ -200,6 +234,11 @@ class Scenario:
                     reasons = ", ".join(FINISH_REASONS)
                     raise ScenarioError(f"{token!r}: finish takes one of {reasons}")
                 fields["finish"] = args[0]
+            elif name == "usage":
+                if len(args) != 1 or args[0] not in USAGE_DIALECTS:
+                    dialects = ", ".join(USAGE_DIALECTS)
+                    raise ScenarioError(f"{token!r}: usage takes one of {dialects}")
+                fields["usage"] = args[0]
             elif name in FORMATS:
                 _integers(token, args, 0, 0)
                 formats.add(name)
@@ -207,7 +246,16 @@ class Scenario:
                 faults.append(_fault(token, FAULTS[name], args))
             else:
                 accepted = ", ".join(
-                    ["id", "chunks", "eol", "first", *FAULTS, *CONTENT_TOKENS, *FORMATS]
+                    [
+                        "id",
+                        "chunks",
+                        "eol",
+                        "first",
+                        *FAULTS,
+                        *CONTENT_TOKENS,
+                        *FORMATS,
+                        *USAGE_TOKENS,
+                    ]
                 )
                 raise ScenarioError(f"unknown scenario token {token!r}; accepted: {accepted}")
         return cls(faults=tuple(faults), formats=frozenset(formats), **fields)

@@ -252,11 +252,13 @@ class _Writer:
         deltas = [frame.delta for frame in plan.frames]
         contents = [frame.deltas for frame in plan.frames]
         arguments = [frame.arguments for frame in plan.frames]
+        usage = [frame.usage for frame in plan.frames]
 
         def started() -> None:
             self.attempt.status = plan.status
             self.attempt.frame_ends, self.attempt.frame_deltas = ends, deltas
             self.attempt.frame_contents, self.attempt.frame_arguments = contents, arguments
+            self.attempt.frame_usage = usage
 
         writer.write(conn.send(h11.Response(status_code=plan.status, headers=headers)))
         await writer.drain()

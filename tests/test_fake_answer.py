@@ -184,6 +184,9 @@ def test_expected_of_the_default_scenario():
         tool_calls={0: ()},
         finish_reasons={0: "stop"},
         done=True,
+        # 3 to prime + 3 per message + "user" (1) + "Say something in a few languages." (7)
+        usage={"prompt_tokens": 14, "completion_tokens": 5, "total_tokens": 19},
+        usage_dialect="final",
     )
     assert want.chunk_id(2) == "chatcmpl-abc-2"
     assert want.text == "Hello wörld —"

@@ -36,6 +36,7 @@ from fake_providers.scenario import (
     FORMATS,
     MAX_BIGDELTA,
     MAX_CHOICES,
+    USAGE_DIALECTS,
 )
 from fake_providers.text import TEXT_KINDS
 
@@ -304,6 +305,8 @@ def full_scenarios() -> st.SearchStrategy[Scenario]:
         tools=st.none() | st.integers(1, 100_000),
         choices=st.integers(1, MAX_CHOICES),
         finish=st.none() | st.sampled_from(FINISH_REASONS),
+        usage=st.none() | st.sampled_from(USAGE_DIALECTS),
+        reject_stream_options=st.booleans(),
         formats=st.frozensets(st.sampled_from(FORMATS)),
     ) | st.builds(Scenario, text=st.just("random"), seed=st.integers(0, 999_999_999))
 
