@@ -7,6 +7,7 @@ as soon as the client goes away. See DESIGN.md, "The commit point".
 
 Modules, one idea each: `config` (the TOML file), `errors` (the exception tree, error
 bodies), `sse` (the byte-level SSE framer), `relay` (what to send for an upstream stream),
+`tokens` (the token counter), `usage` (reported usage, else a marked estimate),
 `backoff` (waits between attempts), `providers` (keys and HTTP clients), `upstream` (one
 attempt), `dispatch` (retry and fallback), `validation` (the client's request),
 `responses` (the ASGI response and disconnect handling), `app` (Starlette), `__main__`.

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from proxy import tokens
 from proxy.config import Config
 from proxy.dispatch import Dispatcher
 from proxy.errors import RequestRejected
@@ -66,6 +67,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool.open()
+        # The token encoding takes a moment to load: once, on a thread, not at import and
+        # not on the event loop in the middle of someone's stream.
+        await asyncio.to_thread(tokens.encoding)
         try:
             yield
         finally:

@@ -64,6 +64,9 @@ class ProviderConfig:
     base_url: str
     api_key_env: str
     models: Mapping[str, str] = field(default_factory=dict)
+    # Whether the provider accepts `stream_options`; when false the proxy removes it from
+    # the upstream request and still gives the client the usage chunk it asked for.
+    stream_options: bool = True
 
     def upstream_model(self, model: str) -> str:
         """The provider's name for a client's model; unchanged when there is no mapping."""
@@ -153,7 +156,7 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
 
 def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
     prefix = f"providers.{name}."
-    _known_keys(table, prefix, {"base_url", "api_key_env", "models"})
+    _known_keys(table, prefix, {"base_url", "api_key_env", "models", "stream_options"})
     base_url = _str(table, prefix + "base_url", None)
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(
@@ -177,6 +180,7 @@ def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
         base_url=base_url.rstrip("/"),
         api_key_env=api_key_env,
         models=MappingProxyType(dict(models)),
+        stream_options=_bool(table, prefix + "stream_options", True),
     )
 
 
@@ -224,6 +228,13 @@ def _str(table: Mapping[str, Any], key: str, default: str | None) -> str:
         raise ConfigError(key, "is required (a string)")
     if not isinstance(value, str) or not value:
         raise ConfigError(key, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}")
     return value
 
 

@@ -102,6 +102,8 @@ class Dispatcher:
                     timeouts=self._config.timeouts,
                     deadline=deadline,
                     secrets=self._pool.secrets,
+                    include_usage=call.include_usage,
+                    messages=call.messages,
                 )
             except AttemptFailed as exc:
                 message = redact(f"{exc} (attempt {number} of {max_attempts})", self._pool.secrets)

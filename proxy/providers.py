@@ -69,13 +69,22 @@ class Provider:
             self._client = None
 
     def build_request(self, body: bytes, payload: Mapping[str, Any], stream: bool) -> httpx.Request:
-        """The upstream request: the client's body, with only the model name mapped."""
+        """The upstream request: the client's body, with the model name mapped and, for a
+        provider that rejects it (`stream_options = false`), `stream_options` removed.
+
+        The body's bytes are forwarded unchanged when neither applies.
+        """
         if self.key is None:
             raise RuntimeError(self.missing_key)
         model = payload["model"]
+        changed = dict(payload)
         upstream_model = self.config.upstream_model(model)
         if upstream_model != model:
-            body = json.dumps({**payload, "model": upstream_model}, ensure_ascii=False).encode()
+            changed["model"] = upstream_model
+        if not self.config.stream_options:
+            changed.pop("stream_options", None)
+        if changed != payload:
+            body = json.dumps(changed, ensure_ascii=False).encode()
         headers = {
             "authorization": f"Bearer {self.key}",
             "content-type": "application/json",

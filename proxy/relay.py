@@ -17,6 +17,11 @@ an `event: error` event, or a choice with `finish_reason: "error"`. All become o
 with code "upstream_error" (or the upstream's own code), carrying the upstream's message;
 the chunk that carried the error is not forwarded itself. An event with empty data is
 legal and carries nothing: it is skipped.
+
+Usage goes through the check's `UsageMeter` (see `proxy.usage`): a chunk that carries usage
+is forwarded without it (re-serialised) or dropped when nothing else is left in it, and a
+clean end sends the one final usage chunk before `[DONE]` when the client asked for it.
+Every other chunk is forwarded with its bytes unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 from proxy.errors import SSEFramingError, error_payload, redact
 from proxy.sse import SSEFramer
+from proxy.usage import Usage, UsageMeter
 
 RESET = "upstream_reset"
 IDLE_TIMEOUT = "upstream_idle_timeout"
@@ -70,9 +76,12 @@ Step = Forward | Finish | Fail
 class StreamCheck:
     """Follows one upstream stream and says what to send for each piece of it."""
 
-    def __init__(self, provider: str, secrets: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, provider: str, secrets: tuple[str, ...] = (), meter: UsageMeter | None = None
+    ) -> None:
         self.provider = provider
         self._secrets = secrets  # redacted from upstream error text before it is forwarded
+        self.meter = meter if meter is not None else UsageMeter()
         self.forwarded = 0  # chunks forwarded so far
         self.finished = False  # some choice had a non-null finish_reason
         self.outcome: Finish | Fail | None = None
@@ -96,16 +105,22 @@ class StreamCheck:
                 break
         return steps
 
-    def end_of_stream(self) -> Step:
+    def usage(self) -> Usage:
+        """The usage of what was relayed so far: the provider's last report, else an estimate."""
+        return self.meter.usage()
+
+    def end_of_stream(self) -> list[Step]:
         """The upstream body ended (cleanly, at the HTTP level)."""
         if self.finished:
-            return self._end(Finish())
+            return self._finish()
         tail = " (with an unterminated event)" if self._framer.pending else ""
-        return self.fail(
-            TRUNCATED,
-            f"{self.provider}: stream cut short: it ended with no finish_reason and no "
-            f"end-of-stream marker{tail}",
-        )
+        return [
+            self.fail(
+                TRUNCATED,
+                f"{self.provider}: stream cut short: it ended with no finish_reason and no "
+                f"end-of-stream marker{tail}",
+            )
+        ]
 
     def fail(self, code: str | int, message: str, type_: str = "upstream_error") -> Fail:
         failure = Fail(code, message, type_)
@@ -116,11 +131,17 @@ class StreamCheck:
         self.outcome = outcome
         return outcome
 
+    def _finish(self) -> list[Step]:
+        final = self.meter.final_chunk()
+        steps: list[Step] = [Forward(final)] if final is not None else []
+        steps.append(self._end(Finish()))
+        return steps
+
     def _event(self, data: bytes, name: bytes) -> list[Step]:
         if not data and name != b"error":
             return []  # `data:` with nothing after it: a legal event that carries nothing
         if data.strip() == b"[DONE]":
-            return [self._end(Finish())]
+            return self._finish()
         try:
             chunk = json.loads(data)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
@@ -145,9 +166,12 @@ class StreamCheck:
                     {"message": "the upstream ended the answer with finish_reason 'error'"}
                 )
             ]
-        self.forwarded += 1
         self.finished = self.finished or any(reason is not None for reason in reasons)
-        return [Forward(data)]
+        payload = self.meter.relay(chunk, data)
+        if payload is None:
+            return []
+        self.forwarded += 1
+        return [Forward(payload)]
 
     def _upstream_error(self, error: dict[str, Any]) -> Fail:
         message = error.get("message")

@@ -26,8 +26,9 @@ from starlette.types import Receive, Scope, Send
 
 from proxy.config import Route, Timeouts
 from proxy.dispatch import Dispatcher, Refusal
-from proxy.relay import IDLE_TIMEOUT, MALFORMED, RESET, TOTAL_TIMEOUT, Fail, Step
+from proxy.relay import IDLE_TIMEOUT, MALFORMED, RESET, TOTAL_TIMEOUT, Fail, Step, StreamCheck
 from proxy.upstream import Answer, StreamStart
+from proxy.usage import Usage
 from proxy.validation import ChatCall
 
 logger = logging.getLogger("proxy")
@@ -56,6 +57,9 @@ class ChatResponse:
     started: float  # loop time when the request arrived
     outcome: str = "client disconnected before the response"
     complete: bool = False  # the last body message has been sent
+    provider: str | None = None  # the provider that answered, once one did
+    usage: Usage | None = None  # of what was relayed, also when the stream failed or was left
+    relayed: StreamCheck | None = None  # the stream that was relayed, if any
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         work = asyncio.create_task(self._respond(send))
@@ -73,6 +77,10 @@ class ChatResponse:
             await asyncio.wait({work, watch})
         if client_left and self.outcome.startswith("streaming"):
             self.outcome = "client disconnected mid-stream"
+        if self.relayed is not None:
+            # Counting a long answer is CPU work: off the event loop, after the upstream is
+            # closed and the client has its last byte.
+            self.usage = await asyncio.to_thread(self.relayed.usage)
         self._log()
         for task in (work, watch):
             if not task.cancelled() and (error := task.exception()) is not None:
@@ -85,10 +93,13 @@ class ChatResponse:
             await send_json(send, result.status, result.body, result.headers)
             self.complete = True
         elif isinstance(result, Answer):
+            self.provider, self.usage = result.provider, result.usage
             self.outcome = f"200 via {result.provider}"
             await send_json(send, 200, result.body, {})
             self.complete = True
         else:
+            # Its usage is worked out once the response is over, also when the client left.
+            self.provider, self.relayed = result.provider, result.check
             try:
                 await self._relay(result, send)
             finally:
@@ -127,7 +138,7 @@ class ChatResponse:
             async with asyncio.timeout_at(ends):
                 chunk = await anext(start.chunks)
         except StopAsyncIteration:
-            return [check.end_of_stream()]
+            return check.end_of_stream()
         except TimeoutError:
             if ends >= total_deadline:
                 seconds = self.timeouts.total
@@ -143,7 +154,16 @@ class ChatResponse:
     def _log(self) -> None:
         elapsed = asyncio.get_running_loop().time() - self.started
         stream = "stream" if self.call.stream else "json"
-        logger.info("chat %s model=%s: %s (%.3fs)", stream, self.call.model, self.outcome, elapsed)
+        usage = self.usage.describe() if self.usage is not None else "none"
+        logger.info(
+            "chat %s model=%s provider=%s: %s; usage %s (%.3fs)",
+            stream,
+            self.call.model,
+            self.provider or "-",
+            self.outcome,
+            usage,
+            elapsed,
+        )
 
 
 def _ending(outcome: object) -> str:

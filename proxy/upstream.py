@@ -7,7 +7,8 @@ An attempt sends the request and waits for an answer the client can be given:
   the client yet). It returns a `StreamStart`: the open response plus the steps to send
   together with the headers. The caller owns the response from then on and must close it.
 - non-streaming: status 200 and the whole body, which must be a JSON object that is not an
-  error. It returns an `Answer`.
+  error. It returns an `Answer`, with the provider's usage or, when it gave none, a marked
+  estimate added to the body (see `proxy.usage`).
 
 Anything else raises `AttemptFailed`, with the response already closed.
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -30,6 +32,7 @@ from proxy.backoff import parse_retry_after
 from proxy.config import Timeouts
 from proxy.errors import AttemptFailed, Failure
 from proxy.relay import MALFORMED, Fail, Step, StreamCheck
+from proxy.usage import Usage, UsageMeter, complete_answer
 
 ERROR_BODY_LIMIT = 64 * 1024  # an upstream error body is for reading, not for streaming
 
@@ -47,6 +50,7 @@ class StreamStart:
 class Answer:
     provider: str
     body: bytes
+    usage: Usage | None = None
 
 
 class _Timer:
@@ -89,10 +93,14 @@ async def attempt(
     timeouts: Timeouts,
     deadline: float,
     secrets: tuple[str, ...] = (),
+    include_usage: bool = False,
+    messages: Sequence[Any] = (),
 ) -> StreamStart | Answer:
     """Make one attempt; see the module docstring. `deadline` is in loop time.
 
-    `secrets` are redacted from any upstream error text the stream check forwards.
+    `secrets` are redacted from any upstream error text the stream check forwards;
+    `include_usage` says whether the client asked for the final usage chunk, and `messages`
+    are the request's, for the usage estimate when the provider reports none.
     """
     timer = _Timer(name, timeouts, deadline)
     try:
@@ -108,10 +116,12 @@ async def attempt(
             raise await _status_failure(name, response, timer)
         chunks = response.aiter_bytes()
         if stream:
-            start = await _first_steps(StreamCheck(name, secrets), response, chunks, timer)
+            check = StreamCheck(name, secrets, UsageMeter(include_usage, messages))
+            start = await _first_steps(check, response, chunks, timer)
             keep_open = True
             return start
-        return Answer(name, await _whole_body(name, chunks, timer))
+        body, usage = complete_answer(*await _whole_body(name, chunks, timer), messages)
+        return Answer(name, body, usage)
     finally:
         if not keep_open:
             await response.aclose()
@@ -138,7 +148,9 @@ async def _first_steps(
         return StreamStart(name, response, chunks, check, steps)
 
 
-async def _whole_body(name: str, chunks: AsyncIterator[bytes], timer: _Timer) -> bytes:
+async def _whole_body(
+    name: str, chunks: AsyncIterator[bytes], timer: _Timer
+) -> tuple[bytes, dict[str, Any]]:
     body = bytearray()
     while (chunk := await _read(name, chunks, timer, "body bytes")) is not None:
         body += chunk
@@ -154,7 +166,7 @@ async def _whole_body(name: str, chunks: AsyncIterator[bytes], timer: _Timer) ->
     if answer.get("error") is not None or answer.get("object") == "error":
         detail = f"error in a 200 body: {_error_message(bytes(body))}"
         raise AttemptFailed(name, Failure.ERROR_EVENT, detail)
-    return bytes(body)
+    return bytes(body), answer
 
 
 async def _read(

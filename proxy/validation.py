@@ -29,6 +29,17 @@ class ChatCall:
     model: str
     stream: bool
 
+    @property
+    def include_usage(self) -> bool:
+        """The client asked for the final usage chunk (`stream_options.include_usage`)."""
+        options = self.payload.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
+    @property
+    def messages(self) -> list[Any]:
+        messages: list[Any] = self.payload["messages"]  # checked to be a list
+        return messages
+
 
 async def read_chat_call(request: Request) -> ChatCall:
     return parse_chat_call(await read_body(request))

