@@ -151,6 +151,17 @@ def _reference_config(upstream: str, timeouts: Timeouts) -> str:
         base_url = "{upstream}"
         api_key_env = "{KEY_VARIABLE}"
 
+        # The same fake, declared as a provider that rejects stream_options (as Mistral and
+        # NVIDIA NIM have): scenarios that model one are routed to it.
+        [providers.fake_without_stream_options]
+        base_url = "{upstream}"
+        api_key_env = "{KEY_VARIABLE}"
+        stream_options = false
+
+        [[routes]]
+        model = "*reject_stream_options*"
+        providers = ["fake_without_stream_options"]
+
         [[routes]]
         model = "*"
         providers = ["fake"]

@@ -201,3 +201,26 @@ def test_streamed_and_whole_usage_agree(sut: SystemUnderTest, judge: Judge, dial
     judge.saw(streamed, "streamed")
     judge.saw(whole, "not streamed")
     judge.check(checks.same_usage(streamed.transcript, whole.transcript))
+
+
+@case(
+    "4.13",
+    "A provider that rejects stream_options still serves a client that asks for usage",
+    requirement="Providers that reject or ignore stream_options (Mistral, NVIDIA NIM): "
+    "per-provider capabilities; the client still gets the OpenAI shape it asked for.",
+    source=POLICY,
+    expected="status 200, the whole answer, and the provider's usage in one final chunk",
+    strength=Strength.SHOULD,
+)
+def test_provider_rejecting_stream_options(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(
+        scenario("chunks-12", "usage-always", "reject_stream_options"),
+        stream_options=INCLUDE_USAGE,
+    )
+    judge.saw(x)
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.answer_intact(x),
+        checks.usage_is(x.transcript, x.expected_usage),
+        checks.usage_in_openai_shape(x.transcript),
+    )

@@ -46,6 +46,7 @@ CAUGHT_BY: dict[str, dict[str, str]] = {
         "4.7": NON_STRICT,  # usage the client did not ask for passed on
         "4.9": NON_STRICT,  # no estimate when the provider reports nothing
         "4.10": NON_STRICT,
+        "4.13": NON_STRICT,  # stream_options passed on to a provider that rejects it
     },
     "ignore-disconnect": {"5.13": FAIL},
     "replay": {"5.5": FAIL, "5.9": FAIL},
