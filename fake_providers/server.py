@@ -234,6 +234,8 @@ class _Writer:
         try:
             return await self._write(watcher)
         except ConnectionError:
+            # A write found the peer gone before the watcher read its hang-up: this is when.
+            self._peer_gone()
             self._end("peer_left")
             return False
         finally:
@@ -318,9 +320,14 @@ class _Writer:
                 pass
         except ConnectionError:
             pass
+        self._peer_gone()
+
+    def _peer_gone(self) -> None:
+        """Journal when the peer hung up (the first time it is noticed)."""
 
         def change() -> None:
-            self.attempt.peer_closed_at = time.perf_counter()
+            if self.attempt.peer_closed_at is None:
+                self.attempt.peer_closed_at = time.perf_counter()
 
         self.journal.update(change)
 

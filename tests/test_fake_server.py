@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -553,3 +554,23 @@ def test_whole_answer_with_choices_and_tools(provider, client):
     (attempt,) = finished(provider, "wholetools")
     assert attempt.content_written_by_choice() == want.content
     assert set(attempt.arguments_written_by_choice()) == {0, 1}
+
+
+@pytest.mark.parametrize("run", range(2))
+def test_provider_journals_a_peer_that_resets_mid_write(provider: FakeProvider, run: int) -> None:
+    """However the hang-up is noticed (by the watcher, or by a write that fails), the
+    journal says when: a check waiting for it must never wait in vain."""
+    nonce = f"resetmidwrite{run}"
+    # 16 MiB in one write: more than the kernel buffers, so the reset finds it mid-write.
+    body = json.dumps(chat_request(nonce, "chunks-4", "bigdelta-16384", "coalesce")).encode()
+    with socket.create_connection(("127.0.0.1", provider.port)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: fake\r\ncontent-type: application/json"
+            b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        assert sock.recv(1)  # the answer has started
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    journal = provider.journal(nonce)
+    assert journal.wait_for(lambda j: j.attempts[-1].ending is not None, TIMEOUT)
+    assert journal.attempts[-1].ending == "peer_left"
+    assert journal.attempts[-1].peer_closed_at is not None
