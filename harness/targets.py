@@ -67,7 +67,8 @@ class ProcessTarget:
         self.timeouts = timeouts or Timeouts()
         self.name = name or template
         self.api_key = "sk-streamproof-" + secrets.token_hex(16)
-        self.log_path = workdir / "target.log"
+        self.log_path = workdir / "target.log"  # the process's stdout and stderr
+        self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -79,7 +80,7 @@ class ProcessTarget:
         listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port = listener.getsockname()[1]
         config = self.workdir / "proxy-config.toml"
-        config.write_text(_reference_config(self.upstream, self.timeouts))
+        config.write_text(_reference_config(self.upstream, self.timeouts, self.proxy_log_path))
         argv = [
             part.format(
                 python=sys.executable,
@@ -130,10 +131,13 @@ class ProcessTarget:
         return "\n".join(text.splitlines()[-lines:]).replace(self.api_key, "[redacted]")
 
 
-def _reference_config(upstream: str, timeouts: Timeouts) -> str:
+def _reference_config(upstream: str, timeouts: Timeouts, log: Path) -> str:
     return textwrap.dedent(
         f"""\
         # Written by streamproof for one run: every model goes to the fake provider.
+        [logging]
+        file = "{log}"
+
         [timeouts]
         connect = {timeouts.connect}
         first_byte = {timeouts.first_byte}

@@ -1,20 +1,22 @@
 """`python -m proxy --config config.toml [--host H] [--port P] [--fd N]`: serve with uvicorn.
 
-Logging goes to stderr at INFO, one line per request outcome and per failed attempt. The
-lines are built by the proxy from provider names and redacted upstream text; no request
-headers are logged, so neither an API key nor the client's Authorization can appear.
+Logging goes to stderr and to `logging.file` (default `logs/proxy.log`), one line per
+request outcome and per failed attempt (see `proxy.logs`). The lines are built by the proxy
+from provider names and redacted upstream text; no request headers are logged, and every
+line passes a filter that redacts the keys in use.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 
+from proxy import logs
 from proxy.app import create_app
 from proxy.config import load_config
 from proxy.errors import ConfigError
@@ -25,17 +27,19 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request line at INFO; the proxy's own lines already say what happened.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"proxy: {exc}", file=sys.stderr)
+        return 2
+    secrets = [os.environ.get(p.api_key_env, "").strip() for p in config.providers.values()]
+    try:
+        logs.configure(config.logging, secrets)
+    except OSError as exc:
+        print(
+            f"proxy: config: logging.file: cannot open {config.logging.file!r}: {exc}",
+            file=sys.stderr,
+        )
         return 2
     server = uvicorn.Server(
         uvicorn.Config(

@@ -27,9 +27,13 @@ from proxy import tokens
 from proxy.config import Config
 from proxy.dispatch import Dispatcher
 from proxy.errors import RequestRejected
+from proxy.health import Alert, Health
+from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from proxy.metrics import exposition, registry_for
 from proxy.providers import ProviderPool
 from proxy.responses import ChatResponse
-from proxy.validation import read_chat_call
+from proxy.simple import encode_simple, parse_simple_call, simple_answer
+from proxy.validation import parse_chat_call, read_body
 
 logger = logging.getLogger("proxy")
 
@@ -48,6 +52,9 @@ def create_app(
     """
     pool = ProviderPool(config, os.environ if environ is None else environ, transport)
     dispatcher = Dispatcher(config, pool, rng or random.Random())
+    health = Health(config.health)
+    registry = registry_for(health)
+    health.alert_listeners.append(_log_alert)
 
     async def models(request: Request) -> Response:
         names = {
@@ -61,8 +68,19 @@ def create_app(
         ]
         return JSONResponse({"object": "list", "data": data})
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    async def health_report(request: Request) -> Response:
+        report = health.report()
+        report["providers"] = {
+            provider.name: {
+                "usable": provider.usable,
+                "cooling_down": provider.cooling_until > asyncio.get_running_loop().time(),
+            }
+            for provider in pool
+        }
+        return JSONResponse(report)
+
+    async def metrics(request: Request) -> Response:
+        return Response(exposition(registry), media_type=METRICS_CONTENT_TYPE)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,9 +95,19 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/v1/chat/completions", ChatCompletions(config, dispatcher), methods=["POST"]),
+            Route(
+                "/v1/chat/completions",
+                ChatEndpoint(config, dispatcher, health, "/v1/chat/completions"),
+                methods=["POST"],
+            ),
+            Route(
+                "/api/chat",
+                ChatEndpoint(config, dispatcher, health, "/api/chat"),
+                methods=["POST"],
+            ),
             Route("/v1/models", models, methods=["GET"]),
-            Route("/health", health, methods=["GET"]),
+            Route("/health", health_report, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={
             RequestRejected: _rejected,
@@ -89,25 +117,51 @@ def create_app(
     )
 
 
-class ChatCompletions:
-    """POST /v1/chat/completions, as a plain ASGI app because its response is one too.
+class ChatEndpoint:
+    """POST /v1/chat/completions (OpenAI) or /api/chat (the seed's simple dialect), as a
+    plain ASGI app because its response is one too.
 
     A `RequestRejected` raised here reaches the app's exception handler like any other.
     """
 
-    def __init__(self, config: Config, dispatcher: Dispatcher) -> None:
+    def __init__(self, config: Config, dispatcher: Dispatcher, health: Health, path: str) -> None:
         self._config = config
         self._dispatcher = dispatcher
+        self._health = health
+        self._path = path
+        self._simple = path == "/api/chat"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = asyncio.get_running_loop().time()
-        call = await read_chat_call(Request(scope, receive))
+        body = await read_body(Request(scope, receive))
+        if self._simple:
+            call = parse_simple_call(body, self._config.server.default_model)
+        else:
+            call = parse_chat_call(body)
         route = self._config.route_for(call.model)
         if route is None:
             message = f"no route for model {call.model!r} in the proxy's config"
             raise RequestRejected(404, "model_not_found", message)
-        response = ChatResponse(self._dispatcher, self._config.timeouts, call, route, started)
+        response = ChatResponse(
+            self._dispatcher,
+            self._config.timeouts,
+            call,
+            route,
+            started,
+            self._health,
+            endpoint=self._path,
+            heartbeat=self._config.server.heartbeat,
+        )
+        if self._simple:
+            response.encode, response.reshape = encode_simple, simple_answer
         await response(scope, receive, send)
+
+
+def _log_alert(change: str, alert: Alert) -> None:
+    if change == "raised":
+        logger.warning("alert raised: %s: %s", alert.name, alert.message)
+    else:
+        logger.info("alert cleared: %s", alert.name)
 
 
 def error_response(status: int, code: str, message: str, type_: str) -> JSONResponse:

@@ -23,6 +23,8 @@ from proxy.errors import ConfigError
 __all__ = [
     "Config",
     "ConfigError",
+    "HealthConfig",
+    "LoggingConfig",
     "ProviderConfig",
     "RetryConfig",
     "Route",
@@ -37,6 +39,30 @@ __all__ = [
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
+    # Seconds of upstream silence after which an SSE comment (`: keep-alive`) is sent to
+    # the client, so intermediaries that cut idle connections keep this one; 0 is off.
+    heartbeat: float = 0.0
+    # The model of a `POST /api/chat` request that names none.
+    default_model: str = "kimi-for-coding"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """Alert thresholds; see `proxy.health` for exactly when each alert fires. 0 is off."""
+
+    window: int = 100  # the last N finished requests the rates are computed over
+    min_requests: int = 10  # no rate alert on fewer requests than this in the window
+    min_success_rate: float = 0.95  # a fraction: alert below it
+    max_consecutive_failures: int = 5  # alert when a run of failures reaches it
+    min_chunks_per_stream: float = 3.0  # alert when the average falls below it
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    # One line per request outcome, also written to stderr. Relative to the working
+    # directory; "" writes to stderr only.
+    file: str = "logs/proxy.log"
+    level: str = "INFO"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +113,8 @@ class Config:
     server: ServerConfig = ServerConfig()
     timeouts: Timeouts = Timeouts()
     retry: RetryConfig = RetryConfig()
+    health: HealthConfig = HealthConfig()
+    logging: LoggingConfig = LoggingConfig()
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
 
@@ -109,11 +137,13 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(raw: Mapping[str, Any]) -> Config:
     """Check an already-parsed TOML document and build the `Config`."""
-    _known_keys(raw, "", {"server", "timeouts", "retry", "providers", "routes"})
+    _known_keys(
+        raw, "", {"server", "timeouts", "retry", "health", "logging", "providers", "routes"}
+    )
     server = _table(raw, "server")
     timeouts = _table(raw, "timeouts")
     retry = _table(raw, "retry")
-    _known_keys(server, "server.", {"host", "port"})
+    _known_keys(server, "server.", {"host", "port", "heartbeat", "default_model"})
     _known_keys(timeouts, "timeouts.", {"connect", "first_byte", "idle", "total"})
     _known_keys(
         retry,
@@ -131,6 +161,8 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
         server=ServerConfig(
             host=_str(server, "server.host", server_defaults.host),
             port=_int(server, "server.port", server_defaults.port, low=0, high=65535),
+            heartbeat=_seconds(server, "server.heartbeat", server_defaults.heartbeat),
+            default_model=_str(server, "server.default_model", server_defaults.default_model),
         ),
         timeouts=Timeouts(
             connect=_seconds(timeouts, "timeouts.connect", timeout_defaults.connect, positive=True),
@@ -149,9 +181,57 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
             ),
             deadline=_seconds(retry, "retry.deadline", retry_defaults.deadline, positive=True),
         ),
+        health=_health(_table(raw, "health")),
+        logging=_logging(_table(raw, "logging")),
         providers=MappingProxyType(providers),
         routes=routes,
     )
+
+
+def _health(table: Mapping[str, Any]) -> HealthConfig:
+    defaults = HealthConfig()
+    _known_keys(
+        table,
+        "health.",
+        {
+            "window",
+            "min_requests",
+            "min_success_rate",
+            "max_consecutive_failures",
+            "min_chunks_per_stream",
+        },
+    )
+    rate = _number(table, "health.min_success_rate", defaults.min_success_rate)
+    if rate > 1:
+        raise ConfigError(
+            "health.min_success_rate", f"must be a fraction between 0 and 1, got {rate}"
+        )
+    return HealthConfig(
+        window=_int(table, "health.window", defaults.window, low=1),
+        min_requests=_int(table, "health.min_requests", defaults.min_requests, low=1),
+        min_success_rate=rate,
+        max_consecutive_failures=_int(
+            table, "health.max_consecutive_failures", defaults.max_consecutive_failures, low=0
+        ),
+        min_chunks_per_stream=_number(
+            table, "health.min_chunks_per_stream", defaults.min_chunks_per_stream
+        ),
+    )
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _logging(table: Mapping[str, Any]) -> LoggingConfig:
+    defaults = LoggingConfig()
+    _known_keys(table, "logging.", {"file", "level"})
+    file = table.get("file", defaults.file)
+    if not isinstance(file, str):
+        raise ConfigError("logging.file", f'must be a path (a string; "" is off), got {file!r}')
+    level = _str(table, "logging.level", defaults.level).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError("logging.level", f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return LoggingConfig(file=file, level=level)
 
 
 def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
@@ -254,10 +334,16 @@ def _int(
 def _seconds(
     table: Mapping[str, Any], key: str, default: float, *, positive: bool = False
 ) -> float:
+    return _number(table, key, default, positive=positive, unit=" seconds")
+
+
+def _number(
+    table: Mapping[str, Any], key: str, default: float, *, positive: bool = False, unit: str = ""
+) -> float:
     value = table.get(key.rsplit(".", 1)[-1], default)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"must be a number of seconds, got {value!r}")
+        raise ConfigError(key, f"must be a number{' of' + unit if unit else ''}, got {value!r}")
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         kind = "greater than 0" if positive else "0 or more"
-        raise ConfigError(key, f"must be {kind} seconds, got {value}")
+        raise ConfigError(key, f"must be {kind}{unit}, got {value}")
     return float(value)

@@ -13,6 +13,11 @@ arrives, so per-attempt timeouts never multiply by the retry count:
 - when nothing is left, the client gets a real status, never a 200: 429 with Retry-After if
   the last failure was a 429, 504 if it was a timeout, 502 otherwise.
 
+A 429 with a Retry-After also puts its provider in a cooldown for that long: later requests
+skip it while another provider of their chain is ready, and when every provider of a
+chain is cooling down the client gets a fast 503 with a Retry-After, not a wait. An answer
+from the provider ends its cooldown.
+
 A wait that would outlast the deadline is not started. The sleeps here are the only ones in
 the proxy; they are cancelled like everything else when the client goes away.
 """
@@ -43,12 +48,30 @@ class Refusal:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    error_class: str = "HTTPStatusError"  # what the health report calls the last failure
+    code: str = ""
+    message: str = ""
 
     @classmethod
     def error(
-        cls, status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None
+        cls,
+        status: int,
+        message: str,
+        type_: str,
+        code: str,
+        headers: dict[str, str] | None = None,
+        *,
+        error_class: str,
     ) -> Refusal:
-        return cls(status, error_payload(message, type_, code), headers or {})
+        body = error_payload(message, type_, code)
+        return cls(status, body, headers or {}, error_class, code, message)
+
+
+@dataclass(slots=True)
+class Trace:
+    """What one dispatch did, for the health report: attempts made, by provider."""
+
+    attempts: int = 0
 
 
 class Dispatcher:
@@ -59,33 +82,53 @@ class Dispatcher:
         self._backoff = Backoff(config.retry.backoff_base, config.retry.backoff_max)
 
     async def dispatch(
-        self, call: ChatCall, route: Route, started: float
+        self, call: ChatCall, route: Route, started: float, trace: Trace | None = None
     ) -> StreamStart | Answer | Refusal:
         """Try the chain until an attempt succeeds; `started` is the arrival, in loop time."""
+        trace = trace if trace is not None else Trace()
         chain = [self._pool[name] for name in route.providers]
         usable = [provider for provider in chain if provider.usable]
         if not usable:
             message = "; ".join(provider.missing_key for provider in chain)
-            return Refusal.error(503, message, "server_error", "provider_unconfigured")
+            return Refusal.error(
+                503,
+                message,
+                "server_error",
+                "provider_unconfigured",
+                error_class="ProviderUnconfigured",
+            )
+        loop = asyncio.get_running_loop()
+        ready = [provider for provider in usable if provider.cooling_until <= loop.time()]
+        if not ready:
+            return self._cooling_down(usable, loop.time())
         limits = self._config.timeouts.total, self._config.retry.deadline
         deadline = started + min(limits)
         failures: dict[str, str] = {}  # provider -> its last failure, for the final message
         last: AttemptFailed | None = None
-        loop = asyncio.get_running_loop()
-        for provider in usable:
+        for provider in ready:
             if last is not None and loop.time() >= deadline:
                 break
             try:
-                return await self._provider(provider, call, deadline, failures)
+                answer = await self._provider(provider, call, deadline, failures, trace)
             except AttemptFailed as exc:
                 last = exc
+                if exc.failure is Failure.RATE_LIMITED and exc.retry_after is not None:
+                    provider.cool_down(loop.time() + exc.retry_after)
                 if not exc.failure.is_retryable:
                     return self._pass_through(exc)
-        assert last is not None  # every usable provider was tried at least once
+            else:
+                provider.cool_down(0.0)
+                return answer
+        assert last is not None  # every ready provider was tried at least once
         return self._exhausted(last, failures)
 
     async def _provider(
-        self, provider: Provider, call: ChatCall, deadline: float, failures: dict[str, str]
+        self,
+        provider: Provider,
+        call: ChatCall,
+        deadline: float,
+        failures: dict[str, str],
+        trace: Trace,
     ) -> StreamStart | Answer:
         """Up to max_attempts at one provider; raises the last AttemptFailed."""
         loop = asyncio.get_running_loop()
@@ -93,6 +136,7 @@ class Dispatcher:
         number = 1
         while True:
             request = provider.build_request(call.body, call.payload, call.stream)
+            trace.attempts += 1
             try:
                 return await attempt(
                     provider.name,
@@ -134,18 +178,53 @@ class Dispatcher:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            return Refusal(status, redact(text, self._pool.secrets).encode())
         message = redact(str(failure), self._pool.secrets)
-        return Refusal.error(status, message, "upstream_error", "upstream_client_error")
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            body = redact(text, self._pool.secrets).encode()
+            return Refusal(status, body, {}, failure.error_class, "upstream_client_error", message)
+        return Refusal.error(
+            status,
+            message,
+            "upstream_error",
+            "upstream_client_error",
+            error_class=failure.error_class,
+        )
 
     def _exhausted(self, last: AttemptFailed, failures: dict[str, str]) -> Refusal:
         message = "; ".join(failures.values())
+        kind = last.error_class
         if last.failure is Failure.RATE_LIMITED:
             # Tell the client when to come back; a whole second at least (delta-seconds).
-            seconds = max(1, math.ceil(last.retry_after or 0))
-            headers = {"retry-after": str(seconds)}
-            return Refusal.error(429, message, "upstream_error", "upstream_rate_limited", headers)
+            headers = {"retry-after": _delta_seconds(last.retry_after or 0)}
+            return Refusal.error(
+                429,
+                message,
+                "upstream_error",
+                "upstream_rate_limited",
+                headers,
+                error_class=kind,
+            )
         if last.failure.is_timeout:
-            return Refusal.error(504, message, "upstream_error", "upstream_timeout")
-        return Refusal.error(502, message, "upstream_error", "upstream_failed")
+            return Refusal.error(
+                504, message, "upstream_error", "upstream_timeout", error_class=kind
+            )
+        return Refusal.error(502, message, "upstream_error", "upstream_failed", error_class=kind)
+
+    def _cooling_down(self, providers: list[Provider], now: float) -> Refusal:
+        wait = min(provider.cooling_until for provider in providers) - now
+        names = ", ".join(provider.name for provider in providers)
+        message = f"every provider for this model is cooling down after a 429 ({names})"
+        headers = {"retry-after": _delta_seconds(wait)}
+        return Refusal.error(
+            503,
+            message,
+            "server_error",
+            "providers_cooling_down",
+            headers,
+            error_class="CoolingDown",
+        )
+
+
+def _delta_seconds(seconds: float) -> str:
+    """A Retry-After value: whole seconds, at least one (RFC 9110 delta-seconds)."""
+    return str(max(1, math.ceil(seconds)))

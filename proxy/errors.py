@@ -76,12 +76,35 @@ class Failure(enum.Enum):
     def is_retryable(self) -> bool:
         return self is not Failure.CLIENT_ERROR
 
+    @property
+    def error_class(self) -> str:
+        """The class name the health report and the log give a failure of this kind when no
+        httpx exception named it (see `proxy.health`)."""
+        return _ERROR_CLASSES[self]
+
+
+_ERROR_CLASSES = {
+    Failure.CONNECT: "ConnectError",
+    Failure.CONNECT_TIMEOUT: "ConnectTimeout",
+    Failure.RESET: "ReadError",
+    Failure.FIRST_BYTE_TIMEOUT: "ReadTimeout",
+    Failure.IDLE_TIMEOUT: "ReadTimeout",
+    Failure.DEADLINE: "TimeoutException",
+    Failure.SERVER_ERROR: "HTTPStatusError",
+    Failure.RATE_LIMITED: "HTTPStatusError",
+    Failure.CLIENT_ERROR: "HTTPStatusError",
+    Failure.MALFORMED: "MalformedStream",
+    Failure.ERROR_EVENT: "UpstreamError",
+    Failure.EMPTY: "IncompleteStream",
+}
+
 
 class AttemptFailed(ProxyError):
     """One attempt at one provider failed before anything reached the client.
 
     `status` and `body` are the upstream's own when it answered with an HTTP error;
-    `retry_after` is its Retry-After in seconds, when it gave a usable one.
+    `retry_after` is its Retry-After in seconds, when it gave a usable one; `error_class`
+    names the httpx exception behind a transport failure (else the failure kind's name).
     """
 
     def __init__(
@@ -93,6 +116,7 @@ class AttemptFailed(ProxyError):
         status: int | None = None,
         body: bytes = b"",
         retry_after: float | None = None,
+        error_class: str | None = None,
     ) -> None:
         super().__init__(f"{provider}: {detail}")
         self.provider = provider
@@ -101,6 +125,7 @@ class AttemptFailed(ProxyError):
         self.status = status
         self.body = body
         self.retry_after = retry_after
+        self.error_class = error_class or failure.error_class
 
 
 def error_payload(message: str, type_: str, code: str | int | None) -> bytes:

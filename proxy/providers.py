@@ -31,6 +31,8 @@ class Provider:
         self.config = config
         self.key = key
         self._client: httpx.AsyncClient | None = None
+        # Loop time until which the provider is not asked (it answered 429 with Retry-After).
+        self.cooling_until = 0.0
 
     @property
     def name(self) -> str:
@@ -39,6 +41,10 @@ class Provider:
     @property
     def usable(self) -> bool:
         return self.key is not None
+
+    def cool_down(self, until: float) -> None:
+        """Skip the provider until `until` (loop time); 0 ends a cooldown."""
+        self.cooling_until = until
 
     @property
     def missing_key(self) -> str:

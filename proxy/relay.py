@@ -60,11 +60,23 @@ class Finish:
         return DONE_EVENT
 
 
+# What the health report and the log call each post-commit failure (see `proxy.health`);
+# a transport failure is named by its httpx exception instead.
+ERROR_CLASSES = {
+    RESET: "ReadError",
+    IDLE_TIMEOUT: "ReadTimeout",
+    TOTAL_TIMEOUT: "TimeoutException",
+    MALFORMED: "MalformedStream",
+    TRUNCATED: "IncompleteStream",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Fail:
     code: str | int
     message: str
     type: str = "upstream_error"
+    error_class: str = "UpstreamError"
 
     def encode(self) -> bytes:
         return b"data: " + error_payload(self.message, self.type, self.code) + b"\n\n"
@@ -122,8 +134,17 @@ class StreamCheck:
             )
         ]
 
-    def fail(self, code: str | int, message: str, type_: str = "upstream_error") -> Fail:
-        failure = Fail(code, message, type_)
+    def fail(
+        self,
+        code: str | int,
+        message: str,
+        type_: str = "upstream_error",
+        error_class: str | None = None,
+    ) -> Fail:
+        kind = error_class or (
+            ERROR_CLASSES.get(code, "UpstreamError") if isinstance(code, str) else "UpstreamError"
+        )
+        failure = Fail(code, message, type_, kind)
         self._end(failure)
         return failure
 

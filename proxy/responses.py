@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from starlette.types import Receive, Scope, Send
 
 from proxy.config import Route, Timeouts
-from proxy.dispatch import Dispatcher, Refusal
+from proxy.dispatch import Dispatcher, Refusal, Trace
+from proxy.health import Health, Outcome, Result, Started
 from proxy.relay import IDLE_TIMEOUT, MALFORMED, RESET, TOTAL_TIMEOUT, Fail, Step, StreamCheck
 from proxy.upstream import Answer, StreamStart
 from proxy.usage import Usage
@@ -48,20 +51,44 @@ async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+Encode = Callable[[list[Step]], bytes]  # the steps of a stream, in the client's dialect
+Reshape = Callable[[bytes], bytes]  # a whole answer's body, in the client's dialect
+
+
+def encode_openai(steps: list[Step]) -> bytes:
+    return b"".join(step.encode() for step in steps)
+
+
+def as_is(body: bytes) -> bytes:
+    return body
+
+
+HEARTBEAT = b": keep-alive\n\n"
+
+
 @dataclass(slots=True)
 class ChatResponse:
+    """One chat request, from dispatch to its last byte and its one health record."""
+
     dispatcher: Dispatcher
     timeouts: Timeouts
     call: ChatCall
     route: Route
     started: float  # loop time when the request arrived
-    outcome: str = "client disconnected before the response"
+    health: Health
+    endpoint: str = "/v1/chat/completions"
+    heartbeat: float = 0.0  # seconds of upstream silence before a `: keep-alive` comment
+    encode: Encode = encode_openai
+    reshape: Reshape = as_is
+    outcome: Outcome | None = None  # set once, just before the client gets the last byte
     complete: bool = False  # the last body message has been sent
+    committed: bool = False  # the status line has been sent
     provider: str | None = None  # the provider that answered, once one did
-    usage: Usage | None = None  # of what was relayed, also when the stream failed or was left
     relayed: StreamCheck | None = None  # the stream that was relayed, if any
+    trace: Trace = field(default_factory=Trace)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        begun = self.health.begin(self.call.model, stream=self.call.stream, endpoint=self.endpoint)
         work = asyncio.create_task(self._respond(send))
         watch = asyncio.create_task(_wait_for_disconnect(receive))
         try:
@@ -75,30 +102,61 @@ class ChatResponse:
             work.cancel()  # no-op when it is done; otherwise its finally closes the upstream
             watch.cancel()
             await asyncio.wait({work, watch})
-        if client_left and self.outcome.startswith("streaming"):
-            self.outcome = "client disconnected mid-stream"
-        if self.relayed is not None:
-            # Counting a long answer is CPU work: off the event loop, after the upstream is
-            # closed and the client has its last byte.
-            self.usage = await asyncio.to_thread(self.relayed.usage)
-        self._log()
-        for task in (work, watch):
-            if not task.cancelled() and (error := task.exception()) is not None:
-                raise error
+            error = None if work.cancelled() else work.exception()
+            if self.outcome is None:
+                self.outcome = await self._unfinished(client_left, error)
+            self._record(begun, self.outcome)
+        if error is not None:
+            raise error
+
+    async def _unfinished(self, client_left: bool, error: BaseException | None) -> Outcome:
+        """The outcome of a request that did not end by the proxy's own decision."""
+        usage = await self._usage()
+        details = self._details(usage)
+        if error is not None:
+            name = type(error).__name__
+            return Outcome.failure(500, name, "internal_error", f"proxy error: {name}", **details)
+        status = 200 if self.committed else 0
+        left = "after the response started" if self.committed else "before any response"
+        if not client_left:  # the server cancelled the request (shutdown)
+            return Outcome.cancelled(status, message=f"cancelled {left}", **details)
+        return Outcome.cancelled(status, message=f"client disconnected {left}", **details)
+
+    async def _usage(self) -> Usage | None:
+        if self.relayed is None:
+            return None
+        # Counting a long answer is CPU work: off the event loop.
+        return await asyncio.to_thread(self.relayed.usage)
+
+    def _details(self, usage: Usage | None) -> dict[str, Any]:
+        chunks = self.relayed.forwarded if self.relayed is not None else 0
+        return {
+            "chunks": chunks,
+            "attempts": self.trace.attempts,
+            "provider": self.provider,
+            "usage": usage,
+        }
 
     async def _respond(self, send: Send) -> None:
-        result = await self.dispatcher.dispatch(self.call, self.route, self.started)
+        result = await self.dispatcher.dispatch(self.call, self.route, self.started, self.trace)
         if isinstance(result, Refusal):
-            self.outcome = f"{result.status} {result.body.decode(errors='replace')}"
+            self.outcome = Outcome.failure(
+                result.status,
+                result.error_class,
+                result.code,
+                result.message,
+                **self._details(None),
+            )
+            self.committed = True
             await send_json(send, result.status, result.body, result.headers)
             self.complete = True
         elif isinstance(result, Answer):
-            self.provider, self.usage = result.provider, result.usage
-            self.outcome = f"200 via {result.provider}"
-            await send_json(send, 200, result.body, {})
+            self.provider = result.provider
+            self.outcome = Outcome.success(**self._details(result.usage))
+            self.committed = True
+            await send_json(send, 200, self.reshape(result.body), {})
             self.complete = True
         else:
-            # Its usage is worked out once the response is over, also when the client left.
             self.provider, self.relayed = result.provider, result.check
             try:
                 await self._relay(result, send)
@@ -106,37 +164,69 @@ class ChatResponse:
                 await result.response.aclose()
 
     async def _relay(self, start: StreamStart, send: Send) -> None:
-        self.outcome = f"streaming via {start.provider}"
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        self.committed = True
         steps = start.steps
         total_deadline = self.started + self.timeouts.total
         while True:
             over = start.check.over
-            if steps or over:
-                body = b"".join(step.encode() for step in steps)
-                message = {"type": "http.response.body", "body": body, "more_body": not over}
-                try:
-                    # Bounded by the total timeout too: a client that stops reading must not
-                    # hold the upstream open forever.
-                    async with asyncio.timeout_at(total_deadline):
-                        await send(message)
-                except TimeoutError:
-                    self.outcome = f"200 via {start.provider}, client too slow: total_timeout"
+            if over:
+                # Decided before the last byte goes out, so that a client which has seen
+                # the end finds the request in the health report and the log already.
+                self.outcome = await self._ended(start.check)
+            body = self.encode(steps) if steps else b""
+            if body or over:
+                if not await self._send(send, body, total_deadline, more=not over):
                     return
                 self.complete = over
             if over:
-                self.outcome = f"200 via {start.provider}, ended: {_ending(start.check.outcome)}"
                 return
-            steps = await self._next_steps(start, total_deadline)
+            steps = await self._next_steps(start, send, total_deadline)
 
-    async def _next_steps(self, start: StreamStart, total_deadline: float) -> list[Step]:
+    async def _send(self, send: Send, body: bytes, deadline: float, *, more: bool) -> bool:
+        """Send a body message; False when the client took longer than the total timeout."""
+        message = {"type": "http.response.body", "body": body, "more_body": more}
+        try:
+            # Bounded by the total timeout too: a client that stops reading must not hold
+            # the upstream open forever.
+            async with asyncio.timeout_at(deadline):
+                await send(message)
+        except TimeoutError:
+            if self.outcome is None:
+                usage = await self._usage()
+                seconds = self.timeouts.total
+                self.outcome = Outcome.failure(
+                    200,
+                    "TimeoutException",
+                    TOTAL_TIMEOUT,
+                    f"the client read too slowly: total timeout of {seconds:g}s reached",
+                    **self._details(usage),
+                )
+            return False
+        return True
+
+    async def _ended(self, check: StreamCheck) -> Outcome:
+        details = self._details(await self._usage())
+        ending = check.outcome
+        if isinstance(ending, Fail):
+            return Outcome.failure(
+                200, ending.error_class, str(ending.code), ending.message, **details
+            )
+        return Outcome.success(**details)
+
+    async def _next_steps(
+        self, start: StreamStart, send: Send, total_deadline: float
+    ) -> list[Step]:
         """Read one upstream chunk under the idle and total timers; what to send for it."""
         loop = asyncio.get_running_loop()
         ends = min(loop.time() + self.timeouts.idle, total_deadline)
         check, name = start.check, start.provider
         try:
-            async with asyncio.timeout_at(ends):
-                chunk = await anext(start.chunks)
+            if self.heartbeat:
+                chunk = await self._read_with_heartbeats(start.chunks, send, ends)
+            else:
+                async with asyncio.timeout_at(ends):
+                    chunk = await anext(start.chunks)
         except StopAsyncIteration:
             return check.end_of_stream()
         except TimeoutError:
@@ -145,29 +235,63 @@ class ChatResponse:
                 return [check.fail(TOTAL_TIMEOUT, f"{name}: total timeout of {seconds:g}s reached")]
             seconds = self.timeouts.idle
             return [check.fail(IDLE_TIMEOUT, f"{name}: no data for {seconds:g}s mid-stream")]
-        except httpx.DecodingError:
-            return [check.fail(MALFORMED, f"{name}: undecodable body mid-stream")]
-        except httpx.RequestError:  # every transport failure: reset, closed, protocol error
-            return [check.fail(RESET, f"{name}: connection reset mid-stream")]
+        except httpx.DecodingError as exc:
+            message = f"{name}: undecodable body mid-stream"
+            return [check.fail(MALFORMED, message, error_class=type(exc).__name__)]
+        except httpx.RequestError as exc:  # every transport failure: reset, closed, protocol error
+            kind = type(exc).__name__
+            message = f"{name}: connection reset or closed mid-stream ({kind})"
+            return [check.fail(RESET, message, error_class=kind)]
         return check.feed(chunk)
 
-    def _log(self) -> None:
-        elapsed = asyncio.get_running_loop().time() - self.started
-        stream = "stream" if self.call.stream else "json"
-        usage = self.usage.describe() if self.usage is not None else "none"
-        logger.info(
-            "chat %s model=%s provider=%s: %s; usage %s (%.3fs)",
-            stream,
+    async def _read_with_heartbeats(
+        self, chunks: AsyncIterator[bytes], send: Send, ends: float
+    ) -> bytes:
+        """The next chunk, sending a `: keep-alive` comment for every `heartbeat` seconds of
+        silence; TimeoutError at `ends`. The read is one task throughout, never restarted."""
+        loop = asyncio.get_running_loop()
+        read = asyncio.ensure_future(anext(chunks))
+        try:
+            while True:
+                beat = min(ends, loop.time() + self.heartbeat)
+                done, _ = await asyncio.wait({read}, timeout=max(0.0, beat - loop.time()))
+                if done:
+                    return read.result()
+                if loop.time() >= ends:
+                    raise TimeoutError
+                async with asyncio.timeout_at(ends):
+                    await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
+        finally:
+            if not read.done():
+                read.cancel()
+                await asyncio.wait({read})
+
+    def _record(self, begun: Started, outcome: Outcome) -> None:
+        record = self.health.end(begun, outcome)
+        o = outcome
+        what = o.result.value if o.result is not Result.FAILURE else "failed"
+        if o.error_class and o.result is not Result.SUCCESS:
+            what += f" {o.error_class} code={o.code}"
+        usage = o.usage.describe() if o.usage is not None else "none"
+        kind = "stream" if self.call.stream else "json"
+        level = logging.WARNING if o.result is Result.FAILURE else logging.INFO
+        tail = f": {o.message}" if o.message else ""
+        logger.log(
+            level,
+            "chat %s %s: id=%d model=%s provider=%s status=%s attempts=%d chunks=%d usage %s "
+            "(%.3fs)%s",
+            kind,
+            what,
+            record.id,
             self.call.model,
-            self.provider or "-",
-            self.outcome,
+            o.provider or "-",
+            o.status or "-",
+            o.attempts,
+            o.chunks,
             usage,
-            elapsed,
+            record.duration,
+            tail,
         )
-
-
-def _ending(outcome: object) -> str:
-    return f"error {outcome.code}" if isinstance(outcome, Fail) else "[DONE]"
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

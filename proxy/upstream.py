@@ -232,13 +232,16 @@ def _error_message(body: bytes) -> str:
 
 
 def _transport_failure(name: str, exc: httpx.RequestError, where: str) -> AttemptFailed:
+    kind = type(exc).__name__  # ReadError, RemoteProtocolError, ConnectError, ...
     if isinstance(exc, httpx.ConnectTimeout):
-        return AttemptFailed(name, Failure.CONNECT_TIMEOUT, "connect timed out")
+        return AttemptFailed(name, Failure.CONNECT_TIMEOUT, "connect timed out", error_class=kind)
     if isinstance(exc, httpx.ConnectError):
-        return AttemptFailed(name, Failure.CONNECT, f"cannot connect ({exc or 'refused'})")
+        detail = f"cannot connect: connection refused or unreachable ({exc or kind})"
+        return AttemptFailed(name, Failure.CONNECT, detail, error_class=kind)
     if isinstance(exc, httpx.DecodingError):
-        return AttemptFailed(name, Failure.MALFORMED, f"undecodable body {where}")
-    return AttemptFailed(name, Failure.RESET, f"connection reset {where}")
+        return AttemptFailed(name, Failure.MALFORMED, f"undecodable body {where}", error_class=kind)
+    detail = f"connection reset or closed {where} ({kind})"
+    return AttemptFailed(name, Failure.RESET, detail, error_class=kind)
 
 
 def _no_content(name: str, step: Step) -> AttemptFailed:

@@ -41,10 +41,6 @@ class ChatCall:
         return messages
 
 
-async def read_chat_call(request: Request) -> ChatCall:
-    return parse_chat_call(await read_body(request))
-
-
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:

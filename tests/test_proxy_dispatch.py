@@ -138,6 +138,14 @@ def chunk(content: str | None, finish: str | None = None) -> bytes:
 async def call(
     upstream: Upstream, body: dict[str, Any], config: Config | None = None
 ) -> httpx.Response:
+    (response,) = await calls(upstream, [body], config)
+    return response
+
+
+async def calls(
+    upstream: Upstream, bodies: list[dict[str, Any]], config: Config | None = None
+) -> list[httpx.Response]:
+    """The requests one after the other, through one proxy app."""
     app = create_app(
         config or make_config(),
         {"STREAMPROOF_UPSTREAM_KEY": KEY},
@@ -147,7 +155,7 @@ async def call(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
-            return await http.post("/v1/chat/completions", json=body)
+            return [await http.post("/v1/chat/completions", json=body) for body in bodies]
 
 
 def request(model: str = "m", stream: bool = False) -> dict[str, Any]:
@@ -198,8 +206,13 @@ async def test_dispatch_all_5xx_is_502_naming_provider_and_attempts():
     [
         (httpx.ConnectError, "upstream_failed", 502, "cannot connect"),
         (httpx.ConnectTimeout, "upstream_timeout", 504, "connect timed out"),
-        (httpx.RemoteProtocolError, "upstream_failed", 502, "reset before response headers"),
-        (httpx.ReadError, "upstream_failed", 502, "reset before response headers"),
+        (
+            httpx.RemoteProtocolError,
+            "upstream_failed",
+            502,
+            "reset or closed before response headers",
+        ),
+        (httpx.ReadError, "upstream_failed", 502, "reset or closed before response headers"),
     ],
 )
 async def test_dispatch_transport_errors_are_retried_then_reported(error, code, status_code, words):
@@ -406,3 +419,32 @@ async def test_dispatch_stream_finish_without_done_gets_done():
     upstream = Upstream(sse(chunk("a"), chunk(None, "stop")))
     response = await call(upstream, request(stream=True))
     assert response.content == chunk("a") + chunk(None, "stop") + b"data: [DONE]\n\n"
+
+
+@pytest.mark.asyncio
+async def test_dispatch_every_provider_cooling_down_is_a_fast_503():
+    upstream = Upstream(status(429, headers={"retry-after": "30"}))
+    first, second = await calls(upstream, [request(), request()])
+    assert first.status_code == 429
+    assert second.status_code == 503
+    assert error_of(second)["code"] == "providers_cooling_down"
+    assert 29 <= int(second.headers["retry-after"]) <= 30
+    assert len(upstream.requests) == 1  # the second request never reached the provider
+
+
+@pytest.mark.asyncio
+async def test_dispatch_a_cooling_provider_is_skipped_for_the_next_in_the_chain():
+    upstream = Upstream(status(429, headers={"retry-after": "30"}), ok_json())
+    first, second = await calls(upstream, [request("m-fallback"), request("m-fallback")])
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert upstream.hosts() == ["fake.test", "backup.test", "backup.test"]
+
+
+@pytest.mark.asyncio
+async def test_dispatch_an_answer_ends_the_cooldown():
+    # Retry-After 1 is within the cap: the proxy waits it out, and the answer clears it.
+    upstream = Upstream(status(429, headers={"retry-after": "1"}), ok_json())
+    config = replace(make_config(), retry=replace(make_config().retry, retry_after_cap=2.0))
+    first, second = await calls(upstream, [request(), request()], config)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert len(upstream.requests) == 3

@@ -16,6 +16,9 @@ KEY = "sk-main-test-key"
 def write_config(path: Path, extra: str = "") -> Path:
     path.write_text(
         f"""
+        [logging]
+        file = "{path.parent / "logs" / "proxy.log"}"
+
         [providers.fake]
         base_url = "http://127.0.0.1:9/v1"
         api_key_env = "STREAMPROOF_UPSTREAM_KEY"
@@ -51,12 +54,17 @@ def test_main_serves_on_an_inherited_socket(tmp_path):
     try:
         # The socket listened before the process started: the request waits in the backlog.
         response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30)
-        assert response.json() == {"status": "ok"}
+        assert response.json()["status"] == "ok"
+        assert response.json()["requests"]["total"] == 0
     finally:
         process.terminate()
         _, log = process.communicate(timeout=10)
     assert "Application startup complete" in log
     assert KEY not in log
+    # The same lines go to the configured log file, its folder created on startup.
+    logged = (tmp_path / "logs" / "proxy.log").read_text()
+    assert "Application startup complete" in logged
+    assert KEY not in logged
 
 
 def test_main_bad_config_exits_2_naming_the_key(tmp_path):

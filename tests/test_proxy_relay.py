@@ -179,7 +179,10 @@ def test_relay_reset_every_time_is_502(fake, proxy_url):
     assert response.status_code == 502
     error = response.json()["error"]
     assert error["code"] == "upstream_failed"
-    assert "fake: connection reset before response headers (attempt 3 of 3)" in error["message"]
+    assert (
+        "fake: connection reset or closed before response headers (ReadError) (attempt 3 of 3)"
+        in error["message"]
+    )
     assert KEY not in response.text
 
 
@@ -249,7 +252,6 @@ def test_relay_finish_without_done_is_completed_by_the_proxy(fake, proxy_url):
         (("status-500", "first-2"), 200, 3),
         (("status-429",), 429, 3),
         (("status-429-0", "first-1"), 200, 2),
-        (("status-429-30",), 429, 1),
         (("status-400",), 400, 1),
         (("status-401",), 401, 1),
     ],

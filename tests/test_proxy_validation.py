@@ -166,4 +166,5 @@ async def test_health_is_ok():
     async with client() as http:
         response = await http.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json()["status"] == "ok"
+    assert response.json()["success_rate"] is None  # no requests yet: no rate, no division

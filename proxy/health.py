@@ -1,0 +1,380 @@
+"""Stream health: what became of every request, the alerts it raises, and the report.
+
+`Health` is sans-IO: the response code tells it when a request starts (`begin`) and how it
+ended (`end`, with an `Outcome`), and it keeps
+
+- totals: requests, successes, failures, requests the client abandoned, active now;
+- failures by error class, named as httpx names its exceptions (`ReadError`,
+  `ConnectError`, `ConnectTimeout`, `RemoteProtocolError`, ...) or, for what the proxy
+  itself detects, by what it is (`ReadTimeout` for the first-byte and idle timers,
+  `TimeoutException` for the total timeout and the overall deadline, `IncompleteStream`,
+  `MalformedStream`, `UpstreamError`, `HTTPStatusError`, ...), so the seed's
+  `grep -i "readerror\\|connection\\|reset"` recipes work on the log;
+- chunks relayed, and tokens (prompt and completion, reported by the provider or
+  estimated by the proxy), including the partial usage of failed and abandoned streams;
+- a sliding window of the last `window` finished requests, over which the success rate
+  and the average chunks per successful stream are computed;
+- the alerts, each checked after every request.
+
+Decisions, stated once:
+
+- A request the client abandoned is neither a success nor a failure: the upstream did
+  nothing wrong. It is counted apart, does not enter the window, and does not reset or
+  extend a run of consecutive failures.
+- The success rate is successes / (successes + failures) over the window, and `None` when
+  the window is empty: never a division by zero, and no alert on no evidence.
+- Alerts fire exactly at their thresholds: `low_success_rate` when the rate is *below*
+  `min_success_rate` with at least `min_requests` requests in the window;
+  `consecutive_failures` when the run *reaches* `max_consecutive_failures`;
+  `few_chunks` when the average chunks per successful *streamed* request is *below*
+  `min_chunks_per_stream` with at least `min_requests` of them in the window.
+  A threshold of 0 turns its alert off. An alert is raised once when its condition
+  starts to hold and cleared once when it stops; listeners hear both.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.config import HealthConfig
+from proxy.usage import Usage
+
+# The upper bounds (seconds) of the request-duration histogram, as Prometheus wants them.
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Result(enum.Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"  # the client left before the end
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one request ended, as the response code saw it."""
+
+    result: Result
+    status: int  # the HTTP status the client got (200 for a stream that failed after it)
+    error_class: str | None = None  # None for a success
+    code: str | None = None  # the error code the client was given, if any
+    message: str = ""  # for the log; already redacted
+    chunks: int = 0  # chunks relayed to the client
+    attempts: int = 0  # upstream attempts made
+    provider: str | None = None  # the provider that answered, if one did
+    usage: Usage | None = None
+
+    @classmethod
+    def success(cls, **details: Any) -> Outcome:
+        return cls(Result.SUCCESS, 200, **details)
+
+    @classmethod
+    def failure(
+        cls, status: int, error_class: str, code: str, message: str, **details: Any
+    ) -> Outcome:
+        return cls(Result.FAILURE, status, error_class, code, message, **details)
+
+    @classmethod
+    def cancelled(cls, status: int, **details: Any) -> Outcome:
+        return cls(Result.CANCELLED, status, "ClientDisconnected", "client_disconnected", **details)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One finished request, as the report and the live feed show it."""
+
+    id: int
+    model: str
+    stream: bool
+    endpoint: str
+    outcome: Outcome
+    started_at: float  # wall clock (time.time())
+    duration: float  # seconds
+
+    def as_json(self) -> dict[str, Any]:
+        o = self.outcome
+        return {
+            "id": self.id,
+            "model": self.model,
+            "endpoint": self.endpoint,
+            "stream": self.stream,
+            "result": o.result.value,
+            "status": o.status,
+            "error_class": o.error_class,
+            "code": o.code,
+            "message": o.message,
+            "provider": o.provider,
+            "attempts": o.attempts,
+            "chunks": o.chunks,
+            "usage": _usage_json(o.usage),
+            "started_at": round(self.started_at, 3),
+            "duration": round(self.duration, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    name: str
+    message: str
+    value: float
+    threshold: float
+    since: float  # wall clock
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+            "since": round(self.since, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A request in flight, as `begin` hands it back for `end`."""
+
+    id: int
+    model: str
+    stream: bool
+    endpoint: str
+    started_at: float  # wall clock
+    started: float  # monotonic
+
+
+@dataclass(slots=True)
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+
+    def add(self, usage: Usage) -> None:
+        self.prompt += usage.prompt
+        self.completion += usage.completion
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "prompt": self.prompt,
+            "completion": self.completion,
+            "total": self.prompt + self.completion,
+        }
+
+
+@dataclass(slots=True)
+class _Window:
+    """The last `size` finished (not cancelled) requests: (succeeded, streamed, chunks)."""
+
+    size: int
+    entries: deque[tuple[bool, bool, int]] = field(default_factory=deque)
+
+    def add(self, succeeded: bool, streamed: bool, chunks: int) -> None:
+        self.entries.append((succeeded, streamed, chunks))
+        while len(self.entries) > self.size:
+            self.entries.popleft()
+
+    def success_rate(self) -> float | None:
+        if not self.entries:
+            return None
+        return sum(1 for ok, _, _ in self.entries if ok) / len(self.entries)
+
+    def streamed_successes(self) -> list[int]:
+        return [chunks for ok, streamed, chunks in self.entries if ok and streamed]
+
+
+AlertListener = Callable[[str, Alert], None]  # ("raised" | "cleared", alert)
+RecordListener = Callable[[Record], None]
+
+
+class Health:
+    def __init__(self, config: HealthConfig, *, recent: int = 50) -> None:
+        self.config = config
+        self._next_id = 1
+        self.active: dict[int, Started] = {}
+        self.results: Counter[Result] = Counter()
+        self.failures_by_class: Counter[str] = Counter()
+        self.chunks = 0
+        self.streamed_successes = 0
+        self.reported = Tokens()
+        self.estimated = Tokens()
+        self.consecutive_failures = 0
+        self.durations = [0] * (len(DURATION_BUCKETS) + 1)  # the last is +Inf
+        self.duration_sum = 0.0
+        self.window = _Window(config.window)
+        self.recent: deque[Record] = deque(maxlen=recent)
+        self.alerts: dict[str, Alert] = {}
+        self.alert_listeners: list[AlertListener] = []
+        self.record_listeners: list[RecordListener] = []
+
+    @property
+    def total(self) -> int:
+        return sum(self.results.values())
+
+    def begin(self, model: str, *, stream: bool, endpoint: str) -> Started:
+        started = Started(self._next_id, model, stream, endpoint, time.time(), time.monotonic())
+        self._next_id += 1
+        self.active[started.id] = started
+        return started
+
+    def end(self, started: Started, outcome: Outcome) -> Record:
+        """Count a finished request, re-check the alerts, and tell the listeners."""
+        del self.active[started.id]
+        duration = time.monotonic() - started.started
+        record = Record(
+            started.id,
+            started.model,
+            started.stream,
+            started.endpoint,
+            outcome,
+            started.started_at,
+            duration,
+        )
+        self.results[outcome.result] += 1
+        self.chunks += outcome.chunks
+        if outcome.usage is not None:
+            (self.estimated if outcome.usage.estimated else self.reported).add(outcome.usage)
+        self._observe_duration(duration)
+        if outcome.result is Result.SUCCESS:
+            self.consecutive_failures = 0
+            self.streamed_successes += started.stream
+            self.window.add(True, started.stream, outcome.chunks)
+        elif outcome.result is Result.FAILURE:
+            self.consecutive_failures += 1
+            self.failures_by_class[outcome.error_class or "Unknown"] += 1
+            self.window.add(False, started.stream, outcome.chunks)
+        self.recent.appendleft(record)
+        for listener in self.record_listeners:
+            listener(record)
+        self._check_alerts()
+        return record
+
+    def _observe_duration(self, seconds: float) -> None:
+        self.duration_sum += seconds
+        for index, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                self.durations[index] += 1
+                return
+        self.durations[-1] += 1
+
+    def success_rate(self) -> float | None:
+        return self.window.success_rate()
+
+    def average_chunks(self) -> float | None:
+        """Average chunks per successful streamed request in the window; None when none."""
+        chunks = self.window.streamed_successes()
+        return sum(chunks) / len(chunks) if chunks else None
+
+    def _check_alerts(self) -> None:
+        config = self.config
+        rate = self.success_rate()
+        enough = len(self.window.entries) >= config.min_requests
+        self._set(
+            "low_success_rate",
+            config.min_success_rate > 0
+            and enough
+            and rate is not None
+            and rate < config.min_success_rate,
+            rate or 0.0,
+            config.min_success_rate,
+            lambda value, threshold: (
+                f"success rate {value:.1%} is below {threshold:.1%} over "
+                f"the last {len(self.window.entries)} requests"
+            ),
+        )
+        run = self.consecutive_failures
+        self._set(
+            "consecutive_failures",
+            config.max_consecutive_failures > 0 and run >= config.max_consecutive_failures,
+            float(run),
+            float(config.max_consecutive_failures),
+            lambda value, threshold: (
+                f"{value:.0f} consecutive failures (threshold {threshold:.0f})"
+            ),
+        )
+        streamed = self.window.streamed_successes()
+        average = self.average_chunks()
+        self._set(
+            "few_chunks",
+            config.min_chunks_per_stream > 0
+            and len(streamed) >= config.min_requests
+            and average is not None
+            and average < config.min_chunks_per_stream,
+            average or 0.0,
+            config.min_chunks_per_stream,
+            lambda value, threshold: (
+                f"{value:.1f} chunks per successful stream on average, below {threshold:g}"
+            ),
+        )
+
+    def _set(
+        self,
+        name: str,
+        holds: bool,
+        value: float,
+        threshold: float,
+        message: Callable[[float, float], str],
+    ) -> None:
+        current = self.alerts.get(name)
+        if holds:
+            alert = Alert(
+                name,
+                message(value, threshold),
+                value,
+                threshold,
+                current.since if current else time.time(),
+            )
+            self.alerts[name] = alert
+            if current is None:
+                for listener in self.alert_listeners:
+                    listener("raised", alert)
+        elif current is not None:
+            del self.alerts[name]
+            for listener in self.alert_listeners:
+                listener("cleared", current)
+
+    def report(self) -> dict[str, Any]:
+        """The health report: what `GET /health` answers and `/metrics` exposes."""
+        config = self.config
+        return {
+            "status": "degraded" if self.alerts else "ok",
+            "requests": {
+                "total": self.total,
+                "succeeded": self.results[Result.SUCCESS],
+                "failed": self.results[Result.FAILURE],
+                "cancelled": self.results[Result.CANCELLED],
+                "active": len(self.active),
+            },
+            "success_rate": self.success_rate(),
+            "consecutive_failures": self.consecutive_failures,
+            "failures_by_class": dict(self.failures_by_class.most_common()),
+            "chunks": {
+                "total": self.chunks,
+                "average_per_stream": self.average_chunks(),
+            },
+            "tokens": {
+                "reported": self.reported.as_json(),
+                "estimated": self.estimated.as_json(),
+            },
+            "window": {"size": config.window, "requests": len(self.window.entries)},
+            "thresholds": {
+                "min_success_rate": config.min_success_rate,
+                "max_consecutive_failures": config.max_consecutive_failures,
+                "min_chunks_per_stream": config.min_chunks_per_stream,
+                "min_requests": config.min_requests,
+            },
+            "alerts": [alert.as_json() for alert in self.alerts.values()],
+            "recent": [record.as_json() for record in self.recent],
+        }
+
+
+def _usage_json(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt,
+        "completion_tokens": usage.completion,
+        "total_tokens": usage.total,
+        "estimated": usage.estimated,
+    }
