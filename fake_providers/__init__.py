@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fake_providers.dead import Blackhole, RefusingAddress
 from fake_providers.faults import FAULTS, Fault
 from fake_providers.journal import Attempt, Journal, fingerprint
 from fake_providers.scenario import Scenario, ScenarioError
@@ -10,9 +11,11 @@ from fake_providers.server import FakeProvider
 __all__ = [
     "FAULTS",
     "Attempt",
+    "Blackhole",
     "FakeProvider",
     "Fault",
     "Journal",
+    "RefusingAddress",
     "Scenario",
     "ScenarioError",
     "fingerprint",

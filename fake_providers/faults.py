@@ -150,13 +150,30 @@ class CutInside(Fault):
     events: int
 
     def apply(self, plan: Plan) -> Plan:
-        kept = plan.frames[: self.events]
-        if self.events >= len(plan.frames):
-            return plan.replace(frames=kept, ending=Ending.CLEAN)
-        cut = plan.frames[self.events]
-        # Half an event carries nothing a client can read: its bytes, none of its deltas.
-        half = Frame(FrameKind.MALFORMED, cut.data[: len(cut.data) // 2])
-        return plan.replace(frames=(*kept, half), ending=Ending.CLEAN)
+        return plan.replace(frames=_cut_inside(plan, self.events), ending=Ending.CLEAN)
+
+
+@dataclass(frozen=True)
+class ResetInside(Fault):
+    """After event n, half of event n+1, then a reset (TCP RST) inside that event."""
+
+    name: ClassVar[str] = "reset_inside"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    events: int
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(frames=_cut_inside(plan, self.events), ending=Ending.RESET)
+
+
+def _cut_inside(plan: Plan, events: int) -> tuple[Frame, ...]:
+    """The first `events` frames and the first half of the next (all of them, past the end)."""
+    kept = plan.frames[:events]
+    if events >= len(plan.frames):
+        return kept
+    cut = plan.frames[events]
+    # Half an event carries nothing a client can read: its bytes, none of its deltas.
+    return (*kept, Frame(FrameKind.MALFORMED, cut.data[: len(cut.data) // 2]))
 
 
 @dataclass(frozen=True)
@@ -344,6 +361,7 @@ FAULTS: dict[str, type[Fault]] = {
         StallAfter,
         CloseAfter,
         CutInside,
+        ResetInside,
         NoDone,
         Malformed,
         Coalesce,

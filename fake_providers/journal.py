@@ -10,11 +10,16 @@ two sides of an exchange can be laid side by side.
 API keys never enter a journal: the headers that carry them (`Authorization`, `api-key`,
 `x-api-key`, `Proxy-Authorization`) are kept only as a fingerprint (`sha256:` and the first
 12 hex digits of the digest of the whole header value).
+
+One fake provider can stand in for several providers of a proxy's fallback chain: besides
+`/v1/...` it answers `/<label>/v1/...`, and each attempt says which route it came on
+(`Attempt.route`). Attempts are still numbered per request id, whatever their route.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +27,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fake_providers.plan import Pieces, Usage
+
+LABEL_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"  # a route label: `b`, `kimi`, `nim-2`
+_ENDPOINT = "chat/completions|models"  # what every route serves, under `/v1/`
+_ROUTE = re.compile(rf"(?:/(?P<label>{LABEL_PATTERN}))?/v1/(?P<endpoint>{_ENDPOINT})/*")
+
+
+def parse_route(path: str) -> tuple[str, str] | None:
+    """The (label, endpoint) of a path the fake provider answers, or None for any other.
+
+    `/v1/chat/completions` is `("", "chat/completions")`, `/b/v1/models` is `("b", "models")`.
+    """
+    match = _ROUTE.fullmatch(path)
+    return None if match is None else (match["label"] or "", match["endpoint"])
 
 
 def fingerprint(secret: str) -> str:
@@ -50,6 +68,12 @@ class Attempt:
     ending: str | None = None  # clean | reset | stall | peer_left | error
     peer_closed_at: float | None = None
     ended_at: float | None = None
+
+    @property
+    def route(self) -> str:
+        """The label of the route this attempt came on (`b` for `/b/v1/...`), "" for `/v1/...`."""
+        route = parse_route(self.path)
+        return "" if route is None else route[0]
 
     @property
     def events_written(self) -> int:

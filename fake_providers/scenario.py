@@ -11,6 +11,9 @@ whole number or one of a few fixed words:
 - `id-…` names the request, so that its journal can be found (and retries counted).
 - `first-K` makes every fault fire only on the first K attempts (later attempts are clean):
   "fail twice, then succeed" is `…reset_before_headers.first-2`.
+- `via-NAME` is for the proxy, not for the fake: a marker its config can route on (the
+  harness's config sends `*.via-fallback*` to a fallback chain, for example). The fake
+  ignores it; NAME is 1 to 32 lowercase letters.
 
 What the answer says (content tokens):
 
@@ -104,6 +107,7 @@ RANDOM = "random"  # the text kind that takes a seed: `text-random-SEED`
 MAX_BIGDELTA = 16_384  # KiB: 16 MiB in one delta
 MAX_CHOICES = 128
 _NONCE = re.compile(r"[A-Za-z0-9]{1,64}")
+_VIA = re.compile(r"[a-z]{1,32}")
 _WHOLE = re.compile(r"[0-9]{1,9}")  # a whole number small enough for any parameter
 
 
@@ -114,6 +118,7 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class Scenario:
     nonce: str = ""
+    via: str = ""  # a route marker for the proxy's config; the fake ignores it
     chunks: int = 8
     eol: str = "lf"
     first: int | None = None
@@ -138,6 +143,8 @@ class Scenario:
             raise ScenarioError(f"chunks takes 0 to 100000, not {self.chunks}")
         if self.nonce and not _NONCE.fullmatch(self.nonce):
             raise ScenarioError("id takes 1 to 64 letters and digits")
+        if self.via and not _VIA.fullmatch(self.via):
+            raise ScenarioError("via takes 1 to 32 lowercase letters")
         if self.first is not None and self.first < 0:
             raise ScenarioError(f"first takes a whole number of attempts, not {self.first}")
         if self.text is not None and self.text not in (*TEXT_KINDS, RANDOM):
@@ -163,6 +170,8 @@ class Scenario:
         tokens = [PREFIX]
         if self.nonce:
             tokens.append(f"id-{self.nonce}")
+        if self.via:
+            tokens.append(f"via-{self.via}")
         tokens.append(f"chunks-{self.chunks}")
         if self.eol != "lf":
             tokens.append(f"eol-{self.eol}")
@@ -218,6 +227,10 @@ class Scenario:
                 if len(args) != 1 or not _NONCE.fullmatch(args[0]):
                     raise ScenarioError(f"{token!r}: id takes 1 to 64 letters and digits")
                 fields["nonce"] = args[0]
+            elif name == "via":
+                if len(args) != 1 or not _VIA.fullmatch(args[0]):
+                    raise ScenarioError(f"{token!r}: via takes 1 to 32 lowercase letters")
+                fields["via"] = args[0]
             elif name == "eol":
                 if len(args) != 1:
                     raise ScenarioError(f"{token!r}: eol takes one of {', '.join(EOL_NAMES)}")
@@ -248,6 +261,7 @@ class Scenario:
                 accepted = ", ".join(
                     [
                         "id",
+                        "via",
                         "chunks",
                         "eol",
                         "first",

@@ -5,6 +5,11 @@ a stall a silent open socket, a split a real write boundary. So this server owns
 sockets. It runs its own event loop on a thread of its own, which lets synchronous tests
 and fixtures use it, and binds 127.0.0.1 on an ephemeral port.
 
+It answers `/v1/chat/completions` and `/v1/models`, and the same under any route label,
+`/<label>/v1/...`, so one server can be every provider of a proxy's fallback chain
+(`url_for("b")` is provider B's base URL). Faults count attempts per request id across all
+routes: `first-3` fails the first three attempts of a request wherever they went.
+
 Two details matter for exactness:
 - Each write is journaled just before it is made, so whatever the peer has read, the
   journal already shows: a check never sees the client ahead of the upstream.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import struct
 import threading
@@ -31,7 +37,14 @@ from typing import Any
 import h11
 
 from fake_providers import chat
-from fake_providers.journal import Attempt, Journal, Journals, fingerprint
+from fake_providers.journal import (
+    LABEL_PATTERN,
+    Attempt,
+    Journal,
+    Journals,
+    fingerprint,
+    parse_route,
+)
 from fake_providers.plan import Ending, Plan
 from fake_providers.scenario import Scenario, ScenarioError
 
@@ -63,6 +76,17 @@ class FakeProvider:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
+
+    def url_for(self, label: str) -> str:
+        """The base URL of a labelled route: `http://127.0.0.1:PORT/b/v1` for "b".
+
+        "" is the unlabelled route (`base_url`), the one `Attempt.route` calls "".
+        """
+        if label == "":
+            return self.base_url
+        if not re.fullmatch(LABEL_PATTERN, label):
+            raise ValueError(f"a route label matches {LABEL_PATTERN}, not {label!r}")
+        return f"http://{self.host}:{self.port}/{label}/v1"
 
     def journal(self, nonce: str) -> Journal:
         return self.journals[nonce]
@@ -181,12 +205,13 @@ class _Connection:
     async def _respond(self, request: h11.Request, raw_body: bytes) -> bool:
         """Answer one request; say whether the connection may carry another."""
         method, path = request.method.decode(), request.target.decode().split("?")[0]
-        if path.rstrip("/") == "/v1/models":
+        route = parse_route(path)
+        if route is None:
+            return await self._send_json(404, _error(f"no route for {method} {path}"))
+        if route[1] == "models":
             if method != "GET":
                 return await self._send_json(405, _error("use GET"))
             return await self._send_json(200, {"object": "list", "data": _models()})
-        if path.rstrip("/") != "/v1/chat/completions":
-            return await self._send_json(404, _error(f"no route for {method} {path}"))
         if method != "POST":
             return await self._send_json(405, _error("use POST"))
         try:

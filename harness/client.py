@@ -57,6 +57,10 @@ class StreamClient:
             leave_before_response=leave_before_response,
         )
 
+    def get(self, path: str) -> httpx.Response:
+        """A plain GET of one of the target's other endpoints (`/health`, `/metrics`)."""
+        return self._http.get(path)
+
     def send(
         self,
         method: str,

@@ -17,6 +17,7 @@ it does not fail the run. `--collect-only` adds the catalogue of the collected c
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -25,13 +26,14 @@ from typing import Any
 import pytest
 
 from fake_providers import FakeProvider
+from fake_providers.dead import Blackhole, RefusingAddress
 from harness import results
 from harness.client import StreamClient
 from harness.expectations import Expectations
 from harness.expectations import selects as selects  # re-exported, for `--case`
 from harness.results import CaseRecord, Results, Target
 from harness.sut import SystemUnderTest
-from harness.targets import BUNDLED, ProcessTarget, Timeouts
+from harness.targets import BUNDLED, OFFERS, Offers, ProcessTarget, Timeouts
 from harness.verdict import Case, CaseFailed, Judge, Level
 
 FAIL_ON = {
@@ -53,6 +55,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="TEMPLATE",
         help="command that starts the proxy under test; placeholders {upstream} {fd} {port} "
         "{api_key} {config} {python} (default: the bundled reference proxy)",
+    )
+    group.addoption(
+        "--target-offers",
+        dest="streamproof_target_offers",
+        default=None,
+        metavar="NAMES",
+        help="what the --target-cmd target offers beyond POST /v1/chat/completions, "
+        f"comma-separated: {', '.join(OFFERS)}, or 'all' (the bundled proxy offers all; "
+        "another target, none unless told); a case that needs more is skipped",
     )
     group.addoption(
         "--fail-on",
@@ -94,6 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         '"FAIL" reason = "..."; an expected verdict does not fail the run',
     )
     parser.addini("streamproof_target_cmd", "default for --target-cmd", default=None)
+    parser.addini("streamproof_target_offers", "default for --target-offers", default=None)
     parser.addini("streamproof_fail_on", "default for --fail-on", default="fail")
     parser.addini("streamproof_report_dir", "default for --report-dir", default=None)
     parser.addini("streamproof_expectations", "default for --expectations", default=None)
@@ -103,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "case(case): a numbered streamproof conformance case (use harness.case)"
     )
+    offers_of(config)  # a bad --target-offers is a usage error before anything starts
     fail_on = _option(config, "streamproof_fail_on")
     if fail_on not in FAIL_ON:
         raise pytest.UsageError(f"--fail-on takes {' or '.join(FAIL_ON)}, not {fail_on!r}")
@@ -141,6 +154,16 @@ def _path_option(config: pytest.Config, name: str) -> Path | None:
 def target_of(config: pytest.Config) -> Target:
     template = _option(config, "streamproof_target_cmd")
     return Target(template, template) if template else Target("reference proxy")
+
+
+def offers_of(config: pytest.Config) -> Offers:
+    text = _option(config, "streamproof_target_offers")
+    if text is None:
+        return Offers() if target_of(config).command else Offers.everything()
+    try:
+        return Offers.parse(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--target-offers: {exc}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -197,28 +220,63 @@ def fake_provider() -> Iterator[FakeProvider]:
 
 
 @pytest.fixture(scope="session")
+def dead_upstreams() -> Iterator[dict[str, str]]:
+    """Providers that are down, for the fallback chains: refused, and (on Linux) blackhole."""
+    with contextlib.ExitStack() as stack:
+        refused = stack.enter_context(RefusingAddress())
+        upstreams = {"refused": refused.base_url}
+        try:
+            blackhole = stack.enter_context(Blackhole())
+        except OSError:
+            pass  # not Linux: the blackhole chain is left out, and its case skipped
+        else:
+            upstreams["blackhole"] = blackhole.base_url
+        yield upstreams
+
+
+@pytest.fixture(scope="session")
 def sut(
-    fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory, pytestconfig: Any
+    fake_provider: FakeProvider,
+    dead_upstreams: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: Any,
 ) -> Iterator[SystemUnderTest]:
     """The system under test, started once per session (per xdist worker)."""
     under_test = target_of(pytestconfig)
-    timeouts = Timeouts()
     target = ProcessTarget(
         under_test.command or BUNDLED,
         fake_provider.base_url,
         tmp_path_factory.mktemp("target"),
-        timeouts=timeouts,
+        timeouts=Timeouts(),
         name=under_test.name,
+        upstreams={"secondary": fake_provider.url_for("secondary"), **dead_upstreams},
     )
-    target.start()
-    # The client waits longer than any of the target's own timers, so that a proxy which
-    # honours them is never cut short by the harness, and one that does not is caught.
-    client = StreamClient(target.base_url, read_timeout=timeouts.total + 1.0)
-    try:
-        yield SystemUnderTest(target.name, client, fake_provider, timeouts)
-    finally:
-        client.close()
-        target.stop()
+    offers = offers_of(pytestconfig)
+
+    @contextlib.contextmanager
+    def run(target: ProcessTarget) -> Iterator[SystemUnderTest]:
+        target.start()
+        # The client waits longer than any of the target's own timers, so that a proxy which
+        # honours them is never cut short by the harness, and one that does not is caught.
+        client = StreamClient(target.base_url, read_timeout=target.timeouts.total + 1.0)
+        try:
+            yield SystemUnderTest(
+                target.name,
+                client,
+                fake_provider,
+                target.timeouts,
+                offers,
+                log_path=target.proxy_log_path if "config" in offers else None,
+                chains=target.chains if "config" in offers else frozenset(),
+                thresholds=target.thresholds,
+                fresh=lambda: run(target.fresh(tmp_path_factory.mktemp("fresh"))),
+            )
+        finally:
+            client.close()
+            target.stop()
+
+    with run(target) as under:
+        yield under
 
 
 @pytest.fixture

@@ -8,13 +8,18 @@ for that one request. Checks compare the two.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
 from fake_providers.chat import Expected, expected, expected_usage
 from harness.client import StreamClient
-from harness.targets import Timeouts
+from harness.targets import OFFERS, Offers, Thresholds, Timeouts
 from harness.transcript import Outcome, Transcript
 
 # What every scenario asks: the fake provider's usage figures are computed for these.
@@ -110,12 +115,83 @@ class Exchange:
 
 class SystemUnderTest:
     def __init__(
-        self, name: str, client: StreamClient, provider: FakeProvider, timeouts: Timeouts
+        self,
+        name: str,
+        client: StreamClient,
+        provider: FakeProvider,
+        timeouts: Timeouts,
+        offers: Offers | None = None,
+        *,
+        log_path: Path | None = None,
+        chains: frozenset[str] = frozenset(),
+        thresholds: Thresholds | None = None,
+        fresh: Callable[[], AbstractContextManager[SystemUnderTest]] | None = None,
     ) -> None:
         self.name = name
         self.client = client
         self.provider = provider
         self.timeouts = timeouts
+        self.offers = offers or Offers()
+        self.log_path = log_path
+        self.chains = chains  # the route markers (Scenario.via) the target's config has
+        self.thresholds = thresholds or Thresholds()  # the alert thresholds of its config
+        self._fresh = fresh
+
+    def needs(self, *names: str) -> None:
+        """Skip the case, saying why, unless the target offers all of `names` (see OFFERS)."""
+        for name in names:
+            if name not in self.offers:
+                pytest.skip(f"the target does not offer {name}: {OFFERS[name]}")
+
+    def fresh(self) -> AbstractContextManager[SystemUnderTest]:
+        """Another process of the same target with nothing recorded yet, for the cases that
+        judge counters from zero (alerts); it is stopped when the block ends."""
+        if self._fresh is None:
+            pytest.skip("the target cannot be started afresh for one case")
+        return self._fresh()
+
+    def health(self) -> Any:
+        """`GET /health`, parsed; an AssertionError (a failed case) if it is not JSON."""
+        response = self.client.get("/health")
+        try:
+            return response.json()
+        except ValueError:
+            raise AssertionError(f"GET /health: status {response.status_code}, not JSON") from None
+
+    def settled_health(self, tries: int = 100) -> Any:
+        """`GET /health` once no request is in flight (`requests.active` is 0), so that a
+        request the client has left is counted before the report is judged. Bounded: after
+        `tries` reports the last one is returned as it is, and the check says what it saw."""
+        report = self.health()
+        for _ in range(tries - 1):
+            if report.get("requests", {}).get("active") == 0:
+                break
+            report = self.health()
+        return report
+
+    def metrics(self) -> str:
+        return self.client.get("/metrics").text
+
+    def record_of(self, x: Exchange) -> dict[str, Any] | None:
+        """The health report's record of this exchange's request (found by its model)."""
+        recent = self.health().get("recent", [])
+        return next((r for r in recent if r.get("model") == x.scenario.model), None)
+
+    def log_lines(self, x: Exchange) -> list[str]:
+        """The target's log lines that name this exchange's request (by its model)."""
+        if self.log_path is None or not self.log_path.exists():
+            return []
+        model = x.scenario.model
+        return [line for line in self.log_path.read_text().splitlines() if model in line]
+
+    def simple_chat(
+        self, scenario: Scenario, *, stream: bool = True, message: str = "hi"
+    ) -> Exchange:
+        """`POST /api/chat` (the seed's dialect) with the scenario in its model."""
+        scenario = replace(scenario, nonce=secrets.token_hex(6))
+        request = {"message": message, "model": scenario.model, "stream": stream}
+        transcript = self.client.send("POST", "/api/chat", json=request)
+        return Exchange(scenario, transcript, self.provider.journal(scenario.nonce))
 
     def chat(
         self,

@@ -19,6 +19,7 @@ A command template may use:
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shlex
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +41,68 @@ KEY_VARIABLE = "STREAMPROOF_UPSTREAM_KEY"
 class Timeouts:
     """What the target declares, so timing cases know what to expect (seconds)."""
 
-    connect: float = 1.0
+    connect: float = 0.25  # loopback connects take microseconds; only a blackhole waits
     first_byte: float = 0.5
     idle: float = 0.3
     total: float = 5.0
+
+
+OFFERS = {
+    "api-chat": "POST /api/chat, the seed dashboard's simple dialect",
+    "health": "GET /health answering streamproof's health report (the reference proxy's)",
+    "metrics": "GET /metrics in Prometheus' text format, with the reference proxy's names",
+    "config": "runs on the reference-proxy {config} the harness writes: its retries, its "
+    "fallback routes, its log file and its alert thresholds",
+}
+MAX_ATTEMPTS = 3  # attempts per provider in the config the harness writes
+
+
+@dataclass(frozen=True)
+class Offers:
+    """What a target offers beyond `POST /v1/chat/completions`. A case that needs more is
+    skipped, with the reason, never failed. The bundled proxy offers everything."""
+
+    names: frozenset[str] = frozenset()
+    max_attempts: int | None = None  # attempts per provider, when the target declares it
+
+    @classmethod
+    def parse(cls, text: str) -> Offers:
+        """`"api-chat,health"`: names from OFFERS; "all" for every one; "" for none."""
+        names = {name.strip() for name in text.split(",") if name.strip()}
+        if names == {"all"}:
+            return cls.everything()
+        unknown = names - OFFERS.keys()
+        if unknown:
+            accepted = ", ".join(["all", *OFFERS])
+            raise ValueError(f"unknown offer {sorted(unknown)[0]!r} (accepted: {accepted})")
+        return cls(frozenset(names), MAX_ATTEMPTS if "config" in names else None)
+
+    @classmethod
+    def everything(cls) -> Offers:
+        return cls(frozenset(OFFERS), MAX_ATTEMPTS)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The alert thresholds of the config the harness writes (see proxy.health)."""
+
+    window: int = 20
+    min_requests: int = 4
+    min_success_rate: float = 0.5
+    max_consecutive_failures: int = 3
+    min_chunks_per_stream: float = 6.0
+
+
+# The chains of the config the harness writes, by the route marker in the model name
+# (`Scenario(via=...)`): the first provider fails in its own way, the second is the fake.
+CHAINS = {
+    "fallback": ("fake", "secondary"),  # both the fake, the second on its own labelled route
+    "refused": ("refused", "fake"),  # nothing listens: connects are refused
+    "blackhole": ("blackhole", "fake"),  # connects never complete: a connect timeout
+}
 
 
 class TargetError(RuntimeError):
@@ -60,12 +120,17 @@ class ProcessTarget:
         *,
         timeouts: Timeouts | None = None,
         name: str = "",
+        upstreams: Mapping[str, str] | None = None,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.template = template
         self.upstream = upstream
         self.workdir = workdir
         self.timeouts = timeouts or Timeouts()
         self.name = name or template
+        # Base URLs of the other providers of the CHAINS: secondary, refused, blackhole.
+        self.upstreams = dict(upstreams or {})
+        self.thresholds = thresholds or Thresholds()
         self.api_key = "sk-streamproof-" + secrets.token_hex(16)
         self.log_path = workdir / "target.log"  # the process's stdout and stderr
         self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
@@ -80,7 +145,7 @@ class ProcessTarget:
         listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port = listener.getsockname()[1]
         config = self.workdir / "proxy-config.toml"
-        config.write_text(_reference_config(self.upstream, self.timeouts, self.proxy_log_path))
+        config.write_text(self._config())
         argv = [
             part.format(
                 python=sys.executable,
@@ -112,6 +177,32 @@ class ProcessTarget:
                 f"{self.name!r} did not answer on {self.base_url}: {exc}\n{self.log_tail()}"
             ) from None
 
+    @property
+    def chains(self) -> frozenset[str]:
+        """The route markers of CHAINS whose every provider this target's config has."""
+        have = {"fake", *self.upstreams}
+        return frozenset(m for m, chain in CHAINS.items() if all(p in have for p in chain))
+
+    def fresh(self, workdir: Path) -> ProcessTarget:
+        """Another process of the same target, with nothing recorded yet (not started)."""
+        return ProcessTarget(
+            self.template,
+            self.upstream,
+            workdir,
+            timeouts=self.timeouts,
+            name=self.name,
+            upstreams=self.upstreams,
+            thresholds=self.thresholds,
+        )
+
+    def _config(self) -> str:
+        return _reference_config(
+            {"fake": self.upstream, **self.upstreams},
+            self.timeouts,
+            self.thresholds,
+            self.proxy_log_path,
+        )
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
@@ -131,10 +222,30 @@ class ProcessTarget:
         return "\n".join(text.splitlines()[-lines:]).replace(self.api_key, "[redacted]")
 
 
-def _reference_config(upstream: str, timeouts: Timeouts, log: Path) -> str:
+def _reference_config(
+    upstreams: Mapping[str, str], timeouts: Timeouts, thresholds: Thresholds, log: Path
+) -> str:
+    providers = "".join(
+        f"""
+        [providers.{name}]
+        base_url = "{url}"
+        api_key_env = "{KEY_VARIABLE}"
+        """
+        for name, url in upstreams.items()
+    )
+    chains = "".join(
+        f"""
+        [[routes]]
+        model = "*.via-{marker}*"
+        providers = {json.dumps(list(chain))}
+        """
+        for marker, chain in CHAINS.items()
+        if all(name in upstreams for name in chain)
+    )
     return textwrap.dedent(
         f"""\
-        # Written by streamproof for one run: every model goes to the fake provider.
+        # Written by streamproof for one run: every model goes to the fake provider, or to
+        # a fallback chain that ends with it.
         [logging]
         file = "{log}"
 
@@ -145,23 +256,26 @@ def _reference_config(upstream: str, timeouts: Timeouts, log: Path) -> str:
         total = {timeouts.total}
 
         [retry]
-        max_attempts = 3
+        max_attempts = {MAX_ATTEMPTS}
         backoff_base = 0.01
         backoff_max = 0.05
         retry_after_cap = 2.0
         deadline = 5.0
 
-        [providers.fake]
-        base_url = "{upstream}"
-        api_key_env = "{KEY_VARIABLE}"
-
+        [health]
+        window = {thresholds.window}
+        min_requests = {thresholds.min_requests}
+        min_success_rate = {thresholds.min_success_rate}
+        max_consecutive_failures = {thresholds.max_consecutive_failures}
+        min_chunks_per_stream = {thresholds.min_chunks_per_stream}
+        {providers}
         # The same fake, declared as a provider that rejects stream_options (as Mistral and
         # NVIDIA NIM have): scenarios that model one are routed to it.
         [providers.fake_without_stream_options]
-        base_url = "{upstream}"
+        base_url = "{upstreams["fake"]}"
         api_key_env = "{KEY_VARIABLE}"
         stream_options = false
-
+        {chains}
         [[routes]]
         model = "*reject_stream_options*"
         providers = ["fake_without_stream_options"]

@@ -14,12 +14,14 @@ from fake_providers.faults import (
     NoDone,
     ResetAfter,
     ResetBeforeHeaders,
+    ResetInside,
     Slow,
     SplitEol,
     SplitUtf8,
     StallAfter,
     StallBeforeHeaders,
     Status,
+    UpstreamError,
 )
 from fake_providers.scenario import PREFIX, Scenario
 
@@ -38,6 +40,7 @@ __all__ = [
     "NoDone",
     "ResetAfter",
     "ResetBeforeHeaders",
+    "ResetInside",
     "Scenario",
     "Slow",
     "SplitEol",
@@ -45,5 +48,6 @@ __all__ = [
     "StallAfter",
     "StallBeforeHeaders",
     "Status",
+    "UpstreamError",
     "scenario",
 ]

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from proxy import tokens
+from proxy import simple, tokens
 from proxy.config import Config
 from proxy.dispatch import Dispatcher
 from proxy.errors import RequestRejected
@@ -32,7 +32,6 @@ from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.metrics import exposition, registry_for
 from proxy.providers import ProviderPool
 from proxy.responses import ChatResponse
-from proxy.simple import encode_simple, parse_simple_call, simple_answer
 from proxy.validation import parse_chat_call, read_body
 
 logger = logging.getLogger("proxy")
@@ -135,7 +134,7 @@ class ChatEndpoint:
         started = asyncio.get_running_loop().time()
         body = await read_body(Request(scope, receive))
         if self._simple:
-            call = parse_simple_call(body, self._config.server.default_model)
+            call = simple.parse_simple_call(body, self._config.server.default_model)
         else:
             call = parse_chat_call(body)
         route = self._config.route_for(call.model)
@@ -153,7 +152,7 @@ class ChatEndpoint:
             heartbeat=self._config.server.heartbeat,
         )
         if self._simple:
-            response.encode, response.reshape = encode_simple, simple_answer
+            response.encode, response.reshape = simple.encode_simple, simple.simple_answer
         await response(scope, receive, send)
 
 

@@ -86,9 +86,12 @@ class ChatResponse:
     provider: str | None = None  # the provider that answered, once one did
     relayed: StreamCheck | None = None  # the stream that was relayed, if any
     trace: Trace = field(default_factory=Trace)
+    begun: Started | None = None  # the health report's handle on this request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        begun = self.health.begin(self.call.model, stream=self.call.stream, endpoint=self.endpoint)
+        self.begun = self.health.begin(
+            self.call.model, stream=self.call.stream, endpoint=self.endpoint
+        )
         work = asyncio.create_task(self._respond(send))
         watch = asyncio.create_task(_wait_for_disconnect(receive))
         try:
@@ -104,8 +107,7 @@ class ChatResponse:
             await asyncio.wait({work, watch})
             error = None if work.cancelled() else work.exception()
             if self.outcome is None:
-                self.outcome = await self._unfinished(client_left, error)
-            self._record(begun, self.outcome)
+                self._decide(await self._unfinished(client_left, error))
         if error is not None:
             raise error
 
@@ -140,19 +142,21 @@ class ChatResponse:
     async def _respond(self, send: Send) -> None:
         result = await self.dispatcher.dispatch(self.call, self.route, self.started, self.trace)
         if isinstance(result, Refusal):
-            self.outcome = Outcome.failure(
-                result.status,
-                result.error_class,
-                result.code,
-                result.message,
-                **self._details(None),
+            self._decide(
+                Outcome.failure(
+                    result.status,
+                    result.error_class,
+                    result.code,
+                    result.message,
+                    **self._details(None),
+                )
             )
             self.committed = True
             await send_json(send, result.status, result.body, result.headers)
             self.complete = True
         elif isinstance(result, Answer):
             self.provider = result.provider
-            self.outcome = Outcome.success(**self._details(result.usage))
+            self._decide(Outcome.success(**self._details(result.usage)))
             self.committed = True
             await send_json(send, 200, self.reshape(result.body), {})
             self.complete = True
@@ -173,7 +177,7 @@ class ChatResponse:
             if over:
                 # Decided before the last byte goes out, so that a client which has seen
                 # the end finds the request in the health report and the log already.
-                self.outcome = await self._ended(start.check)
+                self._decide(await self._ended(start.check))
             body = self.encode(steps) if steps else b""
             if body or over:
                 if not await self._send(send, body, total_deadline, more=not over):
@@ -195,12 +199,14 @@ class ChatResponse:
             if self.outcome is None:
                 usage = await self._usage()
                 seconds = self.timeouts.total
-                self.outcome = Outcome.failure(
-                    200,
-                    "TimeoutException",
-                    TOTAL_TIMEOUT,
-                    f"the client read too slowly: total timeout of {seconds:g}s reached",
-                    **self._details(usage),
+                self._decide(
+                    Outcome.failure(
+                        200,
+                        "TimeoutException",
+                        TOTAL_TIMEOUT,
+                        f"the client read too slowly: total timeout of {seconds:g}s reached",
+                        **self._details(usage),
+                    )
                 )
             return False
         return True
@@ -266,8 +272,14 @@ class ChatResponse:
                 read.cancel()
                 await asyncio.wait({read})
 
-    def _record(self, begun: Started, outcome: Outcome) -> None:
-        record = self.health.end(begun, outcome)
+    def _decide(self, outcome: Outcome) -> None:
+        """Record the request's outcome, once: in the health report and the log. It is done
+        before the client gets the last byte, so that a client which has seen the end finds
+        the request counted and logged already."""
+        assert self.outcome is None
+        assert self.begun is not None
+        self.outcome = outcome
+        record = self.health.end(self.begun, outcome)
         o = outcome
         what = o.result.value if o.result is not Result.FAILURE else "failed"
         if o.error_class and o.result is not Result.SUCCESS:

@@ -8,6 +8,9 @@ in-band error event with no `[DONE]` (DESIGN.md, "The commit point").
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+
+import pytest
 
 from harness import Judge, Strength, SystemUnderTest, case, checks
 from harness.upstream import (
@@ -16,11 +19,13 @@ from harness.upstream import (
     NoDone,
     ResetAfter,
     ResetBeforeHeaders,
+    ResetInside,
     Scenario,
     Slow,
     StallAfter,
     StallBeforeHeaders,
     Status,
+    UpstreamError,
 )
 
 COMMIT = "streamproof policy: the commit point (DESIGN.md)"
@@ -310,3 +315,122 @@ def test_upstream_timeout_is_504(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(NEVER_ANSWERS)
     judge.saw(x)
     judge.check(checks.http_error(x.transcript, {504}))
+
+
+@case(
+    "5.18",
+    "Any 5xx before the stream starts is retried",
+    requirement="5xx from the upstream before the commit point is retried: 500, 502, 503 and "
+    "529 (overloaded) alike.",
+    source=FAILURES,
+    expected="status 200 and the whole answer exactly once, after a second attempt",
+)
+@pytest.mark.parametrize("code", [500, 502, 529])
+def test_5xx_retried(sut: SystemUnderTest, judge: Judge, code: int) -> None:
+    x = sut.chat(Scenario(chunks=6, faults=(Status(code),), first=1))
+    judge.saw(x)
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.attempts_at_least(x, 2),
+    )
+
+
+@case(
+    "5.19",
+    "Retries are bounded",
+    requirement="Retries are bounded: a provider that keeps failing is asked no more than the "
+    "configured number of times (10 when the target declares none), then the client is told.",
+    source=FAILURES,
+    expected="a 5xx JSON error after at most max_attempts upstream attempts",
+)
+def test_retries_bounded(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4, faults=(Status(503),)))
+    judge.saw(x)
+    judge.check(
+        checks.http_error(x.transcript, set(range(500, 600))),
+        checks.attempts_at_most(x, sut.offers.max_attempts or 10),
+    )
+
+
+AFTER_COMMIT = [
+    pytest.param(Scenario(chunks=8, faults=(ResetAfter(4),)), id="reset"),
+    pytest.param(Scenario(chunks=8, faults=(ResetInside(4),)), id="reset-inside-an-event"),
+    pytest.param(Scenario(chunks=8, faults=(CloseAfter(4),)), id="close"),
+    pytest.param(Scenario(chunks=8, faults=(UpstreamError(4, "object"),)), id="error-event"),
+]
+
+
+@case(
+    "5.20",
+    "No new upstream attempt after the commit point",
+    requirement="After the commit point the proxy never replays content: it makes no new "
+    "attempt, at this provider or at another, to patch the stream up.",
+    source=COMMIT,
+    expected="exactly one upstream attempt, made before the client's first byte",
+)
+@pytest.mark.parametrize("scenario", AFTER_COMMIT)
+def test_no_attempt_after_commit(sut: SystemUnderTest, judge: Judge, scenario: Scenario) -> None:
+    if "config" in sut.offers:
+        scenario = replace(scenario, via="fallback")  # another provider is there to be tried
+    x = sut.chat(scenario)
+    judge.saw(x)
+    judge.check(
+        checks.no_attempt_after_commit(x),
+        checks.attempts_exactly(x, 1),
+        checks.not_dressed_up(x.transcript),
+    )
+
+
+@case(
+    "5.21",
+    "A reset after the response headers, before any event, is retried",
+    requirement="Before the commit point every failure may be retried: a 200 whose body is "
+    "reset before its first event has given the client nothing yet.",
+    source=FAILURES,
+    expected="status 200 and the whole answer exactly once, after a second attempt",
+    strength=Strength.SHOULD,  # a pass-through that already relayed the 200 may only report it
+)
+def test_reset_after_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=6, faults=(ResetAfter(0),), first=1))
+    judge.saw(x)
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.ends_with_single_done(x.transcript),
+        checks.attempts_at_least(x, 2),
+    )
+
+
+@case(
+    "5.22",
+    "A reset inside an event mid-stream: the half event is not passed on",
+    requirement="After the commit point a failure becomes one in-band error event; the half "
+    "of an event that arrived before the reset is not an event, and is better not passed on.",
+    source=COMMIT,
+    expected="the stream ends on an event boundary, with one error event last",
+    strength=Strength.SHOULD,
+)
+def test_reset_inside_event(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=8, faults=(ResetInside(4),)))
+    judge.saw(x)
+    judge.check(
+        checks.ends_on_event_boundary(x.transcript),
+        checks.single_error_event(x.transcript),
+    )
+
+
+@case(
+    "5.23",
+    "A healthy slow stream longer than the idle timeout is never cut",
+    requirement="Separate idle and total timeouts: a stream whose chunks each come within the "
+    "idle timeout is healthy, however long it lasts in all.",
+    source=COMMIT,
+    expected="the whole answer and [DONE], though the stream lasts several idle timeouts",
+)
+def test_slow_healthy_stream_not_cut(sut: SystemUnderTest, judge: Judge) -> None:
+    # Each gap is half the idle timeout; the whole stream lasts three idle timeouts or more.
+    gap = sut.timeouts.idle / 2
+    x = sut.chat(Scenario(chunks=6, faults=(Slow(round(gap * 1000)),)))
+    judge.saw(x)
+    judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))

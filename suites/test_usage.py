@@ -224,3 +224,35 @@ def test_provider_rejecting_stream_options(sut: SystemUnderTest, judge: Judge) -
         checks.usage_is(x.transcript, x.expected_usage),
         checks.usage_in_openai_shape(x.transcript),
     )
+
+
+@case(
+    "4.14",
+    "A stream that fails mid-way is counted for what was relayed",
+    requirement="Usage lost when a stream fails is usage nobody accounts for: the proxy "
+    "records the usage of what it relayed, counted once on the joined text.",
+    source=POLICY,
+    expected="the request's record in the health report holds the completion tokens of the "
+    "content the client got, exactly",
+)
+def test_partial_usage_of_failed_stream(sut: SystemUnderTest, judge: Judge) -> None:
+    sut.needs("health")
+    x = sut.chat(scenario("chunks-12", "text-cjk", "usage-none", "reset_after-6"))
+    judge.saw(x)
+    judge.check(checks.partial_usage(sut.record_of(x), x, exact=True))
+
+
+@case(
+    "4.15",
+    "A stream the client leaves is counted for what was relayed",
+    requirement="Usage lost when the client cancels: record partial usage.",
+    source="FAILURES.md: disconnect and billing",
+    expected="the request's record holds completion tokens between those of the content the "
+    "client read and those of all the upstream wrote",
+)
+def test_partial_usage_of_cancelled_stream(sut: SystemUnderTest, judge: Judge) -> None:
+    sut.needs("health")
+    x = sut.chat(scenario("chunks-40", "usage-none", "slow-20"), leave_after_events=4)
+    judge.saw(x)
+    sut.settled_health()  # the proxy counts a left request once it has noticed
+    judge.check(checks.partial_usage(sut.record_of(x), x, exact=False))

@@ -77,6 +77,11 @@ BUGS = {
     "replace-usage": "replaces the provider's usage, zero included, with its own estimate",
     "null-content": "answers non-streaming requests with `content: null`",
     "crash-on-bad-input": "trusts the request body: bad JSON or no messages is a 500",
+    "resume-after-commit": "after a mid-stream failure, asks again and relays the new answer "
+    "from where the old one broke off",
+    "500-all": "answers every request with a 500",
+    "total-only": "no idle timeout, only one 2 s timeout for the whole stream",
+    "unbounded-retries": "retries a failing upstream twelve times",
 }
 FAILURES = (httpx.TransportError, httpx.TimeoutException)
 ERROR_EVENT = b'data: {"error": {"message": "upstream failed", "type": "upstream_error"}}\n\n'
@@ -93,6 +98,20 @@ async def _events(chunks: Stream) -> AsyncIterator[str]:
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event.data
+
+
+async def _resume(response: httpx.Response, skip: int) -> Stream:
+    """The events of a new answer after the first `skip`; one error event if it fails too."""
+    try:
+        async for data in _events(response.aiter_raw()):
+            if skip:
+                skip -= 1
+                continue
+            yield f"data: {data}\n\n".encode()
+    except FAILURES:
+        yield ERROR_EVENT
+    finally:
+        await response.aclose()
 
 
 async def _decode_per_read(chunks: Stream) -> Stream:
@@ -392,9 +411,10 @@ def build(upstream: str, bug: str) -> Starlette:
     client = httpx.AsyncClient(
         base_url=upstream,
         headers={"authorization": f"Bearer {key}"},
-        timeout=httpx.Timeout(1.0, read=0.3),
+        # BUG (total-only): no read timeout, so nothing notices a stall but the total timer.
+        timeout=httpx.Timeout(1.0, read=None if bug == "total-only" else 0.3),
     )
-    attempts = 1 if bug == "no-retry" else 3
+    attempts = {"no-retry": 1, "unbounded-retries": 12}.get(bug, 3)
 
     async def open_stream(body: dict[str, Any]) -> httpx.Response:
         """Ask the upstream, retrying resets and 5xx before the first byte."""
@@ -415,19 +435,28 @@ def build(upstream: str, bug: str) -> Starlette:
 
     async def raw(body: dict[str, Any], response: httpx.Response) -> Stream:
         """The upstream's bytes as they come; one error event if the upstream fails."""
+        sent = 0  # whole events relayed
         for attempt in range(3):
             try:
                 if response.status_code != 200:  # only when committed early
                     yield ERROR_EVENT
                     return
                 tail = b""
+                relayed = SSEDecoder()
                 async for chunk in response.aiter_raw():
                     tail = (tail + chunk)[-len(DONE) :]
+                    sent += len(relayed.feed(chunk))
                     yield chunk
                 if bug == "invent-finish" and DONE not in tail:
                     yield b"\n\n" + DONE  # BUG: however the upstream stopped, it "finished"
                 return
             except FAILURES:
+                if bug == "resume-after-commit" and attempt == 0:
+                    await response.aclose()
+                    # BUG: a new attempt after the commit point, patched onto the old answer
+                    async for event in _resume(await open_stream(body), sent):
+                        yield event
+                    return
                 if bug != "replay" or attempt == 2:
                     break
             finally:
@@ -452,9 +481,9 @@ def build(upstream: str, bug: str) -> Starlette:
                 yield chunk
             await pumping
             return
-        if bug == "fixed-timeout":  # BUG: one timer for the whole stream
+        if bug in ("fixed-timeout", "total-only"):  # BUG: one timer for the whole stream
             try:
-                async with asyncio.timeout(0.25):
+                async with asyncio.timeout(0.25 if bug == "fixed-timeout" else 2.0):
                     async for chunk in stream:
                         yield chunk
             except TimeoutError:
@@ -467,6 +496,8 @@ def build(upstream: str, bug: str) -> Starlette:
             yield chunk
 
     async def chat(request: Request) -> Response:
+        if bug == "500-all":
+            return _error("internal error", 500)
         if bug == "crash-on-bad-input":
             body = json.loads(await request.body())  # BUG: no validation at all
             body["messages"].append  # noqa: B018 - touches what it assumes is there

@@ -27,6 +27,7 @@ from fake_providers.faults import (
     NonObject,
     ResetAfter,
     ResetBeforeHeaders,
+    ResetInside,
     Slow,
     SplitEol,
     SplitUtf8,
@@ -125,6 +126,7 @@ def test_stall_before_headers_sends_nothing_then_stalls():
     [
         pytest.param(Status(429, 2), "2", id="status-429-2"),
         pytest.param(Status(503), None, id="status-503"),
+        pytest.param(Status(529), None, id="status-529"),
         pytest.param(Status(400, 0), "0", id="status-400-0"),
     ],
 )
@@ -172,6 +174,16 @@ def test_truncation_past_the_last_event_keeps_every_event(cls, ending):
     plan = cls(len(base.frames) + 5).apply(base)
     assert plan.frames == base.frames
     assert plan.ending is ending
+
+
+def test_reset_after_0_is_the_200_headers_then_a_reset_before_any_body_byte():
+    base = answer(chunks=4)
+    plan = ResetAfter(0).apply(base)
+    assert plan.before_headers is None  # the status line and headers are written
+    assert (plan.status, plan.content_type) == (base.status, base.content_type)
+    assert plan.frames == ()
+    assert list(plan.writes()) == []
+    assert plan.ending is Ending.RESET
 
 
 def test_close_after_leaves_out_finish_and_done():
@@ -300,6 +312,7 @@ EXAMPLES: list[tuple[Fault, str]] = [
     (StallAfter(2), "stall_after-2"),
     (CloseAfter(0), "close_after-0"),
     (CutInside(3), "cut_inside-3"),
+    (ResetInside(3), "reset_inside-3"),
     (NoDone(), "no_done"),
     (Malformed(3), "malformed-3"),
     (Coalesce(), "coalesce"),
@@ -422,3 +435,31 @@ def test_cut_inside_ends_with_half_an_event():
 def test_cut_inside_past_the_end_keeps_every_event():
     base = answer(chunks=2)
     assert CutInside(99).apply(base).frames == base.frames
+
+
+@pytest.mark.parametrize("eol", sorted(EOLS))
+@pytest.mark.parametrize("events", [0, 3, 6])
+def test_reset_inside_ends_with_half_an_event_then_a_reset(events, eol):
+    base = answer(chunks=4, eol=eol)
+    plan = ResetInside(events).apply(base)
+    assert plan.frames[:events] == base.frames[:events]
+    cut = base.frames[events].data
+    assert plan.frames[events].data == cut[: len(cut) // 2]
+    assert plan.frames[events].deltas == ()
+    assert len(plan.frames) == events + 1
+    assert plan.ending is Ending.RESET
+    decoder = SSEDecoder()
+    assert len(decoder.feed(plan.body) + decoder.close()) == events
+    assert decoder.unterminated
+
+
+def test_reset_inside_writes_what_cut_inside_writes_and_only_ends_differently():
+    base = answer(chunks=4)
+    assert ResetInside(3).apply(base) == CutInside(3).apply(base).replace(ending=Ending.RESET)
+
+
+def test_reset_inside_past_the_end_keeps_every_event_then_resets():
+    base = answer(chunks=2)
+    plan = ResetInside(99).apply(base)
+    assert plan.frames == base.frames
+    assert plan.ending is Ending.RESET

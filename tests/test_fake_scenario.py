@@ -15,6 +15,7 @@ from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from fake_providers import FAULTS, Fault, Scenario, ScenarioError
+from fake_providers.chat import expected
 from fake_providers.faults import (
     Chop,
     Coalesce,
@@ -66,6 +67,7 @@ def scenarios() -> st.SearchStrategy[Scenario]:
     return st.builds(
         Scenario,
         nonce=st.text(string.ascii_letters + string.digits, max_size=64),
+        via=st.text(string.ascii_lowercase, max_size=32),
         chunks=st.integers(0, 100_000),
         eol=st.sampled_from(sorted(EOLS)),
         first=st.none() | st.integers(0, 1_000),
@@ -93,6 +95,7 @@ def test_scenario_parse_reads_the_documented_example():
         pytest.param(Scenario(nonce="a", chunks=0), id="one-char-id-no-chunks"),
         pytest.param(Scenario(nonce="Z9" * 32, chunks=100_000), id="longest-id-most-chunks"),
         pytest.param(Scenario(eol="cr", first=0), id="eol-cr-first-0"),
+        pytest.param(Scenario(nonce="x", via="fallback"), id="via"),
         pytest.param(Scenario(faults=(Status(429, 2), Status(503))), id="status-with-and-without"),
         pytest.param(Scenario(faults=(ResetBeforeHeaders(),), first=2), id="fail-twice"),
         pytest.param(
@@ -148,7 +151,7 @@ def test_scenario_parse_ignores_leading_zeros():
 
 # --- rejecting ---------------------------------------------------------------------------
 
-ACCEPTED_TOKENS = "accepted: id, chunks, eol, first, " + ", ".join(FAULTS)
+ACCEPTED_TOKENS = "accepted: id, via, chunks, eol, first, " + ", ".join(FAULTS)
 
 
 @pytest.mark.parametrize(
@@ -375,7 +378,7 @@ def test_scenario_accepted_tokens_name_every_content_and_format_token():
         pytest.param("empty_data-x", "takes 0 whole-number", id="empty_data-with-arg"),
         pytest.param("eol-mixed-1", "eol takes one of lf, crlf, cr, mixed", id="eol-mixed-1"),
         pytest.param("eol-MIXED", "eol takes one of lf, crlf, cr, mixed", id="eol-capitals"),
-        pytest.param("Bom", "accepted: id, chunks", id="format-names-are-case-sensitive"),
+        pytest.param("Bom", "accepted: id, via, chunks", id="format-names-are-case-sensitive"),
     ],
 )
 def test_scenario_parse_rejects_bad_content_or_format_token(tokens, accepted):
@@ -400,3 +403,13 @@ def test_scenario_parse_rejects_bad_content_or_format_token(tokens, accepted):
 def test_scenario_rejects_invalid_content_or_format_fields_when_built(changes):
     with pytest.raises(ScenarioError):
         Scenario(**changes)
+
+
+@pytest.mark.parametrize("token", ["via", "via-", "via-Fallback", "via-a-b", "via-" + "a" * 33])
+def test_scenario_bad_via_is_rejected(token):
+    with pytest.raises(ScenarioError, match="via takes"):
+        Scenario.parse(f"streamproof.{token}")
+
+
+def test_scenario_via_is_ignored_by_the_answer():
+    assert expected(Scenario(via="fallback")).content == expected(Scenario()).content

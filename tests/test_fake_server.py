@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import socket
 import struct
 import time
@@ -25,6 +26,7 @@ import pytest
 from fake_providers import Attempt, FakeProvider, Scenario, chat, fingerprint
 from fake_providers.chat import deltas
 from fake_providers.faults import SplitUtf8
+from fake_providers.journal import LABEL_PATTERN, parse_route
 from fake_providers.plan import Plan
 from harness.sse import Event, SSEDecoder
 
@@ -125,6 +127,7 @@ def test_stream_clean_is_journaled_as_one_clean_attempt(provider, client):
     (attempt,) = finished(provider, "cleanjournal")
     assert attempt.number == 1
     assert (attempt.method, attempt.path) == ("POST", "/v1/chat/completions")
+    assert attempt.route == ""
     assert attempt.body == request
     assert attempt.faults == []
     assert attempt.status == 200
@@ -205,7 +208,7 @@ def test_unrouted_request_gets_json_error(client, method, path, status):
         pytest.param(b'{"model": "\xff"}', "can't decode byte 0xff", id="not-utf8"),
         pytest.param(b"[1, 2]", "must be a JSON object", id="json-array"),
         pytest.param(b'{"model": "streamproof.chop-0"}', "at least 1 byte", id="chop-0"),
-        pytest.param(b'{"model": "streamproof.bogus"}', "accepted: id, chunks", id="unknown-token"),
+        pytest.param(b'{"model": "streamproof.bogus"}', "accepted: id, ", id="unknown-token"),
     ],
 )
 def test_bad_request_gets_400_json_error_naming_the_problem(client, content, message):
@@ -216,6 +219,128 @@ def test_bad_request_gets_400_json_error_naming_the_problem(client, content, mes
     assert error["type"] == "invalid_request_error"
     assert error["message"]
     assert message in error["message"]
+
+
+# --- labelled routes: one provider standing in for several ------------------------------
+
+
+def labelled(provider: FakeProvider, label: str, endpoint: str = "chat/completions") -> str:
+    return f"{provider.url_for(label)}/{endpoint}"
+
+
+@pytest.mark.parametrize("label", ["b", "kimi", "nim-2", "a_b", "0", "x" * 32])
+def test_url_for_gives_the_labelled_base_url(provider, label):
+    assert provider.url_for(label) == f"http://127.0.0.1:{provider.port}/{label}/v1"
+
+
+def test_url_for_the_empty_label_is_the_base_url(provider):
+    assert provider.url_for("") == provider.base_url
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        pytest.param("B", id="upper-case"),
+        pytest.param("-b", id="leading-dash"),
+        pytest.param("_b", id="leading-underscore"),
+        pytest.param("b/c", id="slash"),
+        pytest.param("b.c", id="dot"),
+        pytest.param("x" * 33, id="33-characters"),
+        pytest.param("b\n", id="newline"),
+    ],
+)
+def test_url_for_rejects_a_bad_label_naming_the_pattern(provider, label):
+    with pytest.raises(ValueError, match=re.escape(LABEL_PATTERN)):
+        provider.url_for(label)
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        pytest.param("/v1/chat/completions", ("", "chat/completions"), id="unlabelled"),
+        pytest.param("/v1/models/", ("", "models"), id="unlabelled-models-slash"),
+        pytest.param("/b/v1/chat/completions", ("b", "chat/completions"), id="labelled"),
+        pytest.param("/nim-2/v1/models", ("nim-2", "models"), id="labelled-models"),
+        pytest.param("/v1/v1/chat/completions", ("v1", "chat/completions"), id="label-v1"),
+        pytest.param("/B/v1/chat/completions", None, id="upper-case-label"),
+        pytest.param("/a/b/v1/chat/completions", None, id="two-labels"),
+        pytest.param("/b/v2/chat/completions", None, id="not-v1"),
+        pytest.param("/b/chat/completions", None, id="no-v1"),
+        pytest.param("/v1/completions", None, id="legacy-completions"),
+        pytest.param("//v1/chat/completions", None, id="empty-label"),
+    ],
+)
+def test_parse_route_splits_label_and_endpoint(path, route):
+    assert parse_route(path) == route
+
+
+def test_attempt_route_is_derived_from_its_path():
+    def attempt(path: str) -> Attempt:
+        return Attempt(number=1, received_at=0.0, method="POST", path=path, headers={}, body={})
+
+    assert attempt("/v1/chat/completions").route == ""
+    assert attempt("/kimi/v1/chat/completions/").route == "kimi"
+
+
+def test_labelled_route_is_journaled_with_its_label(provider, client):
+    request = chat_request("routeb", "chunks-3")
+    response = client.post(labelled(provider, "b"), json=request)
+    assert response.status_code == 200
+    assert response.content == clean_plan(request).body
+    (attempt,) = finished(provider, "routeb")
+    assert (attempt.path, attempt.route) == ("/b/v1/chat/completions", "b")
+    assert attempt.ending == "clean"
+
+
+def test_labelled_route_lists_models(provider, client):
+    response = client.get(labelled(provider, "nim-2", "models"))
+    assert response.status_code == 200
+    assert [model["id"] for model in response.json()["data"]] == ["streamproof"]
+
+
+@pytest.mark.parametrize(
+    ("method", "endpoint"),
+    [
+        pytest.param("GET", "chat/completions", id="get-chat-completions"),
+        pytest.param("POST", "models", id="post-models"),
+    ],
+)
+def test_labelled_route_with_the_wrong_method_gets_405(provider, client, method, endpoint):
+    response = client.request(method, labelled(provider, "b", endpoint))
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/B/v1/chat/completions", id="upper-case-label"),
+        pytest.param("/a/b/v1/chat/completions", id="two-labels"),
+        pytest.param(f"/{'x' * 33}/v1/chat/completions", id="33-character-label"),
+        pytest.param("/b/chat/completions", id="no-v1"),
+        pytest.param("/b/v1/completions", id="legacy-completions"),
+        pytest.param("/b", id="label-alone"),
+    ],
+)
+def test_path_outside_every_route_gets_404_json_error(provider, client, path):
+    response = client.post(f"http://127.0.0.1:{provider.port}{path}", json=chat_request("x"))
+    assert response.status_code == 404
+    assert path in response.json()["error"]["message"]
+
+
+def test_first_k_counts_attempts_per_request_across_routes(provider, client):
+    request = chat_request("acrossroutes", "chunks-2", "reset_before_headers", "first-3")
+    for label in ("", "b", "c"):
+        with pytest.raises(httpx.TransportError):
+            client.post(labelled(provider, label), json=request)
+    response = client.post(labelled(provider, "b"), json=request)
+    assert response.status_code == 200
+    assert response.content == clean_plan(request, attempt=4).body
+    attempts = finished(provider, "acrossroutes", count=4)
+    assert [a.number for a in attempts] == [1, 2, 3, 4]
+    assert [a.route for a in attempts] == ["", "b", "c", "b"]
+    assert [a.faults for a in attempts] == [["reset_before_headers"]] * 3 + [[]]
+    assert [a.ending for a in attempts] == ["reset", "reset", "reset", "clean"]
 
 
 # --- faults on the wire ------------------------------------------------------------------
@@ -258,6 +383,18 @@ def test_status_fault_sends_error_with_retry_after(provider, client):
     assert (attempt.status, attempt.ending) == (429, "clean")
 
 
+@pytest.mark.parametrize("code", [500, 502, 503, 529])
+def test_status_fault_sends_each_5xx_as_a_json_error(provider, client, code):
+    request = chat_request(f"status{code}", f"status-{code}")
+    response = client.post("/chat/completions", json=request)
+    assert response.status_code == code
+    assert response.headers["content-type"] == "application/json"
+    assert "retry-after" not in response.headers
+    assert response.json()["error"]["code"] == code
+    (attempt,) = finished(provider, f"status{code}")
+    assert (attempt.status, attempt.ending, attempt.faults) == (code, "clean", [f"status-{code}"])
+
+
 def test_reset_before_headers_is_a_transport_error(provider, client):
     request = chat_request("resetfirst", "reset_before_headers")
     with pytest.raises(httpx.TransportError):
@@ -289,6 +426,37 @@ def test_reset_after_3_sends_exactly_3_events_then_a_transport_error(provider, c
     assert attempt.ending == "reset"
     assert attempt.events_written == 3
     assert attempt.bytes_written == len(received)
+
+
+def test_reset_after_0_sends_200_headers_then_a_reset_before_any_body_byte(provider, client):
+    request = chat_request("resetafter0", "chunks-3", "reset_after-0")
+    with client.stream("POST", "/chat/completions", json=request) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        received, error = read_until_error(response)
+    assert isinstance(error, httpx.ReadError)
+    assert received == b""
+    (attempt,) = finished(provider, "resetafter0")
+    assert (attempt.status, attempt.ending) == (200, "reset")
+    assert (attempt.writes, attempt.bytes_written) == ([], 0)
+
+
+def test_reset_inside_3_sends_3_events_and_half_the_4th_then_a_reset(provider, client):
+    request = chat_request("resetinside3", "chunks-5", "reset_inside-3")
+    with client.stream("POST", "/chat/completions", json=request) as response:
+        assert response.status_code == 200
+        received, error = read_until_error(response)
+    assert isinstance(error, httpx.ReadError)
+    frames = clean_plan(request).frames
+    half = frames[3].data[: len(frames[3].data) // 2]
+    assert received == b"".join(frame.data for frame in frames[:3]) + half
+    decoder = SSEDecoder()
+    assert len(decoder.feed(received) + decoder.close()) == 3
+    assert decoder.unterminated
+    (attempt,) = finished(provider, "resetinside3")
+    assert (attempt.ending, attempt.faults) == ("reset", ["reset_inside-3"])
+    assert attempt.bytes_written == len(received)
+    assert attempt.content_written == "".join(deltas(5)[:2])
 
 
 def test_first_2_faults_fire_on_attempts_1_and_2_and_attempt_3_is_clean(provider, client):

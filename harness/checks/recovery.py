@@ -76,3 +76,43 @@ def retried_after(x: Exchange, seconds: float) -> Finding:
     return Finding(
         gap >= seconds - 0.01, f"retried after {seconds:g} s", f"retried after {gap:.3f} s"
     )
+
+
+def attempts_at_most(x: Exchange, count: int) -> Finding:
+    made = len(x.attempts)
+    return Finding(made <= count, f"upstream asked at most {count} times", f"{made} attempt(s)")
+
+
+def no_attempt_after_commit(x: Exchange) -> Finding:
+    """No upstream attempt began after the client had the first byte of the body."""
+    t = x.transcript
+    what = "no upstream attempt after the first byte reached the client"
+    if not t.chunks:
+        return Finding(True, what, "the client got no body byte")
+    committed = t.chunks[0].at
+    late = [a for a in x.attempts if a.received_at > committed]
+    if late:
+        after = 1000 * (late[0].received_at - committed)
+        return Finding(
+            False, what, f"{len(late)} attempt(s) after it, the first {after:.0f} ms later"
+        )
+    return Finding(True, what, f"{len(x.attempts)} attempt(s), all before it")
+
+
+def fallback_order(x: Exchange, routes: tuple[str, ...], answered_by: str) -> Finding:
+    """The attempts went down the chain in order (never back to an earlier provider), and
+    the answer came from `answered_by`. Routes are the fake's labels ("" is unlabelled)."""
+    seen = [a.route for a in x.attempts]
+    rank = {route: i for i, route in enumerate(routes)}
+    ranks = [rank.get(route, -1) for route in seen]
+    in_order = -1 not in ranks and ranks == sorted(ranks)
+    streamed = x.streamed
+    answered = streamed.route if streamed is not None else None
+    names = [route or "primary" for route in seen]
+    ok = in_order and answered == answered_by
+    who = "nobody" if answered is None else repr(answered or "primary")
+    return Finding(
+        ok,
+        f"chain followed in order, answered by {answered_by or 'primary'!r}",
+        f"attempts on {names}, answered by {who}",
+    )

@@ -83,3 +83,30 @@ def usage_estimate_close(x: Exchange) -> Finding:
         f"{tokens.PROMPT_TOLERANCE_SHARE:.0%})), total {usage.get('total_tokens')}"
     )
     return Finding(ok, "usage estimate matches the oracle", observed)
+
+
+def partial_usage(record: dict[str, Any] | None, x: Exchange, *, exact: bool) -> Finding:
+    """A failed or abandoned stream's recorded usage counts what was relayed, on the joined
+    text: exactly the client's content when `exact`, else between what the client read and
+    what the upstream wrote (a proxy may have relayed bytes the client never read)."""
+    what = "partial usage recorded, counted on the joined text"
+    if record is None:
+        return Finding(False, what, "no record of this request in the health report")
+    usage = record.get("usage") or {}
+    got = usage.get("completion_tokens")
+    low = tokens.count(x.transcript.content())
+    high = low if exact else tokens.count(x.upstream_content)
+    prompt = usage.get("prompt_tokens")
+    oracle_prompt = tokens.prompt_tokens(x.transcript.request.get("messages", []))
+    ok = (
+        isinstance(got, int)
+        and low <= got <= high
+        and isinstance(prompt, int)
+        and tokens.prompt_close_enough(prompt, oracle_prompt)
+    )
+    bounds = f"{low}" if exact else f"{low} to {high}"
+    observed = (
+        f"completion {got} (oracle {bounds}), prompt {prompt} (oracle {oracle_prompt}), "
+        f"estimated {usage.get('estimated')}"
+    )
+    return Finding(ok, what, observed)

@@ -1,0 +1,198 @@
+"""The reference proxy with one deliberate bug, for the cases a plain pass-through cannot
+reach: fallback chains, the health report, metrics, the log, alerts and `/api/chat`.
+
+    python tests/broken_reference.py --bug NAME --config FILE --fd N
+
+It patches one thing in the `proxy` package, then runs `python -m proxy` as usual, so every
+other behaviour is the reference proxy's own and only the bug can make a case fail.
+`test_broken_proxies.py` runs the suites against each bug with `--target-offers all`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+# The working tree's `proxy`, not an installed copy: this file runs from tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from proxy import __main__ as main_module
+from proxy import config, health, metrics, responses, simple
+from proxy.config import Route
+from proxy.dispatch import Dispatcher
+from proxy.relay import Fail, Step
+
+BUGS = {
+    "no-fallback": "asks only the first provider of a chain",
+    "count-as-success": "counts every request as a success in its health report",
+    "metrics-drift": "keeps its own failure counter for /metrics, which misses some failures",
+    "log-no-class": "logs a failure without naming its error class",
+    "log-twice": "logs every request's line twice",
+    "chunks-off-by-one": "counts one chunk more than it relayed, per request",
+    "alerts-off-by-one": "raises each alert one step late or at its threshold, not past it",
+    "empty-rate-zero": "reports a success rate of 0 before any request (the seed's report "
+    "divides by zero there)",
+    "no-partial-usage": "records no usage for a stream that failed or was left",
+    "api-chat-done-after-error": "ends a broken /api/chat stream with [DONE] after its error",
+    "api-chat-raw": "streams OpenAI chunks from /api/chat, not {'chunk': text}",
+    "errors-as-200": "sends every error status as 200",
+}
+
+
+def _no_fallback() -> None:
+    dispatch = Dispatcher.dispatch
+
+    async def first_only(self: Dispatcher, call: Any, route: Route, *args: Any) -> Any:
+        return await dispatch(self, call, Route(route.model, route.providers[:1]), *args)
+
+    Dispatcher.dispatch = first_only  # type: ignore[method-assign,assignment]
+
+
+def _count_as_success() -> None:
+    end = health.Health.end
+
+    def as_success(self: health.Health, started: Any, outcome: health.Outcome) -> Any:
+        fake = dataclasses.replace(outcome, result=health.Result.SUCCESS, error_class=None)
+        return end(self, started, fake)
+
+    health.Health.end = as_success  # type: ignore[method-assign]
+
+
+def _metrics_drift() -> None:
+    collect = metrics.HealthCollector.collect
+
+    def drifting(self: metrics.HealthCollector) -> Iterator[Any]:
+        for family in collect(self):
+            if family.name.endswith("_failures"):
+                family.samples = family.samples[:-1]  # the last error class is never counted
+            yield family
+
+    metrics.HealthCollector.collect = drifting  # type: ignore[method-assign]
+
+
+CLASSES = re.compile(r"\b[A-Z][A-Za-z]*(Error|Timeout|Exception|Stream)\b ?")
+
+
+class _NoClass(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = CLASSES.sub("", record.getMessage()), None
+        return True
+
+
+def _log_no_class() -> None:
+    logging.getLogger("proxy").addFilter(_NoClass())
+
+
+class _Twice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("chat ") and not getattr(record, "again", False):
+            record.again = True
+            logging.getLogger(record.name).handle(record)
+        return True
+
+
+def _log_twice() -> None:
+    logging.getLogger("proxy").addFilter(_Twice())
+
+
+def _chunks_off_by_one() -> None:
+    end = health.Health.end
+
+    def one_more(self: health.Health, started: Any, outcome: health.Outcome) -> Any:
+        return end(self, started, dataclasses.replace(outcome, chunks=outcome.chunks + 1))
+
+    health.Health.end = one_more  # type: ignore[method-assign]
+
+
+def _alerts_off_by_one() -> None:
+    parse = config._health
+
+    def late(table: Any) -> config.HealthConfig:
+        real = parse(table)
+        return dataclasses.replace(
+            real,
+            max_consecutive_failures=real.max_consecutive_failures + 1,
+            min_success_rate=real.min_success_rate + 1e-9,
+            min_chunks_per_stream=real.min_chunks_per_stream + 1e-9,
+        )
+
+    config._health = late
+
+
+def _empty_rate_zero() -> None:
+    rate = health.Health.success_rate
+
+    def zero(self: health.Health) -> float | None:
+        value = rate(self)
+        return 0.0 if value is None else value
+
+    health.Health.success_rate = zero  # type: ignore[method-assign]
+
+
+def _no_partial_usage() -> None:
+    usage = responses.ChatResponse._usage
+
+    async def only_when_clean(self: responses.ChatResponse) -> Any:
+        relayed = self.relayed
+        if relayed is None or not relayed.over or isinstance(relayed.outcome, Fail):
+            return None
+        return await usage(self)
+
+    responses.ChatResponse._usage = only_when_clean  # type: ignore[method-assign]
+
+
+def _api_chat_done_after_error() -> None:
+    encode = simple.encode_simple
+
+    def with_done(steps: list[Step]) -> bytes:
+        body = encode(steps)
+        return body + b"data: [DONE]\n\n" if any(isinstance(s, Fail) for s in steps) else body
+
+    simple.encode_simple = with_done
+
+
+def _api_chat_raw() -> None:
+    simple.encode_simple = responses.encode_openai
+
+
+def _errors_as_200() -> None:
+    send_json = responses.send_json
+
+    async def as_200(send: Any, status: int, body: bytes, headers: dict[str, str]) -> None:
+        await send_json(send, 200, body, headers)
+
+    responses.send_json = as_200
+
+
+PATCHES: dict[str, Callable[[], None]] = {
+    "no-fallback": _no_fallback,
+    "count-as-success": _count_as_success,
+    "metrics-drift": _metrics_drift,
+    "log-no-class": _log_no_class,
+    "log-twice": _log_twice,
+    "chunks-off-by-one": _chunks_off_by_one,
+    "alerts-off-by-one": _alerts_off_by_one,
+    "empty-rate-zero": _empty_rate_zero,
+    "no-partial-usage": _no_partial_usage,
+    "api-chat-done-after-error": _api_chat_done_after_error,
+    "api-chat-raw": _api_chat_raw,
+    "errors-as-200": _errors_as_200,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bug", required=True, choices=sorted(BUGS))
+    args, rest = parser.parse_known_args()
+    PATCHES[args.bug]()
+    return main_module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
