@@ -112,6 +112,14 @@ def test_config_unknown_provider_key_is_named():
         pytest.param("[server]\nport = true\n", "server.port", "integer", id="bool-port"),
         pytest.param("[server]\nport = 70000\n", "server.port", "between", id="big-port"),
         pytest.param("server = 3\n", "server", "table", id="not-a-table"),
+        pytest.param("[server]\nheartbeat = -1\n", "server.heartbeat", "0 or more", id="beat"),
+        pytest.param(
+            "[health]\nmin_success_rate = 95\n", "health.min_success_rate", "fraction", id="pct"
+        ),
+        pytest.param("[health]\nwindow = 0\n", "health.window", "at least 1", id="window"),
+        pytest.param("[health]\nmin_rate = 1\n", "health.min_rate", "unknown key", id="typo"),
+        pytest.param("[logging]\nlevel = 'LOUD'\n", "logging.level", "one of", id="level"),
+        pytest.param("[logging]\nfile = 3\n", "logging.file", "path", id="file"),
     ],
 )
 def test_config_wrong_type_says_what_is_accepted(text, key, accepted):
