@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness import Judge, Strength, SystemUnderTest, case, checks
+from harness import Exchange, Judge, Strength, SystemUnderTest, case, checks
 from harness.upstream import (
     CloseAfter,
     Malformed,
@@ -27,6 +27,7 @@ from harness.upstream import (
     Status,
     UpstreamError,
 )
+from harness.verdict import Finding
 
 COMMIT = "streamproof policy: the commit point (DESIGN.md)"
 FAILURES = "streamproof policy: retry and fallback (DESIGN.md)"
@@ -36,6 +37,16 @@ NEVER_ANSWERS = Scenario(chunks=4, faults=(StallBeforeHeaders(),))
 def _tolerance(seconds: float) -> float:
     """Room for scheduling on a loaded 2-core machine around a declared timer."""
     return seconds + max(0.25, seconds / 2)
+
+
+def _whole_after_a_retry(x: Exchange) -> tuple[Finding, ...]:
+    """The answer whole and cleanly ended, after at least one more upstream attempt."""
+    return (
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.ends_with_single_done(x.transcript),
+        checks.attempts_at_least(x, 2),
+    )
 
 
 @case(
@@ -49,12 +60,7 @@ def _tolerance(seconds: float) -> float:
 def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1))
     judge.saw(x)
-    judge.check(
-        checks.status_is(x.transcript, 200),
-        checks.content_intact(x),
-        checks.ends_with_single_done(x.transcript),
-        checks.attempts_at_least(x, 2),
-    )
+    judge.check(*_whole_after_a_retry(x))
 
 
 @case(
@@ -323,17 +329,13 @@ def test_upstream_timeout_is_504(sut: SystemUnderTest, judge: Judge) -> None:
     requirement="5xx from the upstream before the commit point is retried: 500, 502, 503 and "
     "529 (overloaded) alike.",
     source=FAILURES,
-    expected="status 200 and the whole answer exactly once, after a second attempt",
+    expected="status 200 and the whole answer exactly once, then [DONE], after a second attempt",
 )
 @pytest.mark.parametrize("code", [500, 502, 529])
 def test_5xx_retried(sut: SystemUnderTest, judge: Judge, code: int) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(Status(code),), first=1))
     judge.saw(x)
-    judge.check(
-        checks.status_is(x.transcript, 200),
-        checks.content_intact(x),
-        checks.attempts_at_least(x, 2),
-    )
+    judge.check(*_whole_after_a_retry(x))
 
 
 @case(
@@ -394,12 +396,7 @@ def test_no_attempt_after_commit(sut: SystemUnderTest, judge: Judge, scenario: S
 def test_reset_after_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(ResetAfter(0),), first=1))
     judge.saw(x)
-    judge.check(
-        checks.status_is(x.transcript, 200),
-        checks.content_intact(x),
-        checks.ends_with_single_done(x.transcript),
-        checks.attempts_at_least(x, 2),
-    )
+    judge.check(*_whole_after_a_retry(x))
 
 
 @case(

@@ -12,6 +12,7 @@ import json
 import random
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -146,6 +147,15 @@ async def calls(
     upstream: Upstream, bodies: list[dict[str, Any]], config: Config | None = None
 ) -> list[httpx.Response]:
     """The requests one after the other, through one proxy app."""
+    async with proxy(upstream, config) as http:
+        return [await http.post("/v1/chat/completions", json=body) for body in bodies]
+
+
+@asynccontextmanager
+async def proxy(
+    upstream: Upstream, config: Config | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a proxy app whose providers all answer from `upstream`."""
     app = create_app(
         config or make_config(),
         {"STREAMPROOF_UPSTREAM_KEY": KEY},
@@ -155,7 +165,7 @@ async def calls(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
-            return [await http.post("/v1/chat/completions", json=body) for body in bodies]
+            yield http
 
 
 def request(model: str = "m", stream: bool = False) -> dict[str, Any]:

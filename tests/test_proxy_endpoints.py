@@ -5,35 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import httpx
 import pytest
 
-from proxy.app import create_app
-from proxy.config import Config
-from tests.test_proxy_dispatch import KEY, Upstream, chunk, make_config, sse, status
+from tests.test_proxy_dispatch import KEY, Upstream, chunk, make_config, proxy, sse, status
 
 HELLO = sse(chunk(None), chunk("Hel"), chunk("lo"), chunk(None, "stop"), b"data: [DONE]\n\n")
-
-
-@asynccontextmanager
-async def proxy(
-    upstream: Upstream, config: Config | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        config or make_config(),
-        {"STREAMPROOF_UPSTREAM_KEY": KEY},
-        rng=random.Random(0),
-        transport=httpx.MockTransport(upstream),
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
-            yield http
 
 
 def data_events(body: bytes) -> list[bytes]:
