@@ -33,7 +33,7 @@ from harness.expectations import Expectations
 from harness.expectations import selects as selects  # re-exported, for `--case`
 from harness.results import CaseRecord, Results, Target
 from harness.sut import SystemUnderTest
-from harness.targets import BUNDLED, OFFERS, Offers, ProcessTarget, Timeouts
+from harness.targets import BUNDLED, OFFERS, UNDECLARED, Offers, ProcessTarget, Timeouts
 from harness.verdict import Case, CaseFailed, Judge, Level
 
 FAIL_ON = {
@@ -64,6 +64,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="what the --target-cmd target offers beyond POST /v1/chat/completions, "
         f"comma-separated: {', '.join(OFFERS)}, or 'all' (the bundled proxy offers all; "
         "another target, none unless told); a case that needs more is skipped",
+    )
+    group.addoption(
+        "--target-timeouts",
+        dest="streamproof_target_timeouts",
+        default=None,
+        metavar="SPEC",
+        help="the --target-cmd target's own timeouts in seconds, e.g. "
+        "'idle=30,first_byte=60,total=600' (connect, first_byte, idle, total), so timing "
+        "cases judge against them; undeclared, they judge with bounded waits",
     )
     group.addoption(
         "--fail-on",
@@ -106,6 +115,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("streamproof_target_cmd", "default for --target-cmd", default=None)
     parser.addini("streamproof_target_offers", "default for --target-offers", default=None)
+    parser.addini("streamproof_target_timeouts", "default for --target-timeouts", default=None)
     parser.addini("streamproof_fail_on", "default for --fail-on", default="fail")
     parser.addini("streamproof_report_dir", "default for --report-dir", default=None)
     parser.addini("streamproof_expectations", "default for --expectations", default=None)
@@ -116,6 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "case(case): a numbered streamproof conformance case (use harness.case)"
     )
     offers_of(config)  # a bad --target-offers is a usage error before anything starts
+    timeouts_of(config)
     fail_on = _option(config, "streamproof_fail_on")
     if fail_on not in FAIL_ON:
         raise pytest.UsageError(f"--fail-on takes {' or '.join(FAIL_ON)}, not {fail_on!r}")
@@ -164,6 +175,19 @@ def offers_of(config: pytest.Config) -> Offers:
         return Offers.parse(text)
     except ValueError as exc:
         raise pytest.UsageError(f"--target-offers: {exc}") from None
+
+
+def timeouts_of(config: pytest.Config) -> Timeouts:
+    """The bundled proxy's (and a `config` target's) are the config's; another target's are
+    what it declares, else UNDECLARED."""
+    text = _option(config, "streamproof_target_timeouts")
+    if text is None:
+        declared = not target_of(config).command or "config" in offers_of(config)
+        return Timeouts() if declared else UNDECLARED
+    try:
+        return Timeouts.parse(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--target-timeouts: {exc}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -247,7 +271,7 @@ def sut(
         under_test.command or BUNDLED,
         fake_provider.base_url,
         tmp_path_factory.mktemp("target"),
-        timeouts=Timeouts(),
+        timeouts=timeouts_of(pytestconfig),
         name=under_test.name,
         upstreams={"secondary": fake_provider.url_for("secondary"), **dead_upstreams},
     )

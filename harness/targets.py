@@ -39,12 +39,47 @@ KEY_VARIABLE = "STREAMPROOF_UPSTREAM_KEY"
 
 @dataclass(frozen=True)
 class Timeouts:
-    """What the target declares, so timing cases know what to expect (seconds)."""
+    """What the target declares, so timing cases know what to expect (seconds).
+
+    The defaults are the timeouts of the config the harness writes for the bundled proxy.
+    A target that declares none is judged with bounded waits instead (`UNDECLARED`): a
+    stall must end, but within a generous bound, not against a timer nobody declared.
+    """
 
     connect: float = 0.25  # loopback connects take microseconds; only a blackhole waits
     first_byte: float = 0.5
     idle: float = 0.3
     total: float = 5.0
+    declared: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> Timeouts:
+        """`"idle=30,first_byte=60,total=600"`: seconds; keys left out keep their default."""
+        names = ("connect", "first_byte", "idle", "total")
+        values: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, _, value = item.partition("=")
+            name = name.strip()
+            if name not in names:
+                raise ValueError(f"unknown timeout {name!r} (accepted: {', '.join(names)})")
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise ValueError(f"{name} takes a number of seconds, not {value!r}") from None
+            if not 0 < seconds < float("inf"):
+                raise ValueError(f"{name} takes a positive number of seconds, not {value!r}")
+            values[name] = seconds
+        default = cls()
+        return cls(
+            connect=values.get("connect", default.connect),
+            first_byte=values.get("first_byte", default.first_byte),
+            idle=values.get("idle", default.idle),
+            total=values.get("total", default.total),
+        )
+
+
+# For a target that declares no timeouts: bounds, not expectations.
+UNDECLARED = Timeouts(connect=1.0, first_byte=5.0, idle=5.0, total=10.0, declared=False)
 
 
 OFFERS = {

@@ -165,6 +165,8 @@ REFERENCE_CAUGHT_BY: dict[str, dict[str, str]] = {
     "api-chat-raw": {"5.34": FAIL},
     "errors-as-200": {"5.14": FAIL, "5.36": FAIL},
 }
+# The pass-through's own timers (an httpx read timeout of 0.3 s), declared as a user would.
+TIMEOUTS = ("--target-timeouts", "connect=0.25,first_byte=0.5,idle=0.3,total=5")
 ALL_CAUGHT_BY = [*CAUGHT_BY.values(), *REFERENCE_CAUGHT_BY.values()]
 # Trimmed of plugins these runs do not use, each run starts half a second sooner.
 LEAN = ("-p", "no:html", "-p", "no:metadata", "-p", "no:hypothesispytest", "-p", "no:xdist")
@@ -193,7 +195,7 @@ def _levels(verdicts: dict[str, str], expected: dict[str, str]) -> dict[str, set
 def test_broken_proxy_caught(pytester: pytest.Pytester, bug: str) -> None:
     command = f"{sys.executable} {BROKEN} --upstream {{upstream}} --fd {{fd}} --bug {bug}"
     expected = CAUGHT_BY[bug]
-    verdicts = _verdicts(pytester, sorted(expected), "--target-cmd", command)
+    verdicts = _verdicts(pytester, sorted(expected), "--target-cmd", command, *TIMEOUTS)
     assert _levels(verdicts, expected) == {case: {level} for case, level in expected.items()}
 
 
@@ -210,7 +212,7 @@ def test_broken_reference_caught(pytester: pytest.Pytester, bug: str) -> None:
 def test_benign_proxy_gets_no_fail(pytester: pytest.Pytester) -> None:
     """Rewriting what the standards leave open is not a failure: every case, no FAIL."""
     command = f"{sys.executable} {BROKEN} --upstream {{upstream}} --fd {{fd}} --bug benign"
-    verdicts = _verdicts(pytester, ["1", "2", "3", "5", "7"], "--target-cmd", command)
+    verdicts = _verdicts(pytester, ["1", "2", "3", "5", "7"], "--target-cmd", command, *TIMEOUTS)
     assert verdicts
     assert {case: v for case, v in verdicts.items() if v in ("FAIL", "ERROR")} == {}
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from harness.targets import UNDECLARED, Timeouts
+
 CASES = """
 import pytest
 from harness import Strength, case
@@ -91,6 +93,30 @@ def test_plugin_bad_fail_on_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--fail-on", "sometimes")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--fail-on takes fail or non-strict, not 'sometimes'*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--target-offers", "health,dashboard", "*unknown offer 'dashboard' (accepted: all,*"),
+        ("--target-timeouts", "idle=30,stall=2", "*unknown timeout 'stall' (accepted: connect,*"),
+        ("--target-timeouts", "idle=soon", "*idle takes a number of seconds, not 'soon'*"),
+        ("--target-timeouts", "total=-1", "*total takes a positive number of seconds*"),
+    ],
+)
+def test_plugin_bad_target_option_is_a_usage_error(
+    pytester: pytest.Pytester, option: str, value: str, message: str
+) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest(option, value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_plugin_timeouts_declared_or_bounded() -> None:
+    assert Timeouts.parse("idle=30, total=600") == Timeouts(idle=30.0, total=600.0)
+    assert Timeouts.parse("") == Timeouts()
+    assert not UNDECLARED.declared
 
 
 def test_plugin_terminal_summary_lists_verdicts(pytester: pytest.Pytester) -> None:
