@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import html
 from collections.abc import Generator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,14 @@ from harness import results
 from harness.client import StreamClient
 from harness.expectations import Expectations
 from harness.expectations import selects as selects  # re-exported, for `--case`
+from harness.profiles import (
+    DEFAULT_FILE,
+    REFERENCE,
+    Profile,
+    ProfileError,
+    load_profiles,
+    parse_profile,
+)
 from harness.results import CaseRecord, Results, Target
 from harness.sut import SystemUnderTest
 from harness.targets import BUNDLED, OFFERS, UNDECLARED, Offers, ProcessTarget, Timeouts
@@ -44,6 +53,7 @@ _judge_key = pytest.StashKey[Judge]()
 _call_duration_key = pytest.StashKey[float]()
 _expectations_key = pytest.StashKey[Expectations]()
 _catalogue_key = pytest.StashKey[list[tuple[str, Case]]]()
+_profile_key = pytest.StashKey[Profile]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +65,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="TEMPLATE",
         help="command that starts the proxy under test; placeholders {upstream} {fd} {port} "
         "{api_key} {config} {python} (default: the bundled reference proxy)",
+    )
+    group.addoption(
+        "--target",
+        dest="streamproof_target",
+        default=None,
+        metavar="NAME",
+        help="run against the target profile NAME of the --targets-file ('reference' is the "
+        "bundled proxy, always there)",
+    )
+    group.addoption(
+        "--targets-file",
+        dest="streamproof_targets_file",
+        default=None,
+        metavar="PATH",
+        help=f"the TOML file of target profiles (default: {DEFAULT_FILE} in the rootdir)",
+    )
+    group.addoption(
+        "--target-url",
+        dest="streamproof_target_url",
+        default=None,
+        metavar="URL",
+        help="a proxy that is already running, wired by its user to a fake provider on "
+        "--upstream-port (runs without -n)",
+    )
+    group.addoption(
+        "--upstream-port",
+        dest="streamproof_upstream_port",
+        default=None,
+        type=int,
+        metavar="N",
+        help="with --target-url: the port on 127.0.0.1 where the fake provider listens",
+    )
+    group.addoption(
+        "--target-header",
+        dest="streamproof_target_headers",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header for every request to the target (its own auth); may be repeated; "
+        "never written to any report",
     )
     group.addoption(
         "--target-offers",
@@ -114,6 +164,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         '"FAIL" reason = "..."; an expected verdict does not fail the run',
     )
     parser.addini("streamproof_target_cmd", "default for --target-cmd", default=None)
+    parser.addini("streamproof_target", "default for --target", default=None)
+    parser.addini("streamproof_targets_file", "default for --targets-file", default=None)
     parser.addini("streamproof_target_offers", "default for --target-offers", default=None)
     parser.addini("streamproof_target_timeouts", "default for --target-timeouts", default=None)
     parser.addini("streamproof_fail_on", "default for --fail-on", default="fail")
@@ -125,8 +177,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "case(case): a numbered streamproof conformance case (use harness.case)"
     )
-    offers_of(config)  # a bad --target-offers is a usage error before anything starts
-    timeouts_of(config)
+    profile_of(config)  # a bad target option is a usage error before anything starts
     fail_on = _option(config, "streamproof_fail_on")
     if fail_on not in FAIL_ON:
         raise pytest.UsageError(f"--fail-on takes {' or '.join(FAIL_ON)}, not {fail_on!r}")
@@ -162,32 +213,88 @@ def _path_option(config: pytest.Config, name: str) -> Path | None:
     return (config.inipath.parent if config.inipath else config.rootpath) / str(value)
 
 
+def profile_of(config: pytest.Config) -> Profile:
+    """The target, from --target (a profile), --target-cmd, --target-url or the default,
+    with --target-offers, --target-timeouts and --target-header applied."""
+    if _profile_key in config.stash:
+        return config.stash[_profile_key]
+    profile = _chosen_profile(config)
+    offers_text = _option(config, "streamproof_target_offers")
+    timeouts_text = _option(config, "streamproof_target_timeouts")
+    try:
+        offers = Offers.parse(offers_text) if offers_text is not None else profile.offers
+        timeouts = Timeouts.parse(timeouts_text) if timeouts_text is not None else None
+    except ValueError as exc:
+        option = "--target-offers" if "offer" in str(exc) else "--target-timeouts"
+        raise pytest.UsageError(f"{option}: {exc}") from None
+    if timeouts is None:
+        own = profile.command == BUNDLED or "config" in offers
+        timeouts = profile.timeouts or (Timeouts() if own else UNDECLARED)
+    headers = {**profile.headers, **_headers(config.getoption("streamproof_target_headers"))}
+    profile = replace(profile, offers=offers, timeouts=timeouts, headers=headers)
+    config.stash[_profile_key] = profile
+    return profile
+
+
+def _chosen_profile(config: pytest.Config) -> Profile:
+    name = _option(config, "streamproof_target")
+    command = _option(config, "streamproof_target_cmd")
+    url = config.getoption("streamproof_target_url")
+    port = config.getoption("streamproof_upstream_port")
+    options = {"--target": name, "--target-cmd": command, "--target-url": url}
+    chosen = [option for option, value in options.items() if value is not None]
+    if len(chosen) > 1:
+        raise pytest.UsageError(f"choose one target: {' or '.join(chosen)}, not both")
+    if (url is None) != (port is None):
+        raise pytest.UsageError("--target-url and --upstream-port go together")
+    if url is not None:
+        try:
+            return parse_profile("url", {"url": url, "upstream_port": port})
+        except ProfileError as exc:
+            raise pytest.UsageError(f"--target-url: {exc}") from None
+    if command is not None:
+        return Profile(command, command=command)
+    if name is None:
+        return REFERENCE
+    path = _path_option(config, "streamproof_targets_file") or config.rootpath / DEFAULT_FILE
+    try:
+        profiles = load_profiles(path) if path.exists() else {"reference": REFERENCE}
+    except ProfileError as exc:
+        raise pytest.UsageError(f"--targets-file: {exc}") from None
+    if name not in profiles:
+        known = ", ".join(sorted(profiles))
+        raise pytest.UsageError(f"--target: no profile {name!r} in {path} (known: {known})")
+    return profiles[name]
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, colon, text = value.partition(":")
+        if not colon or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise pytest.UsageError(
+                f"--target-header takes 'Name: value' (e.g. 'Authorization: Bearer ...'), "
+                f"not {value.split(':')[0]!r}..."
+            )
+        headers[name.strip()] = text.strip()
+    return headers
+
+
 def target_of(config: pytest.Config) -> Target:
-    template = _option(config, "streamproof_target_cmd")
-    return Target(template, template) if template else Target("reference proxy")
+    profile = profile_of(config)
+    if profile is REFERENCE or (profile.command == BUNDLED and profile.name == "reference"):
+        return Target("reference proxy")
+    return Target(profile.name, profile.command or f"url {profile.url}")
 
 
 def offers_of(config: pytest.Config) -> Offers:
-    text = _option(config, "streamproof_target_offers")
-    if text is None:
-        return Offers() if target_of(config).command else Offers.everything()
-    try:
-        return Offers.parse(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--target-offers: {exc}") from None
+    return profile_of(config).offers
 
 
 def timeouts_of(config: pytest.Config) -> Timeouts:
-    """The bundled proxy's (and a `config` target's) are the config's; another target's are
-    what it declares, else UNDECLARED."""
-    text = _option(config, "streamproof_target_timeouts")
-    if text is None:
-        declared = not target_of(config).command or "config" in offers_of(config)
-        return Timeouts() if declared else UNDECLARED
-    try:
-        return Timeouts.parse(text)
-    except ValueError as exc:
-        raise pytest.UsageError(f"--target-timeouts: {exc}") from None
+    timeouts = profile_of(config).timeouts
+    assert timeouts is not None  # profile_of always settles them
+    return timeouts
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -238,8 +345,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def fake_provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
+def fake_provider(pytestconfig: pytest.Config) -> Iterator[FakeProvider]:
+    port = profile_of(pytestconfig).upstream_port or 0
+    with FakeProvider(port=port) as provider:
         yield provider
 
 
@@ -266,23 +374,42 @@ def sut(
     pytestconfig: Any,
 ) -> Iterator[SystemUnderTest]:
     """The system under test, started once per session (per xdist worker)."""
-    under_test = target_of(pytestconfig)
+    profile = profile_of(pytestconfig)
+    timeouts = timeouts_of(pytestconfig)
+    offers = profile.offers
+    # The client waits longer than any of the target's own timers, so that a proxy which
+    # honours them is never cut short by the harness, and one that does not is caught.
+    read_timeout = timeouts.total + 1.0
+    if profile.url is not None:
+        workers = getattr(pytestconfig, "workerinput", {}).get("workercount", 1)
+        if workers > 1:
+            pytest.exit("--target-url runs without -n: the fake provider has one port", 4)
+        client = StreamClient(profile.url, headers=dict(profile.headers), read_timeout=read_timeout)
+        try:
+            yield SystemUnderTest(profile.name, client, fake_provider, timeouts, offers)
+        finally:
+            client.close()
+        return
+    assert profile.command is not None
     target = ProcessTarget(
-        under_test.command or BUNDLED,
+        profile.command,
         fake_provider.base_url,
         tmp_path_factory.mktemp("target"),
-        timeouts=timeouts_of(pytestconfig),
-        name=under_test.name,
+        timeouts=timeouts,
+        name=target_of(pytestconfig).name,
         upstreams={"secondary": fake_provider.url_for("secondary"), **dead_upstreams},
+        environment=profile.environment,
+        readiness=profile.readiness,
+        files=profile.files,
     )
-    offers = offers_of(pytestconfig)
+    report_dir = _report_dir(pytestconfig)
 
     @contextlib.contextmanager
     def run(target: ProcessTarget) -> Iterator[SystemUnderTest]:
         target.start()
-        # The client waits longer than any of the target's own timers, so that a proxy which
-        # honours them is never cut short by the harness, and one that does not is caught.
-        client = StreamClient(target.base_url, read_timeout=target.timeouts.total + 1.0)
+        client = StreamClient(
+            target.base_url, headers=dict(profile.headers), read_timeout=read_timeout
+        )
         try:
             yield SystemUnderTest(
                 target.name,
@@ -299,8 +426,17 @@ def sut(
             client.close()
             target.stop()
 
-    with run(target) as under:
-        yield under
+    try:
+        with run(target) as under:
+            yield under
+    finally:
+        target.keep_log(report_dir / "logs")
+
+
+def _report_dir(config: pytest.Config) -> Path:
+    return (
+        _path_option(config, "streamproof_report_dir") or config.invocation_params.dir / "reports"
+    )
 
 
 @pytest.fixture

@@ -19,14 +19,18 @@ A command template may use:
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import re
 import secrets
 import shlex
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,8 +148,19 @@ class TargetError(RuntimeError):
     """The target could not be started or did not answer; the message has its log's tail."""
 
 
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|root)\}")
+
+
 class ProcessTarget:
-    """A proxy started from a command template, listening on 127.0.0.1."""
+    """A proxy started from a command template, listening on 127.0.0.1.
+
+    A template with `{fd}` gets a socket that already listens: the first request waits in
+    the kernel's backlog until the proxy accepts it, with no polling and no race for the
+    port. A template with only `{port}` must bind that port itself; the harness then asks
+    `readiness` until the proxy answers, waiting on the process between tries (so a proxy
+    that dies is noticed at once), within `ready_timeout`.
+    """
 
     def __init__(
         self,
@@ -157,6 +172,9 @@ class ProcessTarget:
         name: str = "",
         upstreams: Mapping[str, str] | None = None,
         thresholds: Thresholds | None = None,
+        environment: Mapping[str, str] | None = None,
+        readiness: str = "/health",
+        files: Mapping[str, str] | None = None,
     ) -> None:
         self.template = template
         self.upstream = upstream
@@ -166,7 +184,11 @@ class ProcessTarget:
         # Base URLs of the other providers of the CHAINS: secondary, refused, blackhole.
         self.upstreams = dict(upstreams or {})
         self.thresholds = thresholds or Thresholds()
-        self.api_key = "sk-streamproof-" + secrets.token_hex(16)
+        self.environment = dict(environment or {})
+        self.readiness = readiness
+        self.files = dict(files or {})
+        # Fresh for every run, unless the user set one (e.g. to plant a canary key).
+        self.api_key = os.environ.get(KEY_VARIABLE) or "sk-streamproof-" + secrets.token_hex(16)
         self.log_path = workdir / "target.log"  # the process's stdout and stderr
         self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
         self._process: subprocess.Popen[bytes] | None = None
@@ -179,20 +201,33 @@ class ProcessTarget:
     def start(self, ready_timeout: float = 30.0) -> None:
         listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port = listener.getsockname()[1]
+        inherits = "{fd}" in self.template
         config = self.workdir / "proxy-config.toml"
         config.write_text(self._config())
-        argv = [
-            part.format(
-                python=sys.executable,
-                upstream=self.upstream,
-                fd=listener.fileno(),
-                port=self.port,
-                api_key=self.api_key,
-                config=config,
-            )
-            for part in shlex.split(self.template)
-        ]
-        env = {**os.environ, KEY_VARIABLE: self.api_key}
+        values = {
+            "python": sys.executable,
+            "upstream": self.upstream,
+            "fd": str(listener.fileno()),
+            "port": str(self.port),
+            "api_key": self.api_key,
+            "config": str(config),
+            "workdir": str(self.workdir),
+            "root": str(ROOT),
+        }
+
+        def fill(text: str) -> str:
+            return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+
+        for name, text in self.files.items():
+            (self.workdir / name).write_text(fill(text))
+        argv = [fill(part) for part in shlex.split(self.template)]
+        env = {
+            **os.environ,
+            KEY_VARIABLE: self.api_key,
+            **{name: fill(value) for name, value in self.environment.items()},
+        }
+        if not inherits:
+            listener.close()  # the port is the proxy's to bind now
         with self.log_path.open("wb") as log, listener:
             self._process = subprocess.Popen(
                 argv,
@@ -200,17 +235,46 @@ class ProcessTarget:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                pass_fds=(listener.fileno(),),
-                cwd=Path(__file__).resolve().parent.parent,
+                pass_fds=(listener.fileno(),) if inherits else (),
+                cwd=ROOT,
+                start_new_session=True,  # its own process group: stopped whole, never orphaned
             )
+        atexit.register(self.stop)  # also when the run is interrupted
         # Our copy of the socket is closed now: if the process dies, connects are refused.
         try:
-            httpx.get(f"{self.base_url}/health", timeout=ready_timeout)
-        except httpx.HTTPError as exc:
+            self._wait_until_ready(ready_timeout, poll=not inherits)
+        except (httpx.HTTPError, TargetError) as exc:
             self.stop()
             raise TargetError(
                 f"{self.name!r} did not answer on {self.base_url}: {exc}\n{self.log_tail()}"
             ) from None
+
+    def _wait_until_ready(self, timeout: float, *, poll: bool) -> None:
+        if not poll:  # the request waits in the backlog of the inherited socket
+            if self.readiness:
+                httpx.get(f"{self.base_url}{self.readiness}", timeout=timeout)
+            return
+        assert self._process is not None
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            try:
+                if self.readiness:
+                    httpx.get(f"{self.base_url}{self.readiness}", timeout=max(0.1, 2 * pause))
+                else:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+                return
+            except (httpx.ConnectError, ConnectionRefusedError):
+                pass  # not listening yet
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TargetError(f"not listening after {timeout:g} s")
+            try:  # waiting on the process: a proxy that dies ends the wait at once
+                code = self._process.wait(timeout=min(pause, remaining))
+            except subprocess.TimeoutExpired:
+                pause = min(pause * 2, 0.25)
+                continue
+            raise TargetError(f"the process exited with status {code} before it answered")
 
     @property
     def chains(self) -> frozenset[str]:
@@ -228,6 +292,9 @@ class ProcessTarget:
             name=self.name,
             upstreams=self.upstreams,
             thresholds=self.thresholds,
+            environment=self.environment,
+            readiness=self.readiness,
+            files=self.files,
         )
 
     def _config(self) -> str:
@@ -239,15 +306,32 @@ class ProcessTarget:
         )
 
     def stop(self) -> None:
+        """Stop the process and its group (a proxy may have started workers of its own)."""
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
+        atexit.unregister(self.stop)
+        _signal_group(process, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal_group(process, signal.SIGKILL)
             process.wait()
+        else:
+            _signal_group(process, signal.SIGKILL)  # any worker left behind
+
+    def keep_log(self, folder: Path) -> Path | None:
+        """Copy the process's output (the key redacted) into `folder`, named for the worker
+        under pytest-xdist, so it is kept with the report; its path, or None if none."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        path = folder / f"target{'-' + worker if worker else ''}.log"
+        path.write_text(text.replace(self.api_key, "[redacted]"))
+        return path
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -255,6 +339,13 @@ class ProcessTarget:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:]).replace(self.api_key, "[redacted]")
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return  # the whole group is gone already
 
 
 def _reference_config(
