@@ -60,11 +60,14 @@ class FakeProvider:
     ...     provider.base_url   # 'http://127.0.0.1:PORT/v1'
     """
 
-    def __init__(self, host: str = "127.0.0.1", stall_limit: float = STALL_LIMIT) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", stall_limit: float = STALL_LIMIT, port: int = 0
+    ) -> None:
+        """`port` 0 is an ephemeral one; another is for a proxy its user wired to it."""
         self.host = host
         self.stall_limit = stall_limit
         self.journals = Journals()
-        self._sock = socket.create_server((host, 0))
+        self._sock = socket.create_server((host, port))
         self.port: int = self._sock.getsockname()[1]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import html
-from collections.abc import Generator, Iterator
+import os
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import pytest
 
 from fake_providers import FakeProvider
 from fake_providers.dead import Blackhole, RefusingAddress
-from harness import results
+from harness import live, results
 from harness.client import StreamClient
 from harness.expectations import Expectations
 from harness.expectations import selects as selects  # re-exported, for `--case`
@@ -123,6 +124,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the --target-cmd target's own timeouts in seconds, e.g. "
         "'idle=30,first_byte=60,total=600' (connect, first_byte, idle, total), so timing "
         "cases judge against them; undeclared, they judge with bounded waits",
+    )
+    group.addoption(
+        "--live",
+        dest="streamproof_live",
+        action="store_true",
+        default=False,
+        help="also run the live cases (group 8) against the real providers whose keys are "
+        "set (KIMI_API_KEY, NVIDIA_API_KEY, MISTRAL_API_KEY), directly and through the "
+        "bundled proxy; without it nothing leaves 127.0.0.1",
     )
     group.addoption(
         "--fail-on",
@@ -437,6 +447,73 @@ def _report_dir(config: pytest.Config) -> Path:
     return (
         _path_option(config, "streamproof_report_dir") or config.invocation_params.dir / "reports"
     )
+
+
+@pytest.fixture(scope="session")
+def live_proxies(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[live.LiveProvider], str]]:
+    """The target under test (the bundled proxy by default) wired to one real provider:
+    started on first use, one per provider, with that provider's base URL as {upstream},
+    its key as the key to send, and a {config} routing its model to it."""
+    started: dict[str, ProcessTarget] = {}
+    profile = profile_of(pytestconfig)
+
+    def base_url(provider: live.LiveProvider) -> str:
+        if profile.command is None:
+            pytest.skip("the target is a running proxy: its routes to real providers are its own")
+        if provider.name not in started:
+            workdir = tmp_path_factory.mktemp(f"live-{provider.name}")
+            target = ProcessTarget(
+                profile.command,
+                provider.base_url,
+                workdir,
+                name=f"{target_of(pytestconfig).name} (live {provider.name})",
+                config=live.proxy_config([provider], workdir / "proxy.log"),
+                timeouts=live.TIMEOUTS,
+                environment=profile.environment,
+                readiness=profile.readiness,
+                files=profile.files,
+                api_key=provider.key,
+            )
+            target.start()
+            started[provider.name] = target
+        return started[provider.name].base_url
+
+    try:
+        yield base_url
+    finally:
+        for name, target in started.items():
+            target.stop()
+            target.keep_log(_report_dir(pytestconfig) / "logs" / f"live-{name}")
+
+
+@pytest.fixture
+def live_route(
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    live_proxies: Callable[[live.LiveProvider], str],
+) -> Iterator[live.LiveRoute]:
+    """One of live.ROUTES (`kimi-direct`, `kimi-proxy`, ...), or a skip saying why not."""
+    if not pytestconfig.getoption("streamproof_live"):
+        pytest.skip("a live case: run with --live to talk to the real providers")
+    name, via = str(request.param).rsplit("-", 1)
+    provider = live.providers(os.environ)[name]
+    if provider.skip_reason:
+        pytest.skip(f"{provider.name}: {provider.skip_reason}")
+    read_timeout = live.TIMEOUTS.total + 1.0
+    if via == "direct":
+        headers = {"Authorization": f"Bearer {provider.key}"}
+        client = StreamClient(provider.base_url, headers=headers, read_timeout=read_timeout)
+        path = "/chat/completions"
+    else:
+        headers = dict(profile_of(pytestconfig).headers)
+        client = StreamClient(live_proxies(provider), headers=headers, read_timeout=read_timeout)
+        path = "/v1/chat/completions"
+    try:
+        yield live.LiveRoute(provider, via, client, path)
+    finally:
+        client.close()
 
 
 @pytest.fixture

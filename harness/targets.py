@@ -175,6 +175,8 @@ class ProcessTarget:
         environment: Mapping[str, str] | None = None,
         readiness: str = "/health",
         files: Mapping[str, str] | None = None,
+        config: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.template = template
         self.upstream = upstream
@@ -187,8 +189,11 @@ class ProcessTarget:
         self.environment = dict(environment or {})
         self.readiness = readiness
         self.files = dict(files or {})
-        # Fresh for every run, unless the user set one (e.g. to plant a canary key).
-        self.api_key = os.environ.get(KEY_VARIABLE) or "sk-streamproof-" + secrets.token_hex(16)
+        self.config_text = config  # the {config} to write; None: the harness's own
+        # Fresh for every run, unless given or set by the user (e.g. to plant a canary key).
+        self.api_key = (
+            api_key or os.environ.get(KEY_VARIABLE) or "sk-streamproof-" + secrets.token_hex(16)
+        )
         self.log_path = workdir / "target.log"  # the process's stdout and stderr
         self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
         self._process: subprocess.Popen[bytes] | None = None
@@ -298,6 +303,8 @@ class ProcessTarget:
         )
 
     def _config(self) -> str:
+        if self.config_text is not None:
+            return self.config_text
         return _reference_config(
             {"fake": self.upstream, **self.upstreams},
             self.timeouts,

@@ -10,13 +10,17 @@ makes it fail: a case that cannot fail is worse than none.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fake_providers import FakeProvider
 from harness.plugin import case_id, selects
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +171,20 @@ REFERENCE_CAUGHT_BY: dict[str, dict[str, str]] = {
 }
 # The pass-through's own timers (an httpx read timeout of 0.3 s), declared as a user would.
 TIMEOUTS = ("--target-timeouts", "connect=0.25,first_byte=0.5,idle=0.3,total=5")
-ALL_CAUGHT_BY = [*CAUGHT_BY.values(), *REFERENCE_CAUGHT_BY.values()]
+# The live cases (group 8), run with --live against stand-ins for the three providers. A
+# "provider:BUG" is the fake provider behind the pass-through with that bug, so the provider
+# itself is broken (the direct routes must see it, the bundled proxy may cover for it); a
+# "proxy:BUG" is a good stand-in reached through the pass-through with that bug as the target.
+LIVE_CAUGHT_BY: dict[str, dict[str, str]] = {
+    f"{where}:{bug}": {f"{case}[{name}-{route}]": level for name in ("kimi", "nvidia", "mistral")}
+    for where, route in (("provider", "direct"), ("proxy", "proxy"))
+    for bug, case, level in (
+        ("text-plain", "8.1", FAIL),
+        ("drop-usage", "8.2", NON_STRICT),
+        ("null-content", "8.3", FAIL),
+    )
+}
+ALL_CAUGHT_BY = [*CAUGHT_BY.values(), *REFERENCE_CAUGHT_BY.values(), *LIVE_CAUGHT_BY.values()]
 # Trimmed of plugins these runs do not use, each run starts half a second sooner.
 LEAN = ("-p", "no:html", "-p", "no:metadata", "-p", "no:hypothesispytest", "-p", "no:xdist")
 
@@ -193,7 +210,7 @@ def _levels(verdicts: dict[str, str], expected: dict[str, str]) -> dict[str, set
 
 @pytest.mark.parametrize("bug", sorted(CAUGHT_BY))
 def test_broken_proxy_caught(pytester: pytest.Pytester, bug: str) -> None:
-    command = f"{sys.executable} {BROKEN} --upstream {{upstream}} --fd {{fd}} --bug {bug}"
+    command = _command(bug)
     expected = CAUGHT_BY[bug]
     verdicts = _verdicts(pytester, sorted(expected), "--target-cmd", command, *TIMEOUTS)
     assert _levels(verdicts, expected) == {case: {level} for case, level in expected.items()}
@@ -209,9 +226,80 @@ def test_broken_reference_caught(pytester: pytest.Pytester, bug: str) -> None:
     assert _levels(verdicts, expected) == {case: {level} for case, level in expected.items()}
 
 
+@contextlib.contextmanager
+def _standin(bug: str | None) -> Iterator[str]:
+    """A base URL standing in for a real provider: the fake, or the fake behind a bug."""
+    with FakeProvider() as fake:
+        if bug is None:
+            yield fake.base_url
+            return
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            argv = [sys.executable, str(BROKEN), "--upstream", fake.base_url, "--bug", bug]
+            proxy = subprocess.Popen(
+                [*argv, "--fd", str(listener.fileno())],
+                pass_fds=[listener.fileno()],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        try:
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+
+
+def _live(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    base_url: str,
+    cases: list[str],
+    *options: str,
+) -> dict[str, str]:
+    for name in ("KIMI", "NVIDIA", "MISTRAL"):
+        monkeypatch.setenv(f"{name}_API_KEY", f"sk-standin-{name.lower()}")
+        monkeypatch.setenv(f"{name}_BASE_URL", base_url)
+    return _verdicts(pytester, cases, "--live", *options)
+
+
+def _command(bug: str) -> str:
+    return f"{sys.executable} {BROKEN} --upstream {{upstream}} --fd {{fd}} --bug {bug}"
+
+
+def test_live_cases_pass_against_a_standin(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI's path through --live: every provider, directly and through the bundled proxy."""
+    with _standin(None) as base_url:
+        verdicts = _live(pytester, monkeypatch, base_url, ["8"])
+    assert len(verdicts) == 18
+    assert set(verdicts.values()) == {"PASS"}
+
+
+def test_live_cases_without_keys_are_skipped(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("KIMI", "NVIDIA", "MISTRAL"):
+        monkeypatch.delenv(f"{name}_API_KEY", raising=False)
+    verdicts = _verdicts(pytester, ["8"], "--live")
+    assert set(verdicts.values()) == {"SKIP"}
+
+
+@pytest.mark.parametrize("broken", sorted(LIVE_CAUGHT_BY))
+def test_live_cases_catch_a_broken_provider_or_proxy(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    where, bug = broken.split(":")
+    expected = LIVE_CAUGHT_BY[broken]
+    options = ["--target-cmd", _command(bug)] if where == "proxy" else []
+    with _standin(bug if where == "provider" else None) as base_url:
+        verdicts = _live(pytester, monkeypatch, base_url, sorted(expected), *options)
+    assert _levels(verdicts, expected) == {case: {level} for case, level in expected.items()}
+
+
 def test_benign_proxy_gets_no_fail(pytester: pytest.Pytester) -> None:
     """Rewriting what the standards leave open is not a failure: every case, no FAIL."""
-    command = f"{sys.executable} {BROKEN} --upstream {{upstream}} --fd {{fd}} --bug benign"
+    command = _command("benign")
     verdicts = _verdicts(pytester, ["1", "2", "3", "5", "7"], "--target-cmd", command, *TIMEOUTS)
     assert verdicts
     assert {case: v for case, v in verdicts.items() if v in ("FAIL", "ERROR")} == {}

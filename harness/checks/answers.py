@@ -164,3 +164,9 @@ def message_content_intact(x: Exchange) -> Finding:
         "message content equals the upstream's",
         _difference(x.expected_content, got),
     )
+
+
+def has_content(t: Transcript) -> Finding:
+    """Some text came back: streamed deltas, or a whole answer's message."""
+    text = t.content()
+    return Finding(bool(text.strip()), "some content", f"{len(text)} chars: {text[:40]!r}")
