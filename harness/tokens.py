@@ -45,14 +45,27 @@ def completion_tokens(texts: Iterable[str]) -> int:
 
 
 def prompt_tokens(messages: Sequence[Any]) -> int:
-    """The OpenAI cookbook's estimate for a list of chat messages."""
+    """The OpenAI cookbook's estimate for a list of chat messages, plus the text parts of
+    content arrays and the function names and arguments of tool calls (images and tool
+    definitions are left out: each provider prices them its own way)."""
     total = 3  # every reply is primed with <|start|>assistant<|message|>
     for message in messages:
         total += 3
-        if isinstance(message, dict):
-            for key, value in message.items():
-                if isinstance(value, str):
-                    total += count(value) + (1 if key == "name" else 0)
+        if not isinstance(message, dict):
+            continue
+        for key, value in message.items():
+            if isinstance(value, str):
+                total += count(value) + (1 if key == "name" else 0)
+            elif key == "content" and isinstance(value, list):
+                for part in value:
+                    if isinstance(part, dict) and part.get("type") == "text":
+                        total += count(str(part.get("text", "")))
+            elif key == "tool_calls" and isinstance(value, list):
+                for call in value:
+                    function = call.get("function", {}) if isinstance(call, dict) else {}
+                    for field in ("name", "arguments"):
+                        if isinstance(function, dict) and isinstance(function.get(field), str):
+                            total += count(function[field])
     return total
 
 

@@ -43,17 +43,48 @@ def count(text: str) -> int:
 def count_prompt(messages: Sequence[Any]) -> int:
     """Prompt tokens by the cookbook: 3 per message, each string field, 1 per `name`, + 3.
 
-    Tools, images and content arrays add more upstream; the estimate does not try to guess
-    them (DESIGN.md: exact parity for completion text, a stated tolerance for the prompt).
+    Beyond the cookbook's plain strings: a content array counts the text of its text parts,
+    and an assistant message's tool calls count their function names and arguments. Images
+    and the request's tool definitions add more upstream, in ways each provider prices its
+    own; the estimate leaves them out (DESIGN.md: exact parity for completion text, a stated
+    tolerance for the prompt).
     """
     total = REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE
-        if isinstance(message, Mapping):
-            for key, value in message.items():
-                if isinstance(value, str):
-                    total += count(value) + (TOKENS_PER_NAME if key == "name" else 0)
+        if not isinstance(message, Mapping):
+            continue
+        for key, value in message.items():
+            if isinstance(value, str):
+                total += count(value) + (TOKENS_PER_NAME if key == "name" else 0)
+            elif key == "content" and isinstance(value, list):
+                total += sum(count(text) for text in _text_parts(value))
+            elif key == "tool_calls" and isinstance(value, list):
+                total += sum(count(text) for text in _call_texts(value))
     return total
+
+
+def _text_parts(parts: list[Any]) -> list[str]:
+    """The texts of a content array's `{"type": "text", "text": ...}` parts."""
+    return [
+        part["text"]
+        for part in parts
+        if isinstance(part, Mapping)
+        and part.get("type") == "text"
+        and isinstance(part.get("text"), str)
+    ]
+
+
+def _call_texts(calls: list[Any]) -> list[str]:
+    """The function names and arguments of an assistant message's tool calls."""
+    texts = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(function, Mapping):
+            texts += [
+                v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str)
+            ]
+    return texts
 
 
 class _Choice:

