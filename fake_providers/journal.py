@@ -11,6 +11,11 @@ API keys never enter a journal: the headers that carry them (`Authorization`, `a
 `x-api-key`, `Proxy-Authorization`) are kept only as a fingerprint (`sha256:` and the first
 12 hex digits of the digest of the whole header value).
 
+The bytes of each attempt's body are kept as they were written, up to `KEPT_BYTES` per
+attempt (`Attempt.data`; `data_left_out` says how many more were written), so a report can
+lay the upstream's writes beside the client's reads. They are the fake's own answer: no
+secret of the proxy's ever reaches them.
+
 One fake provider can stand in for several providers of a proxy's fallback chain: besides
 `/v1/...` it answers `/<label>/v1/...`, and each attempt says which route it came on
 (`Attempt.route`). Attempts are still numbered per request id, whatever their route.
@@ -31,6 +36,7 @@ from fake_providers.plan import Pieces, Usage
 LABEL_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"  # a route label: `b`, `kimi`, `nim-2`
 _ENDPOINT = "chat/completions|models"  # what every route serves, under `/v1/`
 _ROUTE = re.compile(rf"(?:/(?P<label>{LABEL_PATTERN}))?/v1/(?P<endpoint>{_ENDPOINT})/*")
+KEPT_BYTES = 64 * 1024  # of each attempt's body, for the reports; the rest is only counted
 
 
 def parse_route(path: str) -> tuple[str, str] | None:
@@ -65,6 +71,7 @@ class Attempt:
     frame_usage: list[Usage] = field(default_factory=list)  # the usage items per event, or ()
     writes: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes) per write
     bytes_written: int = 0
+    data: bytearray = field(default_factory=bytearray)  # the first KEPT_BYTES of the body
     ending: str | None = None  # clean | reset | stall | peer_left | error
     peer_closed_at: float | None = None
     ended_at: float | None = None
@@ -114,6 +121,19 @@ class Attempt:
         """The last usage written (with cumulative usage, the last value wins), or None."""
         written = self.usage_written
         return written[-1] if written else None
+
+    @property
+    def data_left_out(self) -> int:
+        """How many bytes of the body were written but not kept in `data`."""
+        return self.bytes_written - len(self.data)
+
+    def wrote(self, at: float, piece: bytes) -> None:
+        """Journal one write of the body: when, how much, and its first bytes."""
+        self.writes.append((at, len(piece)))
+        self.bytes_written += len(piece)
+        room = KEPT_BYTES - len(self.data)
+        if room > 0:
+            self.data += piece[:room]
 
     @property
     def first_write_at(self) -> float | None:

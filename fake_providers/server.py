@@ -301,19 +301,15 @@ class _Writer:
             data = conn.send(h11.Data(data=piece))
             if number == len(pieces) and plan.ending is Ending.CLEAN and not plan.pause:
                 data += conn.send(h11.EndOfMessage())  # as real servers do: one last write
-            self._wrote(len(piece))  # journal first: the journal never lags behind the wire
+            self._wrote(piece)  # journal first: the journal never lags behind the wire
             writer.write(data)
             await writer.drain()
             if plan.pause:
                 await asyncio.wait([peer_left], timeout=plan.pause)
         return await self._finish(plan.ending, peer_left)
 
-    def _wrote(self, size: int) -> None:
-        def change() -> None:
-            self.attempt.writes.append((time.perf_counter(), size))
-            self.attempt.bytes_written += size
-
-        self.journal.update(change)
+    def _wrote(self, piece: bytes) -> None:
+        self.journal.update(lambda: self.attempt.wrote(time.perf_counter(), piece))
 
     async def _finish(self, ending: Ending, peer_left: asyncio.Future[None]) -> bool:
         writer = self.conn.writer

@@ -292,9 +292,11 @@ def _headers(values: list[str]) -> dict[str, str]:
 
 def target_of(config: pytest.Config) -> Target:
     profile = profile_of(config)
-    if profile is REFERENCE or (profile.command == BUNDLED and profile.name == "reference"):
-        return Target("reference proxy")
-    return Target(profile.name, profile.command or f"url {profile.url}")
+    if profile.name == "reference":
+        return Target("reference proxy", description=REFERENCE.description)
+    if profile.url is not None:
+        return Target(profile.name, None, profile.description or f"the proxy at {profile.url}")
+    return Target(profile.name, profile.command, profile.description)
 
 
 def offers_of(config: pytest.Config) -> Offers:
@@ -561,6 +563,7 @@ def pytest_runtest_makereport(
         nodeid=item.nodeid,
         accepted=accepted,
         axes=judge.axes if judge else None,
+        wire=judge.wire if judge else None,
     )
     report.user_properties.append((results.KEY, record))
     _add_html_extra(report, record, judge)

@@ -8,11 +8,14 @@ that passed but broke in teardown is an ERROR) and makes of them:
 - the "streamproof verdicts" section of the terminal summary, with the expectations that
   were not met or not used;
 - `results.json` in the report directory (`--report-dir`), the run's machine-readable
-  record;
+  record, each case with the wire log of the exchanges it saw (`harness.wire`);
+- the conformance report beside it (`harness.report`): the run is kept as its target's
+  latest (`targets/<target>/results.json`), the target's case pages are written, and the
+  matrix of every target's latest run (`index.html`, `index.json`) is rebuilt;
 - the file given to `--verdicts-json`, an older flat list of the same records.
 
-Both files are written by the controller only, each to a temporary file first and then
-renamed, so a reader never sees half of one.
+They are written by the controller only, each to a temporary file first and then renamed,
+so a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pytest
 
 from harness.expectations import Expectations
 from harness.verdict import Case, Level
+from harness.wire import Wire, redacted
 
 KEY = "streamproof"  # the name of the record in `report.user_properties`
 RESULTS_JSON = "results.json"
@@ -53,6 +57,7 @@ class CaseRecord(TypedDict):
     accepted: str | None  # the expectation's reason, when the verdict was expected
     content: str | None  # the content axis: whole, prefix, none or damaged (None: no exchange)
     ending: str | None  # the ending axis: done, error, truncated, reset, timed_out, …
+    wire: Wire | None  # both sides' wire logs of the exchanges seen (None: no exchange)
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,12 @@ class Target:
 
     name: str
     command: str | None = None  # None: the bundled reference proxy
+    description: str = ""  # in words, for the report (its profile's); "" to let it say
 
     def __str__(self) -> str:
-        return f"command {self.command!r}" if self.command else "the bundled reference proxy"
+        if self.command:
+            return f"command {self.command!r}"
+        return self.description or "the bundled reference proxy"
 
 
 def record(
@@ -76,6 +84,7 @@ def record(
     nodeid: str,
     accepted: str | None = None,
     axes: tuple[str, str] | None = None,
+    wire: Wire | None = None,
 ) -> CaseRecord:
     return {
         "id": case_id,
@@ -92,6 +101,7 @@ def record(
         "accepted": accepted,
         "content": axes[0] if axes else None,
         "ending": axes[1] if axes else None,
+        "wire": wire,
     }
 
 
@@ -128,17 +138,39 @@ def catalogue(cases: Iterable[tuple[str, Case]]) -> list[str]:
 
 
 def write_json(path: Path, data: object) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    """Write `data` to `path` as JSON (see `dumps`), atomically."""
+    write_text(path, dumps(data) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would keep a web server from serving the report
         with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(data, file, indent=2, ensure_ascii=False)
-            file.write("\n")
+            file.write(text)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def dumps(data: object, depth: int = 0) -> str:
+    """JSON indented by two spaces, except that a list of plain values stays on one line:
+    a wire log's row is one line of the file, not six."""
+    if isinstance(data, dict) and data:
+        pad = "\n" + "  " * (depth + 1)
+        items = [
+            f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {dumps(v, depth + 1)}"
+            for k, v in data.items()
+        ]
+        return "{" + ",".join(items) + "\n" + "  " * depth + "}"
+    if isinstance(data, list | tuple) and any(isinstance(v, dict | list | tuple) for v in data):
+        pad = "\n" + "  " * (depth + 1)
+        items = [pad + dumps(v, depth + 1) for v in data]
+        return "[" + ",".join(items) + "\n" + "  " * depth + "]"
+    return json.dumps(data, ensure_ascii=False)
 
 
 def version() -> str:
@@ -169,6 +201,7 @@ class Results:
         self.started = datetime.now(UTC)
         self.clock = time.perf_counter()
         self.written: list[Path] = []
+        self.report: Path | None = None  # the conformance report's index.html, once written
 
     def pytest_sessionstart(self) -> None:
         self.started = datetime.now(UTC)
@@ -192,7 +225,11 @@ class Results:
         counts = Counter(r["verdict"] for r in self.records.values())
         return {
             "streamproof": version(),
-            "target": {"name": self.target.name, "command": self.target.command},
+            "target": {
+                "name": self.target.name,
+                "command": self.target.command,
+                "description": self.target.description or None,
+            },
             "started": self.started.isoformat(timespec="milliseconds"),
             "finished": finished.isoformat(timespec="milliseconds"),
             "duration_s": round(duration, 3),
@@ -206,10 +243,16 @@ class Results:
             return
         finished = datetime.now(UTC)
         path = self.report_dir / RESULTS_JSON
-        write_json(path, self.results(finished, time.perf_counter() - self.clock))
+        # Whatever a proxy said may hold a key (an error echoing it): none is ever written.
+        run = redacted(self.results(finished, time.perf_counter() - self.clock))
+        write_json(path, run)
         self.written.append(path)
+        # Imported here: harness.report reads what this module writes, and imports it.
+        from harness.report import publish
+
+        self.report = publish(run, self.report_dir)
         if self.verdicts_json is not None:
-            write_json(self.verdicts_json, [_flat(r) for r in self.sorted()])
+            write_json(self.verdicts_json, redacted([_flat(r) for r in self.sorted()]))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.records:
@@ -234,6 +277,8 @@ class Results:
                 write(f"expectations not used (no such case collected): {', '.join(unused)}")
         for path in self.written:
             write(f"results: {path}")
+        if self.report is not None:
+            write(f"report: {self.report}")
 
 
 def _flat(record: CaseRecord) -> dict[str, str]:

@@ -265,7 +265,9 @@ class ProcessTarget:
         while True:
             try:
                 if self.readiness:
-                    httpx.get(f"{self.base_url}{self.readiness}", timeout=max(0.1, 2 * pause))
+                    # Listening: its answer is worth waiting for, however slow the first one.
+                    wait = httpx.Timeout(1.0, read=max(1.0, deadline - time.monotonic()))
+                    httpx.get(f"{self.base_url}{self.readiness}", timeout=wait)
                 else:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
                 return

@@ -26,6 +26,8 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
+from harness.wire import ExchangeLog, Wire, Wired, bounded, capture
+
 
 class Strength(enum.Enum):
     MUST = "MUST"
@@ -66,7 +68,7 @@ class CaseFailed(AssertionError):
     """A MUST-level finding failed; the message lists the failed findings."""
 
 
-class Observed(Protocol):
+class Observed(Wired, Protocol):
     """An exchange as a case saw it (`harness.sut.Exchange`)."""
 
     def describe(self) -> str: ...
@@ -82,6 +84,7 @@ class Judge:
     findings: list[Finding] = field(default_factory=list)
     evidence: list[tuple[str, str]] = field(default_factory=list)  # (title, text) for reports
     axes: tuple[str, str] | None = None  # (content, ending) of the last exchange seen
+    exchanges: list[ExchangeLog] = field(default_factory=list)  # wire logs, for reports
 
     def check(self, *findings: Finding) -> None:
         """Record findings; stop the case at once if a MUST-level one failed."""
@@ -95,9 +98,15 @@ class Judge:
         self.evidence.append((title, text))
 
     def saw(self, exchange: Observed, title: str = "exchange") -> None:
-        """Keep an exchange for the report: its description and its two axes."""
+        """Keep an exchange for the report: its description, its two axes, its wire log."""
         self.attach(title, exchange.describe())
         self.axes = exchange.axes()
+        self.exchanges.append(capture(exchange, title))
+
+    @property
+    def wire(self) -> Wire | None:
+        """The wire logs of the exchanges seen, bounded for the case's record (None: none)."""
+        return bounded(self.exchanges)
 
     @property
     def level(self) -> Level:

@@ -240,8 +240,9 @@ def test_finish_without_done(sut: SystemUnderTest, judge: Judge) -> None:
 def test_client_leaves_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=40, faults=(Slow(50),)), leave_after_events=3)
     left = x.transcript.ended_at or time.perf_counter()
-    judge.check(checks.upstream_released(x, left, within=0.5, watch=0.5))
-    judge.saw(x)
+    released = checks.upstream_released(x, left, within=0.5, watch=0.5)
+    judge.saw(x)  # after the wait, so that the report shows when the proxy hung up
+    judge.check(released)
 
 
 @case(
@@ -259,8 +260,9 @@ def test_client_leaves_before_first_byte(sut: SystemUnderTest, judge: Judge) -> 
     first_byte = sut.timeouts.first_byte
     x = sut.chat(NEVER_ANSWERS, leave_before_response=first_byte * 0.2)
     left = x.transcript.ended_at or time.perf_counter()
-    judge.check(checks.upstream_released(x, left, within=first_byte * 0.5, watch=0.5))
-    judge.saw(x)
+    released = checks.upstream_released(x, left, within=first_byte * 0.5, watch=0.5)
+    judge.saw(x)  # after the wait, so that the report shows when the proxy hung up
+    judge.check(released)
 
 
 @case(

@@ -306,7 +306,9 @@ def test_benign_proxy_gets_no_fail(pytester: pytest.Pytester) -> None:
 
 
 def test_reference_proxy_passes_every_targeted_case(pytester: pytest.Pytester) -> None:
-    targeted = sorted({case for cases in ALL_CAUGHT_BY for case in cases})
+    # The live ones pass against their stand-in in test_live_cases_pass_against_a_standin.
+    offline = [*CAUGHT_BY.values(), *REFERENCE_CAUGHT_BY.values()]
+    targeted = sorted({case for cases in offline for case in cases})
     verdicts = _verdicts(pytester, targeted)
     assert _levels(verdicts, dict.fromkeys(targeted, "PASS")) == {c: {"PASS"} for c in targeted}
 

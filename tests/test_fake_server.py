@@ -26,7 +26,7 @@ import pytest
 from fake_providers import Attempt, FakeProvider, Scenario, chat, fingerprint
 from fake_providers.chat import deltas
 from fake_providers.faults import SplitUtf8
-from fake_providers.journal import LABEL_PATTERN, parse_route
+from fake_providers.journal import KEPT_BYTES, LABEL_PATTERN, parse_route
 from fake_providers.plan import Plan
 from harness.sse import Event, SSEDecoder
 
@@ -370,6 +370,24 @@ def test_server_sends_exactly_the_planned_body_in_the_planned_writes(
     assert attempt.ending == ending
     assert attempt.faults == [fault.token for fault in Scenario.parse(request["model"]).faults]
     assert [size for _, size in attempt.writes] == [len(piece) for piece in plan.writes()]
+    assert (bytes(attempt.data), attempt.data_left_out) == (plan.body, 0)
+
+
+def test_journal_keeps_the_first_kept_bytes_of_a_big_body_and_counts_the_rest(provider, client):
+    request = chat_request("keptbytes", "bigdelta-100", "chop-4096")
+    response = client.post("/chat/completions", json=request)
+    (attempt,) = finished(provider, "keptbytes")
+    assert len(response.content) > KEPT_BYTES
+    assert bytes(attempt.data) == response.content[:KEPT_BYTES]
+    assert attempt.data_left_out == len(response.content) - KEPT_BYTES
+
+
+def test_journal_keeps_an_error_status_body(provider, client):
+    request = chat_request("keptstatus", "status-503")
+    response = client.post("/chat/completions", json=request)
+    (attempt,) = finished(provider, "keptstatus")
+    assert bytes(attempt.data) == response.content
+    assert attempt.data_left_out == 0
 
 
 def test_status_fault_sends_error_with_retry_after(provider, client):

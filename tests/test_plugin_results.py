@@ -71,7 +71,9 @@ CASE_KEYS = [
     "accepted",
     "content",
     "ending",
+    "wire",
 ]
+REPORT = ["index.html", "index.json", "results.json", "targets"]  # what a run writes
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +100,11 @@ def test_results_json_has_the_documented_shape(pytester: pytest.Pytester) -> Non
         "cases",
     ]
     assert results["streamproof"] == metadata.version("streamproof")
-    assert results["target"] == {"name": "reference proxy", "command": None}
+    assert results["target"] == {
+        "name": "reference proxy",
+        "command": None,
+        "description": "streamproof's bundled reference proxy",
+    }
     started = datetime.fromisoformat(results["started"])
     finished = datetime.fromisoformat(results["finished"])
     assert started.utcoffset() == finished.utcoffset() == timedelta(0)
@@ -138,6 +144,7 @@ def test_results_json_case_values(pytester: pytest.Pytester) -> None:
         "accepted": None,
         "content": None,  # the case saw no exchange
         "ending": None,
+        "wire": None,
     }
     assert {cid: case["group"] for cid, case in cases.items()} == {
         cid: 10 if cid == "10.1" else 9 for cid in IDS
@@ -163,7 +170,7 @@ def test_results_json_duration_is_the_call_phase(pytester: pytest.Pytester) -> N
 def test_results_json_report_dir_is_created(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cases=CASES)
     pytester.runpytest("--report-dir", "a/b/c")
-    assert sorted(p.name for p in (pytester.path / "a" / "b" / "c").iterdir()) == ["results.json"]
+    assert sorted(p.name for p in (pytester.path / "a" / "b" / "c").iterdir()) == REPORT
 
 
 def test_results_json_defaults_to_reports(pytester: pytest.Pytester) -> None:
@@ -192,7 +199,11 @@ def test_results_json_names_a_command_target(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cases=CASES)
     pytester.runpytest("--report-dir", "out", "--target-cmd", "my-proxy --port {port}")
     target = _results(pytester.path / "out" / "results.json")["target"]
-    assert target == {"name": "my-proxy --port {port}", "command": "my-proxy --port {port}"}
+    assert target == {
+        "name": "my-proxy --port {port}",
+        "command": "my-proxy --port {port}",
+        "description": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -243,7 +254,7 @@ def test_results_json_under_xdist_has_every_case(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(["*2 workers*"])
     result.assert_outcomes(passed=6, failed=3, skipped=1)
     folder = pytester.path / "out"
-    assert [p.name for p in folder.iterdir()] == ["results.json"]
+    assert sorted(p.name for p in folder.iterdir()) == REPORT
     results = _results(folder / "results.json")
     assert [case["id"] for case in results["cases"]] == IDS
     assert sum(results["counts"].values()) == len(IDS)
@@ -271,3 +282,56 @@ def test_verdicts_json_keeps_its_flat_shape(pytester: pytest.Pytester) -> None:
     for verdict, case in zip(verdicts, cases, strict=True):
         assert verdict["level"] == case["verdict"]
         assert verdict["reason"] == case["reason"]
+
+
+SEEN = """
+from fake_providers.journal import Attempt
+from harness import case
+from harness.transcript import Arrival, Transcript
+from harness.verdict import Finding
+
+class Seen:
+    def __init__(self, n):
+        t0 = 100.0
+        self.transcript = Transcript(
+            request={"model": f"m{n}", "stream": True}, sent_at=t0, status=200,
+            chunks=[Arrival(t0 + 0.01, b"data: [DONE]\\n\\n")], ended_at=t0 + 0.02,
+        )
+        attempt = Attempt(1, t0 + 0.001, "POST", "/v1/chat/completions", {}, {}, status=200)
+        attempt.wrote(t0 + 0.005, b"data: [DONE]\\n\\n")
+        self.attempts = [attempt]
+
+    def describe(self):
+        return "seen"
+
+    def axes(self):
+        return ("whole", "done")
+
+@case("9.1", "case 9.1", requirement="r", source="s", expected="e")
+def test_saw_two(judge):
+    judge.saw(Seen(1), "first")
+    judge.saw(Seen(2), "second")
+    judge.check(Finding(True, "holds", "it held"))
+
+@case("9.2", "case 9.2", requirement="r", source="s", expected="e")
+def test_saw_none(judge):
+    judge.check(Finding(True, "holds", "it held"))
+"""
+
+
+def test_results_json_carries_the_wire_of_every_exchange_seen_under_xdist(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_seen=SEEN)
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "--report-dir", "out")
+    result.assert_outcomes(passed=2)
+    saw, none = _results(pytester.path / "out" / "results.json")["cases"]
+    assert none["wire"] is None
+    assert saw["wire"]["left_out"] == 0
+    first, second = saw["wire"]["exchanges"]
+    assert (first["title"], first["model"], second["model"]) == ("first", "m1", "m2")
+    assert first["client"]["rows"] == [[0, 10.0, 0, 14, "data: [DONE]␊␊", 0]]
+    assert first["upstream"][0]["rows"] == [[0, 5.0, 0, 14, "data: [DONE]␊␊", 0]]
+    text = (pytester.path / "out" / "results.json").read_text(encoding="utf-8")
+    assert '[0, 10.0, 0, 14, "data: [DONE]␊␊", 0]' in text  # a row is one line of the file
+    assert (pytester.path / "out" / "targets" / "reference-proxy" / "cases" / "9.1.html").exists()

@@ -131,7 +131,12 @@ def event_write_times(attempt: Attempt) -> list[float]:
 
 
 def ends_on_event_boundary(t: Transcript) -> Finding:
-    """The body does not end inside an event that a client would never dispatch."""
+    """The body does not end inside an event that a client would never dispatch (a body that
+    is not an event stream, such as a JSON error, has no events to end inside)."""
+    kind = t.headers.get("content-type", "").lower()
+    if t.status != 200 or not kind.startswith("text/event-stream"):
+        observed = f"status {t.status}, {kind or 'no content type'}: not an event stream"
+        return Finding(True, "ends on an event boundary", observed)
     return Finding(
         not t.unterminated_tail,
         "ends on an event boundary",

@@ -1,0 +1,299 @@
+"""The conformance report: every target's latest run in one matrix, and a page per case.
+
+    python -m harness.report [--report-dir reports] [RESULTS.json ...]
+
+From `results.json` files (`harness.results`) it writes, in the report directory:
+
+    index.html                          the matrix: a row per case, a column per target,
+                                        each cell the verdict, linking to the case's page
+    index.json                          the same matrix as data
+    targets/<target>/results.json       each target's latest run: the matrix's source
+    targets/<target>/cases/<case>.html  per case and target: the claim, the verdict, and
+                                        both sides' wire logs aligned in time, with their
+                                        timeline pictures (`harness.timeline`)
+
+A run replaces its target's `results.json` (and pages) and leaves the other targets'
+alone, so the matrix compares the bundled proxy, LiteLLM and any other target, each by its
+latest run. At the end of a session the plugin publishes the run (`publish`); the command
+line stores the files it is given, if any, then rebuilds every page (`rebuild`).
+
+A target's folder is its *slug*, made from its label: its name, or for a `--target-cmd`
+(whose name is the command) the command without its placeholders. The label in lower
+case, every run of characters but letters, digits, `.` and `_` made one `-`, a long one
+cut to its first and last 20 characters: "reference proxy" → `reference-proxy`, "litellm"
+→ `litellm`, "{python} tests/broken_proxy.py --upstream {upstream} --fd {fd} --bug
+replay" → `tests-broken_proxy.py-bug-replay-13558084`. Unless the name is plain lower-case
+words (at most 40 characters, between them a space or `-`), the first 8 hex digits of its
+SHA-256 follow, so two targets share a folder only when their names differ in nothing but
+a space for a `-`. A case's page is named the same way from its id (`2.1[chop-1]` →
+`2.1-chop-1.html`).
+
+The pages (`harness.pages`) are self-contained (inline CSS, inline SVG, no script), work
+from `file://` and when served, and escape everything: the wire carries arbitrary bytes.
+Every text, the stored results too, passes through `harness.wire.redact` on its way out,
+so nothing that looks like a key is ever written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import pages
+from harness.pages import LEVELS
+from harness.results import RESULTS_JSON, sort_key, version, write_json, write_text
+from harness.wire import redacted
+
+INDEX_HTML = "index.html"
+INDEX_JSON = "index.json"
+TARGETS = "targets"
+GROUPS = {
+    1: "SSE framing",
+    2: "Chunk integrity",
+    3: "Malformed upstream SSE",
+    4: "Token-count parity",
+    5: "Recovery",
+    6: "WebSocket live channel",
+    7: "API surface",
+    8: "Live providers",
+}
+SLUG_CHARS = 40
+
+Run = dict[str, Any]  # one results.json
+Matrix = dict[str, Any]  # index.json
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+def slug(name: str, shown: str | None = None) -> str:
+    """A folder or file name for `name` (read from `shown`, if given): readable, and the
+    same for two names only when they differ in nothing but a space for a `-`."""
+    text = name if shown is None else shown
+    readable = re.sub(r"[^a-z0-9._]+", "-", text.lower()).strip("-._")
+    if len(readable) > SLUG_CHARS:  # the end of a command often says the most
+        readable = f"{readable[: SLUG_CHARS // 2]}--{readable[-SLUG_CHARS // 2 :]}"
+    plain = re.fullmatch(r"[a-z0-9._]+(?:[ -][a-z0-9._]+)*", name) is not None
+    if text == name and plain and len(name) <= SLUG_CHARS:
+        return readable
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def case_slug(case_id: str) -> str:
+    """`2.1[chop-1]` → `2.1-chop-1`; an id with other characters gets a digest too."""
+    number, bracket, variant = case_id.partition("[")
+    if bracket and variant.endswith("]") and not re.search(r"[\[\] ]", variant[:-1]):
+        return slug(f"{number}-{variant[:-1]}")
+    return slug(case_id)
+
+
+def target_slug(run: Run) -> str:
+    target = run["target"]
+    return slug(str(target.get("name") or "unnamed target"), label(target))
+
+
+def label(target: Mapping[str, Any]) -> str:
+    """A target's name as shown: its name, or for a command that has none but itself, the
+    command without its placeholders (`tests/broken_proxy.py --bug replay`)."""
+    name = str(target.get("name") or "unnamed target")
+    if name != target.get("command"):
+        return name
+    return " ".join(re.sub(r"(?:--?[\w-]+[ =])?\{\w+\}", " ", name).split()) or name
+
+
+def group_name(number: int) -> str:
+    return GROUPS.get(number, f"group {number}")
+
+
+def description(target: Mapping[str, Any]) -> str:
+    """What the target is, in words: its own description, else what its command says."""
+    if target.get("description"):
+        return str(target["description"])
+    command = target.get("command")
+    if not command:
+        return "streamproof's bundled reference proxy"
+    if str(command).startswith("url "):
+        return f"the proxy running at {str(command)[4:]}"
+    return f"started with: {command}"
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def load(path: Path) -> Run:
+    run: Run = json.loads(path.read_text(encoding="utf-8"))
+    if not (
+        isinstance(run, dict)
+        and isinstance(run.get("target"), dict)
+        and isinstance(run.get("cases"), list)
+    ):
+        raise ValueError(f"{path}: not a streamproof results.json")
+    return run
+
+
+def store(run: Run, report_dir: Path) -> Path:
+    """Keep `run` as its target's latest; return the target's folder."""
+    folder = report_dir / TARGETS / target_slug(run)
+    write_json(folder / RESULTS_JSON, redacted(run))
+    return folder
+
+
+def runs(report_dir: Path) -> tuple[list[Run], list[str]]:
+    """Every target's latest run, the bundled proxy first, then by name; and what could
+    not be read, in words (the matrix says so rather than fail for another target's file)."""
+    found, unreadable = [], []
+    for path in sorted((report_dir / TARGETS).glob(f"*/{RESULTS_JSON}")):
+        try:
+            found.append(load(path))
+        except (OSError, ValueError) as exc:
+            unreadable.append(f"{path.relative_to(report_dir)}: {exc}")
+    found.sort(key=lambda r: (bool(r["target"].get("command")), target_slug(r)))
+    return found, unreadable
+
+
+def publish(run: Run, report_dir: Path) -> Path:
+    """Keep `run` as its target's latest, write its pages, rebuild the matrix."""
+    write_pages(run, store(run, report_dir))
+    return write_index(report_dir, *runs(report_dir))
+
+
+def rebuild(report_dir: Path) -> Path:
+    """Write every target's pages and the matrix again, from the targets' results."""
+    found, unreadable = runs(report_dir)
+    for run in found:
+        write_pages(run, report_dir / TARGETS / target_slug(run))
+    return write_index(report_dir, found, unreadable)
+
+
+def write_index(report_dir: Path, found: Sequence[Run], unreadable: Sequence[str]) -> Path:
+    table = matrix(found, unreadable)
+    write_json(report_dir / INDEX_JSON, table)
+    path = report_dir / INDEX_HTML
+    write_text(path, pages.index_html(table))
+    return path
+
+
+def write_pages(run: Run, folder: Path) -> None:
+    """One page per case of `run`; pages of cases the run no longer has are removed."""
+    cases = folder / "cases"
+    written = set()
+    for record in run["cases"]:
+        name = case_slug(record["id"])
+        group = record.get("group", 0)
+        page = pages.case_html(
+            run,
+            record,
+            target=label(run["target"]),
+            about=description(run["target"]),
+            group=f"{group} · {group_name(group)}",
+            back=f"../../../{INDEX_HTML}#c-{name}",
+        )
+        write_text(cases / f"{name}.html", page)
+        written.add(f"{name}.html")
+    for stale in cases.glob("*.html"):
+        if stale.name not in written:
+            stale.unlink(missing_ok=True)
+
+
+# --- the matrix --------------------------------------------------------------------------
+
+
+def matrix(targets: Sequence[Run], unreadable: Sequence[str] = ()) -> Matrix:
+    """The JSON twin of index.html: the targets, then the cases by group, a cell each."""
+    cases: dict[str, dict[str, Any]] = {}
+    columns = []
+    for run in targets:
+        key = target_slug(run)
+        counts = Counter(str(r.get("verdict")) for r in run["cases"])
+        columns.append(
+            {
+                "slug": key,
+                "name": run["target"].get("name"),
+                "label": label(run["target"]),
+                "command": run["target"].get("command"),
+                "description": description(run["target"]),
+                "streamproof": run.get("streamproof"),
+                "started": run.get("started"),
+                "finished": run.get("finished"),
+                "duration_s": run.get("duration_s"),
+                "counts": {level: counts[level] for level in LEVELS},
+                "results": f"{TARGETS}/{key}/{RESULTS_JSON}",
+            }
+        )
+        for record in run["cases"]:
+            case = cases.setdefault(
+                record["id"],
+                {
+                    "id": record["id"],
+                    "slug": case_slug(record["id"]),
+                    "title": record.get("title", ""),
+                    "strength": record.get("strength", ""),
+                    "group": record.get("group", 0),
+                    "verdicts": {},
+                },
+            )
+            case["verdicts"][key] = {
+                "verdict": record.get("verdict"),
+                "accepted": record.get("accepted"),
+                "reason": record.get("reason", ""),
+                "content": record.get("content"),
+                "ending": record.get("ending"),
+                "page": f"{TARGETS}/{key}/cases/{case['slug']}.html",
+            }
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for case in sorted(cases.values(), key=lambda c: sort_key(c["id"])):
+        groups.setdefault(int(case.pop("group")), []).append(case)
+    return {
+        "streamproof": version(),
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "levels": list(LEVELS),
+        "targets": columns,
+        "unreadable": list(unreadable),
+        "groups": [
+            {"group": number, "name": group_name(number), "cases": members}
+            for number, members in sorted(groups.items())
+        ],
+    }
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.report",
+        description="Rebuild the conformance report (index.html, index.json, a page per "
+        "case and target) from every target's latest results.json.",
+    )
+    parser.add_argument(
+        "results",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS.json",
+        help="runs to add first, each as its target's latest (a run's results.json)",
+    )
+    parser.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        for path in args.results:
+            store(load(path), args.report_dir)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    if not (args.report_dir / TARGETS).is_dir():
+        parser.error(f"no results in {args.report_dir / TARGETS}: run pytest suites/ first")
+    index = rebuild(args.report_dir)
+    print(f"report: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
