@@ -89,7 +89,7 @@ def test_bad_target_options_are_usage_errors(
     pytester: pytest.Pytester, args: list[str], message: str
 ) -> None:
     pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest(*args)
+    result = pytester.runpytest(*args, "-p", "no:asyncio")  # no ini here: no loop scope
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
