@@ -7,7 +7,7 @@ REPORT_DIR ?= reports
 # pytest exits 5 when a selection holds no test: not a failure here.
 ALLOW_EMPTY = || [ $$? -eq 5 ]
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm
+.PHONY: install conformance test unit lint clean litellm conformance-litellm bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ litellm: $(LITELLM_STAMP)
 ## The conformance suites against LiteLLM's proxy (the `litellm` profile of targets.toml).
 conformance-litellm: $(STAMP) $(LITELLM_STAMP)
 	$(BIN)/python -m pytest suites/ --target litellm -n 2 --report-dir $(REPORT_DIR) --junitxml=$(REPORT_DIR)/junit-litellm.xml $(PYTEST_ARGS) $(ALLOW_EMPTY)
+
+## The relay benchmark: the same streams direct from the fake provider and through the bundled
+## proxy; reports/bench.json and reports/bench.svg. `BENCH_ARGS=--quick` for a short run,
+## `BENCH_ARGS='--target litellm'` to measure LiteLLM's proxy (make litellm) in the same run.
+bench: $(STAMP)
+	$(BIN)/python bench/relay_bench.py --out $(REPORT_DIR)/bench.json --svg $(REPORT_DIR)/bench.svg $(BENCH_ARGS)
 
 ## streamproof's own tests (no proxy needed).
 unit: $(STAMP)
