@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.checks._words import _difference, _ending
+from harness.checks._words import _difference, _ending, _first
 from harness.sut import Exchange
 from harness.transcript import DONE
 from harness.verdict import Finding
@@ -105,17 +105,14 @@ def log_line_names(lines: list[str], error_class: str | None) -> Finding:
     success), so `grep -i readerror` finds the failures and only them."""
     want = "one log line for the request" + (f", naming {error_class}" if error_class else "")
     if len(lines) != 1:
-        return Finding(False, want, f"{len(lines)} line(s) name the request{_first(lines)}")
+        tails = [line[-120:] for line in lines]
+        return Finding(False, want, f"{len(lines)} line(s) name the request{_first(tails)}")
     line = lines[0].lower()
     if error_class is None:
         named = [c for c in ("readerror", "timeout", "connecterror", "error ") if c in line]
         return Finding(not named, want, f"the line: {lines[0][-160:]!r}")
     ok = error_class.lower() in line
     return Finding(ok, want, f"the line: {lines[0][-160:]!r}")
-
-
-def _first(lines: list[str]) -> str:
-    return f"; first: {lines[0][-120:]!r}" if lines else ""
 
 
 def alert_is(report: dict[str, Any], name: str, active: bool, after: str) -> Finding:
