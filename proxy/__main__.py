@@ -18,11 +18,14 @@ import uvicorn
 
 from proxy import logs
 from proxy.app import create_app
+from proxy.auth import proxy_key
 from proxy.config import load_config
 from proxy.errors import ConfigError
 
 # Long enough for open streams to end on their own timers, short enough not to hang a run.
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# The feed's clients send pings and keys: a bigger message is closed with 1009.
+WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"proxy: {exc}", file=sys.stderr)
         return 2
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"proxy: {exc}", file=sys.stderr)
+        return 2
     secrets = [os.environ.get(p.api_key_env, "").strip() for p in config.providers.values()]
+    secrets.append(proxy_key(config.server))
     try:
         logs.configure(config.logging, secrets)
     except OSError as exc:
@@ -43,13 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            app,
             host=args.host or config.server.host,
             port=config.server.port if args.port is None else args.port,
             log_config=None,  # use the logging set up above
             access_log=False,  # the proxy logs its own line per request
             lifespan="on",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
         )
     )
     if args.fd is None:

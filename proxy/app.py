@@ -14,19 +14,23 @@ import os
 import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from importlib import resources
 
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from proxy import simple, tokens
+from proxy.auth import RequireKey, proxy_key
 from proxy.config import Config
 from proxy.dispatch import Dispatcher
 from proxy.errors import RequestRejected
+from proxy.feed import Feed
 from proxy.health import Alert, Health
 from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.metrics import exposition, registry_for
@@ -47,13 +51,17 @@ def create_app(
     """The proxy app.
 
     `environ` holds the API keys (default: os.environ), `rng` draws the backoff jitter, and
-    `transport` replaces the providers' network transport (for tests).
+    `transport` replaces the providers' network transport (for tests). A ConfigError if
+    the proxy's own key variable is configured but unset.
     """
-    pool = ProviderPool(config, os.environ if environ is None else environ, transport)
+    environ = os.environ if environ is None else environ
+    key = proxy_key(config.server, environ)
+    pool = ProviderPool(config, environ, transport)
     dispatcher = Dispatcher(config, pool, rng or random.Random())
     health = Health(config.health)
     registry = registry_for(health)
     health.alert_listeners.append(_log_alert)
+    feed = Feed(health, config.feed, key)
 
     async def models(request: Request) -> Response:
         names = {
@@ -81,6 +89,14 @@ def create_app(
     async def metrics(request: Request) -> Response:
         return Response(exposition(registry), media_type=METRICS_CONTENT_TYPE)
 
+    async def dashboard(request: Request) -> Response:
+        return Response(DASHBOARD, media_type="text/html; charset=utf-8", headers=STATIC_HEADERS)
+
+    async def dashboard_script(request: Request) -> Response:
+        return Response(
+            DASHBOARD_SCRIPT, media_type="text/javascript; charset=utf-8", headers=STATIC_HEADERS
+        )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool.open()
@@ -107,7 +123,11 @@ def create_app(
             Route("/v1/models", models, methods=["GET"]),
             Route("/health", health_report, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/", dashboard, methods=["GET"]),
+            Route("/dashboard.js", dashboard_script, methods=["GET"]),
+            WebSocketRoute("/ws", feed),
         ],
+        middleware=[Middleware(RequireKey, key=key)] if key else [],
         exception_handlers={
             RequestRejected: _rejected,
             HTTPException: _http_error,
@@ -154,6 +174,18 @@ class ChatEndpoint:
         if self._simple:
             response.encode, response.reshape = simple.encode_simple, simple.simple_answer
         await response(scope, receive, send)
+
+
+# The dashboard: a page and its script, no other asset and nothing from the network.
+_STATIC = resources.files("proxy") / "static"
+DASHBOARD = (_STATIC / "index.html").read_bytes()
+DASHBOARD_SCRIPT = (_STATIC / "dashboard.js").read_bytes()
+STATIC_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
 
 
 def _log_alert(change: str, alert: Alert) -> None:

@@ -44,6 +44,20 @@ class ServerConfig:
     heartbeat: float = 0.0
     # The model of a `POST /api/chat` request that names none.
     default_model: str = "kimi-for-coding"
+    # The environment variable holding the proxy's own key; "" is none. When set, every
+    # endpoint but `/health` and the dashboard's static files wants it (see proxy.auth).
+    api_key_env: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """The WebSocket live feed (`/ws`); see proxy.feed."""
+
+    # Messages waiting for one client before it is dropped as too slow (close code 1008).
+    queue: int = 1000
+    # Seconds a client that did not send the key in its handshake has to send it in an
+    # `auth` message, when the proxy has a key.
+    auth_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,7 @@ class Config:
     retry: RetryConfig = RetryConfig()
     health: HealthConfig = HealthConfig()
     logging: LoggingConfig = LoggingConfig()
+    feed: FeedConfig = FeedConfig()
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
 
@@ -138,12 +153,14 @@ def load_config(path: str | Path) -> Config:
 def parse_config(raw: Mapping[str, Any]) -> Config:
     """Check an already-parsed TOML document and build the `Config`."""
     _known_keys(
-        raw, "", {"server", "timeouts", "retry", "health", "logging", "providers", "routes"}
+        raw,
+        "",
+        {"server", "timeouts", "retry", "health", "logging", "feed", "providers", "routes"},
     )
     server = _table(raw, "server")
     timeouts = _table(raw, "timeouts")
     retry = _table(raw, "retry")
-    _known_keys(server, "server.", {"host", "port", "heartbeat", "default_model"})
+    _known_keys(server, "server.", {"host", "port", "heartbeat", "default_model", "api_key_env"})
     _known_keys(timeouts, "timeouts.", {"connect", "first_byte", "idle", "total"})
     _known_keys(
         retry,
@@ -163,6 +180,7 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
             port=_int(server, "server.port", server_defaults.port, low=0, high=65535),
             heartbeat=_seconds(server, "server.heartbeat", server_defaults.heartbeat),
             default_model=_str(server, "server.default_model", server_defaults.default_model),
+            api_key_env=_key_variable(server, "server.api_key_env", optional=True),
         ),
         timeouts=Timeouts(
             connect=_seconds(timeouts, "timeouts.connect", timeout_defaults.connect, positive=True),
@@ -183,6 +201,7 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
         ),
         health=_health(_table(raw, "health")),
         logging=_logging(_table(raw, "logging")),
+        feed=_feed(_table(raw, "feed")),
         providers=MappingProxyType(providers),
         routes=routes,
     )
@@ -219,6 +238,15 @@ def _health(table: Mapping[str, Any]) -> HealthConfig:
     )
 
 
+def _feed(table: Mapping[str, Any]) -> FeedConfig:
+    defaults = FeedConfig()
+    _known_keys(table, "feed.", {"queue", "auth_timeout"})
+    return FeedConfig(
+        queue=_int(table, "feed.queue", defaults.queue, low=1),
+        auth_timeout=_seconds(table, "feed.auth_timeout", defaults.auth_timeout, positive=True),
+    )
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -234,6 +262,18 @@ def _logging(table: Mapping[str, Any]) -> LoggingConfig:
     return LoggingConfig(file=file, level=level)
 
 
+def _key_variable(table: Mapping[str, Any], key: str, *, optional: bool = False) -> str:
+    """The name of an environment variable that holds a key ("" when optional and unset)."""
+    if optional and key.rsplit(".", 1)[-1] not in table:
+        return ""
+    name = _str(table, key, None)
+    if not name.isidentifier():
+        raise ConfigError(
+            key, f"must be an environment variable name (letters, digits, _), got {name!r}"
+        )
+    return name
+
+
 def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
     prefix = f"providers.{name}."
     _known_keys(table, prefix, {"base_url", "api_key_env", "models", "stream_options"})
@@ -242,12 +282,7 @@ def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
         raise ConfigError(
             prefix + "base_url", f"must start with http:// or https://, got {base_url!r}"
         )
-    api_key_env = _str(table, prefix + "api_key_env", None)
-    if not api_key_env.isidentifier():
-        raise ConfigError(
-            prefix + "api_key_env",
-            f"must be an environment variable name (letters, digits, _), got {api_key_env!r}",
-        )
+    api_key_env = _key_variable(table, prefix + "api_key_env")
     models = table.get("models", {})
     if not isinstance(models, dict) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in models.items()

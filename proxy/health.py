@@ -30,6 +30,10 @@ Decisions, stated once:
   `min_chunks_per_stream` with at least `min_requests` of them in the window.
   A threshold of 0 turns its alert off. An alert is raised once when its condition
   starts to hold and cleared once when it stops; listeners hear both.
+
+Listeners (the log, the live feed) hear every request start (`begin_listeners`), end
+(`record_listeners`) and alert change (`alert_listeners`), synchronously: a listener must
+not block and must not raise.
 """
 
 from __future__ import annotations
@@ -145,6 +149,15 @@ class Started:
     started_at: float  # wall clock
     started: float  # monotonic
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "endpoint": self.endpoint,
+            "stream": self.stream,
+            "started_at": round(self.started_at, 3),
+        }
+
 
 @dataclass(slots=True)
 class Tokens:
@@ -186,6 +199,7 @@ class _Window:
 
 AlertListener = Callable[[str, Alert], None]  # ("raised" | "cleared", alert)
 RecordListener = Callable[[Record], None]
+BeginListener = Callable[[Started], None]
 
 
 class Health:
@@ -207,6 +221,7 @@ class Health:
         self.alerts: dict[str, Alert] = {}
         self.alert_listeners: list[AlertListener] = []
         self.record_listeners: list[RecordListener] = []
+        self.begin_listeners: list[BeginListener] = []
 
     @property
     def total(self) -> int:
@@ -216,6 +231,8 @@ class Health:
         started = Started(self._next_id, model, stream, endpoint, time.time(), time.monotonic())
         self._next_id += 1
         self.active[started.id] = started
+        for listener in self.begin_listeners:
+            listener(started)
         return started
 
     def end(self, started: Started, outcome: Outcome) -> Record:
@@ -334,9 +351,8 @@ class Health:
             for listener in self.alert_listeners:
                 listener("cleared", current)
 
-    def report(self) -> dict[str, Any]:
-        """The health report: what `GET /health` answers and `/metrics` exposes."""
-        config = self.config
+    def summary(self) -> dict[str, Any]:
+        """The report's headline figures, which the live feed sends with every event."""
         return {
             "status": "degraded" if self.alerts else "ok",
             "requests": {
@@ -349,6 +365,13 @@ class Health:
             "success_rate": self.success_rate(),
             "consecutive_failures": self.consecutive_failures,
             "failures_by_class": dict(self.failures_by_class.most_common()),
+        }
+
+    def report(self) -> dict[str, Any]:
+        """The health report: what `GET /health` answers and `/metrics` exposes."""
+        config = self.config
+        return {
+            **self.summary(),
             "chunks": {
                 "total": self.chunks,
                 "average_per_stream": self.average_chunks(),
@@ -365,6 +388,7 @@ class Health:
                 "min_requests": config.min_requests,
             },
             "alerts": [alert.as_json() for alert in self.alerts.values()],
+            "active_requests": [started.as_json() for started in self.active.values()],
             "recent": [record.as_json() for record in self.recent],
         }
 
