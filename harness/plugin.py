@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import WebSocketException
 
 from fake_providers import FakeProvider
 from fake_providers.dead import Blackhole, RefusingAddress
@@ -33,6 +34,7 @@ from harness import live, results
 from harness.client import StreamClient
 from harness.expectations import Expectations
 from harness.expectations import selects as selects  # re-exported, for `--case`
+from harness.feed import FeedRecorder, Refused, ws_url
 from harness.profiles import (
     DEFAULT_FILE,
     REFERENCE,
@@ -187,6 +189,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "case(case): a numbered streamproof conformance case (use harness.case)"
     )
+    config.addinivalue_line(
+        "markers",
+        "after_the_others: run after every other case of the session (a case that judges "
+        "what the others did, e.g. 6.6)",
+    )
     profile_of(config)  # a bad target option is a usage error before anything starts
     fail_on = _option(config, "streamproof_fail_on")
     if fail_on not in FAIL_ON:
@@ -324,6 +331,9 @@ def case_id(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Stable: the cases that judge the others keep their own order, at the end. Under
+    # pytest-xdist each worker runs its share in this order, so there too they come last.
+    items.sort(key=lambda item: item.get_closest_marker("after_the_others") is not None)
     selectors: list[str] = config.getoption("streamproof_cases")
     if not selectors:
         return
@@ -397,8 +407,12 @@ def sut(
         if workers > 1:
             pytest.exit("--target-url runs without -n: the fake provider has one port", 4)
         client = StreamClient(profile.url, headers=dict(profile.headers), read_timeout=read_timeout)
+        under = SystemUnderTest(
+            profile.name, client, fake_provider, timeouts, offers, headers=dict(profile.headers)
+        )
         try:
-            yield SystemUnderTest(profile.name, client, fake_provider, timeouts, offers)
+            with _recording(under):
+                yield under
         finally:
             client.close()
         return
@@ -419,9 +433,10 @@ def sut(
     @contextlib.contextmanager
     def run(target: ProcessTarget) -> Iterator[SystemUnderTest]:
         target.start()
-        client = StreamClient(
-            target.base_url, headers=dict(profile.headers), read_timeout=read_timeout
-        )
+        headers = dict(profile.headers)
+        if target.proxy_key:
+            headers["Authorization"] = f"Bearer {target.proxy_key}"
+        client = StreamClient(target.base_url, headers=headers, read_timeout=read_timeout)
         try:
             yield SystemUnderTest(
                 target.name,
@@ -432,17 +447,40 @@ def sut(
                 log_path=target.proxy_log_path if "config" in offers else None,
                 chains=target.chains if "config" in offers else frozenset(),
                 thresholds=target.thresholds,
-                fresh=lambda: run(target.fresh(tmp_path_factory.mktemp("fresh"))),
+                fresh=lambda proxy_key=None: run(
+                    target.fresh(tmp_path_factory.mktemp("fresh"), proxy_key=proxy_key)
+                ),
+                headers=headers,
+                secrets=tuple(key for key in (target.api_key, target.proxy_key) if key),
             )
         finally:
             client.close()
             target.stop()
 
     try:
-        with run(target) as under:
+        with run(target) as under, _recording(under):
             yield under
     finally:
         target.keep_log(report_dir / "logs")
+
+
+@contextlib.contextmanager
+def _recording(under: SystemUnderTest) -> Iterator[None]:
+    """Keep a feed client connected for the session, when the target offers the feed, so
+    that case 6.6 can check every stream's events. A target that claims the feed but does
+    not serve it is not stopped here: 6.6 fails, saying why, and so do the feed's cases."""
+    if "feed" not in under.offers:
+        yield
+        return
+    try:
+        under.recorder = FeedRecorder(under.base_url, under.headers)
+    except (OSError, WebSocketException, Refused) as exc:
+        under.recorder_error = f"could not connect to {ws_url(under.base_url)}: {exc}"
+    try:
+        yield
+    finally:
+        if under.recorder is not None:
+            under.recorder.close()
 
 
 def _report_dir(config: pytest.Config) -> Path:

@@ -19,6 +19,7 @@ import pytest
 from fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
 from fake_providers.chat import Expected, expected, expected_usage
 from harness.client import StreamClient
+from harness.feed import FeedConnection, FeedRecorder, StalledClient
 from harness.targets import OFFERS, Offers, Thresholds, Timeouts
 from harness.transcript import Outcome, Transcript
 
@@ -125,7 +126,9 @@ class SystemUnderTest:
         log_path: Path | None = None,
         chains: frozenset[str] = frozenset(),
         thresholds: Thresholds | None = None,
-        fresh: Callable[[], AbstractContextManager[SystemUnderTest]] | None = None,
+        fresh: Callable[..., AbstractContextManager[SystemUnderTest]] | None = None,
+        headers: dict[str, str] | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.client = client
@@ -136,6 +139,25 @@ class SystemUnderTest:
         self.chains = chains  # the route markers (Scenario.via) the target's config has
         self.thresholds = thresholds or Thresholds()  # the alert thresholds of its config
         self._fresh = fresh
+        self.headers = dict(headers or {})  # what every request to the target carries
+        self.secrets = secrets  # keys the target holds, which must never come back out
+        self.exchanges: list[Exchange] = []  # every chat this run sent through it
+        # A feed client connected since the start (targets that offer the feed): case 6.6
+        # checks that every exchange above had its events. None, with the reason, if not.
+        self.recorder: FeedRecorder | None = None
+        self.recorder_error = "the target does not offer the feed"
+
+    @property
+    def base_url(self) -> str:
+        return self.client.base_url
+
+    def feed(self, headers: dict[str, str] | None = None) -> FeedConnection:
+        """A new client of the target's `/ws` (see harness.feed.FeedConnection)."""
+        return FeedConnection(self.base_url, headers={**self.headers, **(headers or {})})
+
+    def stalled_feed(self) -> StalledClient:
+        """A new client of `/ws` that reads nothing until told to (harness.feed)."""
+        return StalledClient(self.base_url, self.headers)
 
     def needs(self, *names: str) -> None:
         """Skip the case, saying why, unless the target offers all of `names` (see OFFERS)."""
@@ -143,12 +165,13 @@ class SystemUnderTest:
             if name not in self.offers:
                 pytest.skip(f"the target does not offer {name}: {OFFERS[name]}")
 
-    def fresh(self) -> AbstractContextManager[SystemUnderTest]:
+    def fresh(self, *, proxy_key: str | None = None) -> AbstractContextManager[SystemUnderTest]:
         """Another process of the same target with nothing recorded yet, for the cases that
-        judge counters from zero (alerts); it is stopped when the block ends."""
+        judge counters from zero (alerts); it is stopped when the block ends. With
+        `proxy_key`, the config the harness writes gives the proxy that key of its own."""
         if self._fresh is None:
             pytest.skip("the target cannot be started afresh for one case")
-        return self._fresh()
+        return self._fresh(proxy_key=proxy_key)
 
     def health(self) -> Any:
         """`GET /health`, parsed; an AssertionError (a failed case) if it is not JSON."""
@@ -191,7 +214,11 @@ class SystemUnderTest:
         scenario = replace(scenario, nonce=secrets.token_hex(6))
         request = {"message": message, "model": scenario.model, "stream": stream}
         transcript = self.client.send("POST", "/api/chat", json=request)
-        return Exchange(scenario, transcript, self.provider.journal(scenario.nonce))
+        return self._keep(Exchange(scenario, transcript, self.provider.journal(scenario.nonce)))
+
+    def _keep(self, x: Exchange) -> Exchange:
+        self.exchanges.append(x)
+        return x
 
     def chat(
         self,
@@ -214,4 +241,4 @@ class SystemUnderTest:
             leave_after_events=leave_after_events,
             leave_before_response=leave_before_response,
         )
-        return Exchange(scenario, transcript, self.provider.journal(scenario.nonce))
+        return self._keep(Exchange(scenario, transcript, self.provider.journal(scenario.nonce)))

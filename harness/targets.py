@@ -39,6 +39,7 @@ import httpx
 
 BUNDLED = "{python} -m proxy --config {config} --fd {fd}"
 KEY_VARIABLE = "STREAMPROOF_UPSTREAM_KEY"
+PROXY_KEY_VARIABLE = "STREAMPROOF_PROXY_KEY"  # the proxy's own key, when a case sets one
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,14 @@ OFFERS = {
     "health": "GET /health answering streamproof's health report (the reference proxy's)",
     "metrics": "GET /metrics in Prometheus' text format, with the reference proxy's names",
     "config": "runs on the reference-proxy {config} the harness writes: its retries, its "
-    "fallback routes, its log file and its alert thresholds",
+    "fallback routes, its log file, its alert thresholds, its feed's queue and its own key",
+    "feed": "GET /ws, a WebSocket live feed in the reference proxy's protocol (init, "
+    "stream_started, stream_ended, alert; ping/pong; seq)",
+    "dashboard": "GET /, the reference proxy's dashboard page, fed by /ws",
 }
+# Messages the feed holds for one client in the config the harness writes before it drops
+# that client: small, so that a stalled client is dropped after a few hundred events.
+FEED_QUEUE = 64
 MAX_ATTEMPTS = 3  # attempts per provider in the config the harness writes
 
 
@@ -177,6 +184,7 @@ class ProcessTarget:
         files: Mapping[str, str] | None = None,
         config: str | None = None,
         api_key: str | None = None,
+        proxy_key: str | None = None,
     ) -> None:
         self.template = template
         self.upstream = upstream
@@ -194,6 +202,8 @@ class ProcessTarget:
         self.api_key = (
             api_key or os.environ.get(KEY_VARIABLE) or "sk-streamproof-" + secrets.token_hex(16)
         )
+        # The proxy's own key, for the cases that start one with a key (config offer).
+        self.proxy_key = proxy_key
         self.log_path = workdir / "target.log"  # the process's stdout and stderr
         self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
         self._process: subprocess.Popen[bytes] | None = None
@@ -229,6 +239,7 @@ class ProcessTarget:
         env = {
             **os.environ,
             KEY_VARIABLE: self.api_key,
+            **({PROXY_KEY_VARIABLE: self.proxy_key} if self.proxy_key else {}),
             **{name: fill(value) for name, value in self.environment.items()},
         }
         if not inherits:
@@ -289,8 +300,9 @@ class ProcessTarget:
         have = {"fake", *self.upstreams}
         return frozenset(m for m, chain in CHAINS.items() if all(p in have for p in chain))
 
-    def fresh(self, workdir: Path) -> ProcessTarget:
-        """Another process of the same target, with nothing recorded yet (not started)."""
+    def fresh(self, workdir: Path, *, proxy_key: str | None = None) -> ProcessTarget:
+        """Another process of the same target, with nothing recorded yet (not started);
+        with `proxy_key`, the config the harness writes makes the proxy want that key."""
         return ProcessTarget(
             self.template,
             self.upstream,
@@ -302,6 +314,7 @@ class ProcessTarget:
             environment=self.environment,
             readiness=self.readiness,
             files=self.files,
+            proxy_key=proxy_key,
         )
 
     def _config(self) -> str:
@@ -312,7 +325,14 @@ class ProcessTarget:
             self.timeouts,
             self.thresholds,
             self.proxy_log_path,
+            with_key=self.proxy_key is not None,
         )
+
+    def _redact(self, text: str) -> str:
+        for key in (self.api_key, self.proxy_key):
+            if key:
+                text = text.replace(key, "[redacted]")
+        return text
 
     def stop(self) -> None:
         """Stop the process and its group (a proxy may have started workers of its own)."""
@@ -339,7 +359,7 @@ class ProcessTarget:
         folder.mkdir(parents=True, exist_ok=True)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "")
         path = folder / f"target{'-' + worker if worker else ''}.log"
-        path.write_text(text.replace(self.api_key, "[redacted]"))
+        path.write_text(self._redact(text))
         return path
 
     def log_tail(self, lines: int = 20) -> str:
@@ -347,7 +367,7 @@ class ProcessTarget:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]).replace(self.api_key, "[redacted]")
+        return self._redact("\n".join(text.splitlines()[-lines:]))
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -358,7 +378,12 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def _reference_config(
-    upstreams: Mapping[str, str], timeouts: Timeouts, thresholds: Thresholds, log: Path
+    upstreams: Mapping[str, str],
+    timeouts: Timeouts,
+    thresholds: Thresholds,
+    log: Path,
+    *,
+    with_key: bool = False,
 ) -> str:
     providers = "".join(
         f"""
@@ -383,6 +408,14 @@ def _reference_config(
         # a fallback chain that ends with it.
         [logging]
         file = "{log}"
+
+        [server]
+        {f'api_key_env = "{PROXY_KEY_VARIABLE}"' if with_key else "# no key of its own"}
+
+        [feed]
+        queue = {FEED_QUEUE}
+        send_buffer = 16384
+        auth_timeout = 2.0
 
         [timeouts]
         connect = {timeouts.connect}

@@ -21,6 +21,7 @@ from proxy.app import create_app
 from proxy.auth import proxy_key
 from proxy.config import load_config
 from proxy.errors import ConfigError
+from proxy.feed import websocket_protocol
 
 # Long enough for open streams to end on their own timers, short enough not to hang a run.
 GRACEFUL_SHUTDOWN_SECONDS = 5
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             access_log=False,  # the proxy logs its own line per request
             lifespan="on",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            ws=websocket_protocol(config.feed.send_buffer),
             ws_max_size=WS_MAX_MESSAGE_BYTES,
         )
     )

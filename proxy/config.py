@@ -55,6 +55,9 @@ class FeedConfig:
 
     # Messages waiting for one client before it is dropped as too slow (close code 1008).
     queue: int = 1000
+    # Each feed connection's kernel send buffer, bytes (SO_SNDBUF; 0: the kernel's own,
+    # which grows to megabytes before a stalled client holds up anything).
+    send_buffer: int = 65536
     # Seconds a client that did not send the key in its handshake has to send it in an
     # `auth` message, when the proxy has a key.
     auth_timeout: float = 10.0
@@ -240,9 +243,10 @@ def _health(table: Mapping[str, Any]) -> HealthConfig:
 
 def _feed(table: Mapping[str, Any]) -> FeedConfig:
     defaults = FeedConfig()
-    _known_keys(table, "feed.", {"queue", "auth_timeout"})
+    _known_keys(table, "feed.", {"queue", "send_buffer", "auth_timeout"})
     return FeedConfig(
         queue=_int(table, "feed.queue", defaults.queue, low=1),
+        send_buffer=_int(table, "feed.send_buffer", defaults.send_buffer, low=0),
         auth_timeout=_seconds(table, "feed.auth_timeout", defaults.auth_timeout, positive=True),
     )
 

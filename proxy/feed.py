@@ -29,8 +29,10 @@ Design: a broadcast never awaits. Each client has its own queue and its own writ
 queue over a snapshot of the clients, so clients that connect or leave during a broadcast
 change nothing for the others, and a slow client slows nobody. A client whose queue holds
 `feed.queue` messages is dropped: its queue is emptied and it gets a 1008 close after what
-it was already sent. A client that reads nothing at all never lets that close frame out;
-its writer gives up after CLOSE_TIMEOUT and the server closes the transport.
+it was already sent. Each connection's kernel send buffer is `feed.send_buffer` bytes (see
+`websocket_protocol`), so that queue starts to fill after tens of kilobytes, not megabytes.
+A client that reads nothing at all never lets that close frame out; its writer gives up
+after CLOSE_TIMEOUT and the server closes the transport.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +50,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from proxy.auth import key_matches, presented_key
 from proxy.config import FeedConfig
@@ -219,6 +223,22 @@ async def _write(websocket: WebSocket, subscriber: Subscriber) -> None:
         # answered, after which uvicorn refuses any send with a RuntimeError. Either way
         # the reader sees the disconnect and the connection ends; nothing is left to send.
         return
+
+
+def websocket_protocol(send_buffer: int) -> type[asyncio.Protocol]:
+    """uvicorn's WebSocket protocol (websockets, sans-IO) with each connection's kernel send
+    buffer set to `send_buffer` bytes (SO_SNDBUF; 0 leaves the kernel's, which grows to
+    megabytes). What a client that stops reading can hold up is then that buffer, the
+    transport's 64 KiB and `feed.queue` messages; then it is dropped."""
+
+    class BoundedSendBuffer(WebSocketsSansIOProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and send_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+            super().connection_made(transport)
+
+    return BoundedSendBuffer
 
 
 def _answer(message: Mapping[str, Any]) -> dict[str, Any] | None:

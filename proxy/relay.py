@@ -154,7 +154,10 @@ class StreamCheck:
 
     def _finish(self) -> list[Step]:
         final = self.meter.final_chunk()
-        steps: list[Step] = [Forward(final)] if final is not None else []
+        steps: list[Step] = []
+        if final is not None:  # the usage chunk the client asked for is a chunk it gets
+            self.forwarded += 1
+            steps.append(Forward(final))
         steps.append(self._end(Finish()))
         return steps
 
