@@ -141,8 +141,14 @@ class FeedConnection:
         self._ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
         self._ws.socket.close()
 
-    def send(self, message: Message | str | bytes) -> None:
-        self._ws.send(json.dumps(message) if isinstance(message, dict) else message)
+    def send(self, message: Message | str | bytes) -> bool:
+        """Send one message; False (the close recorded) if the connection is closed."""
+        try:
+            self._ws.send(json.dumps(message) if isinstance(message, dict) else message)
+        except ConnectionClosed as exc:
+            self.received.closed(exc)
+            return False
+        return True
 
     def recv(self, timeout: float) -> Message | None:
         """The next frame, parsed (None if it was not a JSON object); TimeoutError when

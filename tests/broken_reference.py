@@ -11,8 +11,10 @@ other behaviour is the reference proxy's own and only the bug can make a case fa
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -22,8 +24,10 @@ from typing import Any
 # The working tree's `proxy`, not an installed copy: this file runs from tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
 from proxy import __main__ as main_module
-from proxy import config, health, metrics, responses, simple
+from proxy import config, feed, health, metrics, responses, simple
 from proxy.config import Route
 from proxy.dispatch import Dispatcher
 from proxy.relay import Fail, Step
@@ -42,6 +46,20 @@ BUGS = {
     "api-chat-done-after-error": "ends a broken /api/chat stream with [DONE] after its error",
     "api-chat-raw": "streams OpenAI chunks from /api/chat, not {'chunk': text}",
     "errors-as-200": "sends every error status as 200",
+    "feed-broadcast-churn": "broadcasts as the seed did: awaits each send in turn over the live "
+    "set of clients, which changes under it when clients come and go",
+    "feed-seq-skip": "skips a seq number under load (a message numbered, then not sent)",
+    "feed-drop-under-load": "silently drops an event for a client that has one waiting",
+    "feed-unbounded": "never drops a client that stops reading: its queue grows without bound",
+    "feed-closes-on-bad-message": "ends the connection on a message that is not valid JSON",
+    "feed-no-init": "sends no snapshot on connect, only the events that follow",
+    "feed-pong-without-id": "answers a ping with a bare pong, dropping its id",
+    "feed-ignores-key": "serves the feed without asking for the proxy's key",
+    "feed-leaks-key": "puts the providers' keys in its init snapshot (the seed's dashboard "
+    "endpoint returned an API key)",
+    "feed-ends-as-success": "reports every stream's end as a success",
+    "feed-no-size-limit": "accepts client messages of any size",
+    "feed-abrupt-shutdown": "drops its WebSocket connections at shutdown without a close frame",
 }
 
 
@@ -170,6 +188,132 @@ def _errors_as_200() -> None:
     responses.send_json = as_200
 
 
+def _feed_broadcast_churn() -> None:
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def broadcast(self: feed.Feed, body: str) -> None:
+        for subscriber in self._subscribers:  # the live set
+            subscriber.offer(body)
+            await asyncio.sleep(0)  # where the seed awaited `websocket.send_text(...)`
+
+    def publish(self: feed.Feed, message: dict[str, Any]) -> None:
+        message["summary"] = self._health.summary()
+        task = asyncio.get_running_loop().create_task(broadcast(self, feed._dumps(message)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    feed.Feed.publish = publish  # type: ignore[method-assign]
+
+
+def _feed_seq_skip() -> None:
+    offer = feed.Subscriber.offer
+
+    def skipping(self: feed.Subscriber, body: str) -> bool:
+        if self.pending:
+            self.seq += 1  # numbered a message it then decided not to send
+        return offer(self, body)
+
+    feed.Subscriber.offer = skipping  # type: ignore[method-assign]
+
+
+def _feed_drop_under_load() -> None:
+    offer = feed.Subscriber.offer
+
+    def shedding(self: feed.Subscriber, body: str) -> bool:
+        if self.pending and body.startswith('{"type":"stream_'):
+            return True  # "the client is busy": the event is gone, and nobody is told
+        return offer(self, body)
+
+    feed.Subscriber.offer = shedding  # type: ignore[method-assign]
+
+
+def _feed_unbounded() -> None:
+    init = feed.Subscriber.__init__
+
+    def unbounded(self: feed.Subscriber, limit: int) -> None:
+        init(self, sys.maxsize)
+
+    feed.Subscriber.__init__ = unbounded  # type: ignore[method-assign]
+
+
+def _feed_closes_on_bad_message() -> None:
+    answer = feed._answer
+
+    def strict(message: Any) -> dict[str, Any] | None:
+        reply = answer(message)
+        if reply is not None and reply.get("type") == "error":
+            raise ValueError(reply["message"])  # as `json.loads` raising in the handler
+        return reply
+
+    feed._answer = strict
+
+
+def _feed_no_init() -> None:
+    def subscribe(self: feed.Feed, subscriber: feed.Subscriber) -> None:
+        self._subscribers.add(subscriber)
+
+    feed.Feed._subscribe = subscribe  # type: ignore[method-assign]
+
+
+def _feed_pong_without_id() -> None:
+    answer = feed._answer
+
+    def bare(message: Any) -> dict[str, Any] | None:
+        reply = answer(message)
+        return {"type": "pong"} if reply is not None and reply.get("type") == "pong" else reply
+
+    feed._answer = bare
+
+
+def _feed_ignores_key() -> None:
+    init = feed.Feed.__init__
+
+    def keyless(self: feed.Feed, health: Any, config: Any, key: str = "") -> None:
+        init(self, health, config, "")
+
+    feed.Feed.__init__ = keyless  # type: ignore[method-assign]
+
+
+def _feed_leaks_key() -> None:
+    subscribe = feed.Feed._subscribe
+
+    def leaky(self: feed.Feed, subscriber: feed.Subscriber) -> None:
+        report = self._health.report
+        keys = {name: value for name, value in os.environ.items() if name.endswith("_KEY")}
+
+        def with_keys() -> dict[str, Any]:
+            return {**report(), "providers": keys}
+
+        self._health.report = with_keys  # type: ignore[method-assign]
+        try:
+            subscribe(self, subscriber)
+        finally:
+            self._health.report = report  # type: ignore[method-assign]
+
+    feed.Feed._subscribe = leaky  # type: ignore[method-assign]
+
+
+def _feed_ends_as_success() -> None:
+    ended = feed.Feed._ended
+
+    def as_success(self: feed.Feed, record: health.Record) -> None:
+        outcome = dataclasses.replace(record.outcome, result=health.Result.SUCCESS)
+        ended(self, dataclasses.replace(record, outcome=outcome))
+
+    feed.Feed._ended = as_success  # type: ignore[method-assign]
+
+
+def _feed_no_size_limit() -> None:
+    main_module.WS_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _feed_abrupt_shutdown() -> None:
+    def shutdown(self: WebSocketsSansIOProtocol) -> None:
+        self.transport.abort()
+
+    WebSocketsSansIOProtocol.shutdown = shutdown  # type: ignore[method-assign]
+
+
 PATCHES: dict[str, Callable[[], None]] = {
     "no-fallback": _no_fallback,
     "count-as-success": _count_as_success,
@@ -183,6 +327,18 @@ PATCHES: dict[str, Callable[[], None]] = {
     "api-chat-done-after-error": _api_chat_done_after_error,
     "api-chat-raw": _api_chat_raw,
     "errors-as-200": _errors_as_200,
+    "feed-broadcast-churn": _feed_broadcast_churn,
+    "feed-seq-skip": _feed_seq_skip,
+    "feed-drop-under-load": _feed_drop_under_load,
+    "feed-unbounded": _feed_unbounded,
+    "feed-closes-on-bad-message": _feed_closes_on_bad_message,
+    "feed-no-init": _feed_no_init,
+    "feed-pong-without-id": _feed_pong_without_id,
+    "feed-ignores-key": _feed_ignores_key,
+    "feed-leaks-key": _feed_leaks_key,
+    "feed-ends-as-success": _feed_ends_as_success,
+    "feed-no-size-limit": _feed_no_size_limit,
+    "feed-abrupt-shutdown": _feed_abrupt_shutdown,
 }
 
 

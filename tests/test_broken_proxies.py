@@ -168,6 +168,18 @@ REFERENCE_CAUGHT_BY: dict[str, dict[str, str]] = {
     "api-chat-done-after-error": {"5.35": FAIL},
     "api-chat-raw": {"5.34": FAIL},
     "errors-as-200": {"5.14": FAIL, "5.36": FAIL},
+    "feed-broadcast-churn": {"6.7": FAIL},
+    "feed-seq-skip": {"6.4": FAIL, "6.6": FAIL},
+    "feed-drop-under-load": {"6.4": FAIL, "6.6": FAIL},
+    "feed-unbounded": {"6.8": FAIL},
+    "feed-closes-on-bad-message": {"6.3": FAIL},
+    "feed-no-init": {"6.1": FAIL},
+    "feed-pong-without-id": {"6.2": FAIL},
+    "feed-ignores-key": {"6.10": FAIL},
+    "feed-leaks-key": {"6.6": FAIL, "6.10": FAIL},
+    "feed-ends-as-success": {"6.5": FAIL, "6.6": FAIL},
+    "feed-no-size-limit": {"6.9": FAIL},
+    "feed-abrupt-shutdown": {"6.9": FAIL},
 }
 # The pass-through's own timers (an httpx read timeout of 0.3 s), declared as a user would.
 TIMEOUTS = ("--target-timeouts", "connect=0.25,first_byte=0.5,idle=0.3,total=5")

@@ -98,7 +98,7 @@ def test_plugin_bad_fail_on_is_a_usage_error(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--target-offers", "health,dashboard", "*unknown offer 'dashboard' (accepted: all,*"),
+        ("--target-offers", "health,websocket", "*unknown offer 'websocket' (accepted: all,*"),
         ("--target-timeouts", "idle=30,stall=2", "*unknown timeout 'stall' (accepted: connect,*"),
         ("--target-timeouts", "idle=soon", "*idle takes a number of seconds, not 'soon'*"),
         ("--target-timeouts", "total=-1", "*total takes a positive number of seconds*"),
