@@ -483,6 +483,13 @@ def _recording(under: SystemUnderTest) -> Iterator[None]:
             under.recorder.close()
 
 
+@pytest.fixture(scope="session")
+def report_dir(pytestconfig: pytest.Config) -> Path:
+    """Where the run's reports go (`--report-dir`, default ./reports): cases that keep
+    files for a person to look at (the dashboard's screenshots) put them here."""
+    return _report_dir(pytestconfig)
+
+
 def _report_dir(config: pytest.Config) -> Path:
     return (
         _path_option(config, "streamproof_report_dir") or config.invocation_params.dir / "reports"

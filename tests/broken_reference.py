@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from proxy import __main__ as main_module
-from proxy import config, feed, health, metrics, responses, simple
+from proxy import app, config, feed, health, metrics, responses, simple
 from proxy.config import Route
 from proxy.dispatch import Dispatcher
 from proxy.relay import Fail, Step
@@ -60,6 +60,10 @@ BUGS = {
     "feed-ends-as-success": "reports every stream's end as a success",
     "feed-no-size-limit": "accepts client messages of any size",
     "feed-abrupt-shutdown": "drops its WebSocket connections at shutdown without a close frame",
+    "page-send-twice": "its dashboard registers the Ping button's handler in connect(), again "
+    "on every reconnect, so one click sends a ping per connection made so far",
+    "page-rows-twice": "its dashboard adds the streams of every init snapshot to what it "
+    "shows, so a reconnect shows the earlier streams twice",
 }
 
 
@@ -314,6 +318,29 @@ def _feed_abrupt_shutdown() -> None:
     WebSocketsSansIOProtocol.shutdown = shutdown  # type: ignore[method-assign]
 
 
+def _patch_page(old: str, new: str) -> None:
+    script = app.DASHBOARD_SCRIPT.decode()
+    assert old in script, f"the dashboard's script has changed: {old!r} is gone"
+    app.DASHBOARD_SCRIPT = script.replace(old, new).encode()
+
+
+def _page_send_twice() -> None:
+    _patch_page('$("ping").addEventListener("click", sendPing);\n', "")
+    # A new function each time (the DOM ignores the same listener added twice).
+    register = '$("ping").addEventListener("click", () => sendPing());'
+    _patch_page("  socket = ws;\n", "  socket = ws;\n  " + register + "\n")
+
+
+def _page_rows_twice() -> None:
+    # Each snapshot's streams are given new keys, so none replaces one already shown.
+    _patch_page("      streams.clear();\n", "      const generation = feed.connection;\n")
+    _patch_page(
+        "for (const record of [...message.health.recent].reverse()) remember(record, record);",
+        "for (const record of [...message.health.recent].reverse()) "
+        "remember({...record, id: `${generation}-${record.id}`}, record);",
+    )
+
+
 PATCHES: dict[str, Callable[[], None]] = {
     "no-fallback": _no_fallback,
     "count-as-success": _count_as_success,
@@ -339,6 +366,8 @@ PATCHES: dict[str, Callable[[], None]] = {
     "feed-ends-as-success": _feed_ends_as_success,
     "feed-no-size-limit": _feed_no_size_limit,
     "feed-abrupt-shutdown": _feed_abrupt_shutdown,
+    "page-send-twice": _page_send_twice,
+    "page-rows-twice": _page_rows_twice,
 }
 
 
