@@ -135,23 +135,28 @@ class StreamCounter:
         """Take the text of one parsed `chat.completion.chunk` (anything odd is skipped).
 
         Nearly every chunk of a stream is one choice whose delta holds only `content`: once
-        choice 0 exists, such a chunk for it is one list append, checked with exact types
-        (what `json.loads` makes). Every other chunk takes the general path, with the same
-        result.
+        choice 0 exists, such a chunk for it costs a few lookups and one list append (its
+        shape is read with plain subscripts, which fail with the errors caught below on any
+        other shape). Every other chunk takes the general path, with the same result.
         """
-        choices = chunk.get("choices")
-        if type(choices) is list and len(choices) == 1:
-            choice = choices[0]
-            if type(choice) is dict:
-                delta = choice.get("delta")
-                if type(delta) is dict and len(delta) == 1:
-                    content = delta.get("content")
-                    first = self._first
-                    # Index 0, or none (the position, 0): any other takes the general path.
-                    if type(content) is str and first is not None and choice.get("index", 0) == 0:
-                        first.append(content)
-                        return
-        self._feed(choices)
+        try:
+            choices = chunk["choices"]
+            (choice,) = choices
+            delta = choice["delta"]
+            content = delta["content"]
+        except (KeyError, TypeError, ValueError):  # not that shape: the general path reads it
+            content = None
+        first = self._first
+        if (  # content is a str only when the whole try ran: all four are bound
+            type(content) is str
+            and first is not None
+            and type(choices) is list
+            and len(delta) == 1
+            and choice.get("index", 0) == 0  # index 0, or none: the position, 0
+        ):
+            first.append(content)
+            return
+        self._feed(chunk.get("choices"))
 
     def _feed(self, choices: object) -> None:
         """The general path of `feed`: every choice, every kind of text, odd values skipped."""

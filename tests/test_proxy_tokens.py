@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import tiktoken
 from hypothesis import given, settings
@@ -217,3 +218,47 @@ def test_count_prompt_counts_text_parts_and_tool_calls():
     expected = 3 + 3 + count("user") + count("Hello world")
     expected += 3 + count("assistant") + count("lookup") + count('{"q": "x"}')
     assert count_prompt(messages) == expected
+
+
+ODD_CHUNKS: list[dict[str, Any]] = [
+    {},
+    {"choices": None},
+    {"choices": "x"},
+    {"choices": 5},
+    {"choices": []},
+    {"choices": [1]},
+    {"choices": [None]},
+    {"choices": ["delta"]},
+    {"choices": ({"index": 0, "delta": {"content": "tuple"}},)},
+    {"choices": {"only": {"index": 0, "delta": {"content": "dict"}}}},
+    {"choices": [{"index": 0}]},
+    {"choices": [{"index": 0, "delta": None}]},
+    {"choices": [{"index": 0, "delta": "content"}]},
+    {"choices": [{"index": 0, "delta": ["content"]}]},
+    {"choices": [{"index": 0, "delta": {"content": 5}}]},
+    {"choices": [{"index": 0, "delta": {"content": None}}]},
+    {"choices": [{"index": 0, "delta": {"text": "other key"}}]},
+    {"choices": [{"index": 1, "delta": {"content": "one"}}]},
+    {"choices": [{"index": "0", "delta": {"content": "string index"}}]},
+    {"choices": [{"index": 0.0, "delta": {"content": "float index"}}]},
+    {"choices": [{"index": False, "delta": {"content": "bool index"}}]},
+    {"choices": [{"index": None, "delta": {"content": "null index"}}]},
+    {"choices": [{"delta": {"content": "no index"}}]},
+    {"choices": [{"index": 0, "delta": {"content": "a", "reasoning_content": "r"}}]},
+    {"choices": [{"index": 0, "delta": {"content": "b"}}, {"index": 1, "delta": {}}]},
+]
+
+
+def test_tokens_feed_reads_every_shape_as_the_general_path_does():
+    # Choice 0 exists first, so each chunk could take the fast path if its shape allowed.
+    start = {"choices": [{"index": 0, "delta": {"content": "start "}}]}
+    fed, general = StreamCounter(), StreamCounter()
+    fed.feed(start)
+    general.feed(start)
+    for chunk in ODD_CHUNKS:
+        fed.feed(chunk)
+        general._feed(chunk.get("choices"))
+        assert fed.texts() == general.texts(), chunk
+    # Tuples and dicts are not choice lists; an index that is not an integer is the position.
+    zero = "start string indexfloat indexbool indexnull indexno indexab"
+    assert fed.texts() == [zero, "r", "one"]
