@@ -5,9 +5,11 @@ always marked as such. Two rules from FAILURES.md, "Token counting", shape it:
 
 - tokens are counted on the joined text, never chunk by chunk: `"Hel"`, `"lo"` are two
   tokens apart and one together;
-- and counted once: `StreamCounter` only appends each delta to a list as the stream passes
-  and encodes the joined text at the end, so a stream costs O(n), not the O(n²) of
-  re-encoding the running text at every chunk (see `bench/tokens_bench.py`).
+- and counted once: `StreamCounter` only keeps each delta (a list append) as the stream
+  passes and encodes the joined text at the end, so a stream costs O(n), not the O(n²) of
+  re-encoding the running text at every chunk. Encoding is left to the end on purpose: when
+  the provider reports usage after all, nothing is encoded (see `bench/tokens_bench.py` for
+  what the counting costs beside one encode of the text).
 
 The encoding is loaded on first use, once, never at import: nothing is downloaded.
 """
@@ -34,10 +36,14 @@ def encoding() -> tiktoken.Encoding:
 
 
 def count(text: str) -> int:
-    """Tokens in `text`; special-token text (`<|endoftext|>`) is counted as ordinary text."""
+    """Tokens in `text`; special-token text (`<|endoftext|>`) is counted as ordinary text.
+
+    `encode_ordinary` gives the same tokens as `encode(text, disallowed_special=())` (what
+    the harness's oracle calls) without looking for special tokens first.
+    """
     if not text:
         return 0
-    return len(encoding().encode(text, disallowed_special=()))
+    return len(encoding().encode_ordinary(text))
 
 
 def count_prompt(messages: Sequence[Any]) -> int:
@@ -106,11 +112,15 @@ class StreamCounter:
 
     def __init__(self) -> None:
         self._choices: dict[int, _Choice] = {}
+        # Choice 0's content list once that choice exists: where `feed`'s fast path appends.
+        self._first: list[str] | None = None
 
     def _choice(self, index: int) -> _Choice:
         choice = self._choices.get(index)
         if choice is None:
             choice = self._choices[index] = _Choice()
+            if index == 0:
+                self._first = choice.content
         return choice
 
     def add_content(self, index: int, text: str) -> None:
@@ -122,8 +132,34 @@ class StreamCounter:
             self._choice(index).arguments.append(text)
 
     def feed(self, chunk: Mapping[str, Any]) -> None:
-        """Take the text of one parsed `chat.completion.chunk` (anything odd is skipped)."""
-        choices = chunk.get("choices")
+        """Take the text of one parsed `chat.completion.chunk` (anything odd is skipped).
+
+        Nearly every chunk of a stream is one choice whose delta holds only `content`: once
+        choice 0 exists, such a chunk for it costs a few lookups and one list append (its
+        shape is read with plain subscripts, which fail with the errors caught below on any
+        other shape). Every other chunk takes the general path, with the same result.
+        """
+        try:
+            choices = chunk["choices"]
+            (choice,) = choices
+            delta = choice["delta"]
+            content = delta["content"]
+        except (KeyError, TypeError, ValueError):  # not that shape: the general path reads it
+            content = None
+        first = self._first
+        if (  # content is a str only when the whole try ran: all four are bound
+            type(content) is str
+            and first is not None
+            and type(choices) is list
+            and len(delta) == 1
+            and choice.get("index", 0) == 0  # index 0, or none: the position, 0
+        ):
+            first.append(content)
+            return
+        self._feed(chunk.get("choices"))
+
+    def _feed(self, choices: object) -> None:
+        """The general path of `feed`: every choice, every kind of text, odd values skipped."""
         if not isinstance(choices, list):
             return
         for position, choice in enumerate(choices):

@@ -101,17 +101,25 @@ class UsageMeter:
     def relay(self, chunk: dict[str, Any], data: bytes) -> bytes | None:
         """What to forward for one parsed chunk: `data` itself, a copy without usage, or None.
 
-        The chunk's text is taken for the estimate only when it is forwarded.
+        The chunk's text is taken for the estimate only when it is forwarded. Nearly every
+        chunk has one choice and no `usage` key at all: it skips the search for usage.
         """
+        metadata = self._metadata
         for key in ("id", "created", "model"):
             if key in chunk:
-                self._metadata[key] = chunk[key]
-        stripped = self._strip_usage(chunk)
-        if stripped is not None:
-            choices = stripped.get("choices")
-            if not choices:
-                return None  # usage only: the client gets the proxy's own final chunk, or none
-            chunk, data = stripped, _dumps(stripped)
+                metadata[key] = chunk[key]
+        try:
+            (choice,) = chunk["choices"]
+            plain = type(choice) is dict and "usage" not in choice and "usage" not in chunk
+        except (KeyError, TypeError, ValueError):  # no choices, or not one: look for usage
+            plain = False
+        if not plain:
+            stripped = self._strip_usage(chunk)
+            if stripped is not None:
+                choices = stripped.get("choices")
+                if not choices:
+                    return None  # usage only: the client gets the proxy's own final chunk, or none
+                chunk, data = stripped, _dumps(stripped)
         self.counter.feed(chunk)
         return data
 

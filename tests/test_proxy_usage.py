@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy import usage as usage_module
 from proxy.app import create_app
 from proxy.config import parse_config
 from proxy.relay import Fail, Finish, Forward, Step, StreamCheck
@@ -228,6 +229,60 @@ def test_usage_estimate_is_one_count_of_the_joined_text_at_any_wire_split(case):
     stream = check(True)
     steps = [step for piece in pieces for step in stream.feed(piece)]
     assert final_usage(steps) == estimate_for("".join(deltas))
+
+
+# Every shape a chunk may have, for the meter's fast path: it must relay each as the general
+# path (search the usage, strip it, then take the text) does.
+SHAPES: list[dict[str, Any]] = [
+    {**META, "choices": [{"index": 0, "delta": {"content": "plain"}, "finish_reason": None}]},
+    {**META, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "role"}}]},
+    {**META, "choices": [{"index": 0, "delta": {"content": "top"}}], "usage": usage(1, 1)},
+    {**META, "choices": [{"index": 0, "delta": {"content": "top null"}}], "usage": None},
+    {**META, "choices": [{"index": 0, "delta": {"content": "in"}, "usage": usage(2, 2)}]},
+    {**META, "choices": [{"index": 0, "delta": {"content": "in null"}, "usage": None}]},
+    {**META, "choices": [{"index": 0, "delta": {}, "usage": usage(3, 3)}], "usage": usage(4, 4)},
+    {**META, "choices": [{"index": 1, "delta": {"content": "one"}}, {"index": 0, "delta": {}}]},
+    {**META, "choices": [{"index": 1, "delta": {"content": "x"}}, {"usage": usage(5, 5)}]},
+    {**META, "choices": [], "usage": usage(6, 6)},
+    {**META, "choices": []},
+    {**META, "choices": None},
+    {**META, "choices": "u"},
+    {**META, "choices": {"usage": usage(7, 7)}},
+    {**META, "choices": [7]},
+    {**META, "choices": [["usage"]]},
+    {"id": "other", "model": "n", "choices": [{"delta": {"content": "no meta"}}]},
+    {"usage": usage(8, 8)},
+    {},
+]
+
+
+def general_relay(meter: UsageMeter, document: dict[str, Any], data: bytes) -> bytes | None:
+    """What `UsageMeter.relay` does, without its fast path: the reference."""
+    for key in ("id", "created", "model"):
+        if key in document:
+            meter._metadata[key] = document[key]
+    stripped = meter._strip_usage(document)
+    if stripped is not None:
+        if not stripped.get("choices"):
+            return None
+        document, data = stripped, usage_module._dumps(stripped)
+    meter.counter.feed(document)
+    return data
+
+
+@pytest.mark.parametrize("order", [SHAPES, SHAPES[::-1]], ids=["forward", "backward"])
+def test_usage_meter_relays_every_shape_as_its_general_path_does(order):
+    fast, reference = UsageMeter(True, MESSAGES), UsageMeter(True, MESSAGES)
+    for document in order:
+        data = json.dumps(document).encode()
+        relayed = fast.relay(json.loads(data), data)
+        expected = general_relay(reference, json.loads(data), data)
+        assert relayed == expected, document
+        assert fast._metadata == reference._metadata
+        assert fast.report == reference.report
+        assert fast.counter.texts() == reference.counter.texts()
+    assert fast.usage() == reference.usage()
+    assert fast.final_chunk() == reference.final_chunk()
 
 
 # Non-streaming.
