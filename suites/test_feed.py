@@ -282,7 +282,15 @@ def test_churn(sut: SystemUnderTest, judge: Judge) -> None:
         f"messages per steady client: {min(events)}..{max(events)}; churned clients got "
         f"{sum(len(c.messages) for c in churned)} messages in all",
     )
-    findings = [_answered(exchanges)]
+    findings = [
+        _answered(exchanges),
+        Finding(
+            len(churned) >= CHURNERS * MIN_CHURN_ROUNDS,
+            "clients came and went during the streams",
+            f"{len(churned)} connections came and went; each steady client got "
+            f"{min(events)}..{max(events)} messages",
+        ),
+    ]
     for number, client in enumerate(steady, start=1):
         for finding in (
             checks.frames_are_json_objects(client),
@@ -372,9 +380,10 @@ def test_stalled_reader(sut: SystemUnderTest, judge: Judge) -> None:
     finally:
         stalled.close()
     judge.attach("stalled client", stalled.received.describe())
+    reading = checks.stream_events(healthy.received.messages, models)
     findings = [
         _answered(exchanges),
-        checks.stream_events(healthy.received.messages, models),
+        Finding(reading.ok, f"the client that reads: {reading.check}", reading.observed),
         checks.seq_gap_free(stalled.received),
     ]
     if "config" in sut.offers:

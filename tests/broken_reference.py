@@ -51,6 +51,8 @@ BUGS = {
     "feed-seq-skip": "skips a seq number under load (a message numbered, then not sent)",
     "feed-drop-under-load": "silently drops an event for a client that has one waiting",
     "feed-unbounded": "never drops a client that stops reading: its queue grows without bound",
+    "feed-one-sender": "sends to one client at a time (a lock around every send), so a client "
+    "that stops reading holds up all the others",
     "feed-closes-on-bad-message": "ends the connection on a message that is not valid JSON",
     "feed-no-init": "sends no snapshot on connect, only the events that follow",
     "feed-pong-without-id": "answers a ping with a bare pong, dropping its id",
@@ -240,6 +242,23 @@ def _feed_unbounded() -> None:
     feed.Subscriber.__init__ = unbounded  # type: ignore[method-assign]
 
 
+def _feed_one_sender() -> None:
+    lock = asyncio.Lock()
+    write = feed._write
+
+    async def serialised(websocket: Any, subscriber: feed.Subscriber) -> None:
+        send_text = websocket.send_text
+
+        async def one_at_a_time(text: str) -> None:
+            async with lock:
+                await send_text(text)
+
+        websocket.send_text = one_at_a_time
+        await write(websocket, subscriber)
+
+    feed._write = serialised
+
+
 def _feed_closes_on_bad_message() -> None:
     answer = feed._answer
 
@@ -358,6 +377,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "feed-seq-skip": _feed_seq_skip,
     "feed-drop-under-load": _feed_drop_under_load,
     "feed-unbounded": _feed_unbounded,
+    "feed-one-sender": _feed_one_sender,
     "feed-closes-on-bad-message": _feed_closes_on_bad_message,
     "feed-no-init": _feed_no_init,
     "feed-pong-without-id": _feed_pong_without_id,

@@ -174,6 +174,7 @@ REFERENCE_CAUGHT_BY: dict[str, dict[str, str]] = {
     "feed-seq-skip": {"6.4": FAIL, "6.6": FAIL},
     "feed-drop-under-load": {"6.4": FAIL, "6.6": FAIL},
     "feed-unbounded": {"6.8": FAIL},
+    "feed-one-sender": {"6.8": FAIL},
     "feed-closes-on-bad-message": {"6.3": FAIL},
     "feed-no-init": {"6.1": FAIL},
     "feed-pong-without-id": {"6.2": FAIL},
