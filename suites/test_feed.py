@@ -13,6 +13,7 @@ scenario's model name carries a fresh nonce.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ import pytest
 
 from harness import Exchange, Finding, Judge, SystemUnderTest, case, checks
 from harness.feed import AsyncFeed, FeedConnection, Message, Received, Refused
-from harness.targets import FEED_QUEUE
+from harness.targets import FEED_QUEUE, PROXY_KEY_VARIABLE
 from harness.transcript import Outcome
 from harness.upstream import (
     CloseAfter,
@@ -431,14 +432,15 @@ def test_close_codes(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_feed_key(sut: SystemUnderTest, judge: Judge) -> None:
     sut.needs("feed", "config")
-    key = "sk-proxy-" + secrets.token_hex(16)
+    # Fresh for the case, unless set by the user (e.g. to plant a canary key).
+    key = os.environ.get(PROXY_KEY_VARIABLE) or "sk-proxy-" + secrets.token_hex(16)
     findings = []
     with sut.fresh(proxy_key=key) as keyed:
         received: list[Received] = []
         # The handshake without a key, then a wrong key in the auth message.
         no_auth = FeedConnection(keyed.base_url)
         first = no_auth.until(lambda m: True, WAIT)
-        no_auth.send({"type": "auth", "key": "sk-wrong-" + key[9:]})
+        no_auth.send({"type": "auth", "key": "wrong-" + key})
         no_auth.drain(WAIT)
         received.append(no_auth.received)
         findings.append(

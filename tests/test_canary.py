@@ -1,8 +1,8 @@
 """No key ever reaches a report, a log or an artifact: proved with canary keys.
 
 One run plants a distinctive key everywhere a key can enter — the key the proxy sends
-upstream, the target's own `Authorization` header, and a live provider's key (its
-stand-in is the fake provider) — over cases that pass, fail and error out, and then reads
+upstream, the target's own `Authorization` header, a live provider's key (its stand-in is
+the fake provider) and the proxy's own key (case 6.10 starts a proxy that wants it) — over cases that pass, fail and error out, and then reads
 every file the run left behind, and its output, looking for them.
 """
 
@@ -16,7 +16,8 @@ import pytest
 from fake_providers import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("1.1", "2.1[chop-1]", "5.5", "5.6", "5.14", "5.28[reset]", "5.30", "7.3", "8.1")
+CASES = ("1.1", "2.1[chop-1]", "5.5", "5.6", "5.14", "5.28[reset]", "5.29", "5.30", "6.6", "6.10")
+CASES += ("7.3", "8.1")
 
 
 def test_canary_keys_appear_nowhere(
@@ -26,7 +27,9 @@ def test_canary_keys_appear_nowhere(
         "upstream": f"sk-canary-upstream-{secrets.token_hex(8)}",
         "target": f"sk-canary-target-{secrets.token_hex(8)}",
         "provider": f"sk-canary-provider-{secrets.token_hex(8)}",
+        "proxy": f"sk-canary-proxy-{secrets.token_hex(8)}",  # 6.10 gives it to a proxy
     }
+    monkeypatch.setenv("STREAMPROOF_PROXY_KEY", canaries["proxy"])
     monkeypatch.setenv("STREAMPROOF_UPSTREAM_KEY", canaries["upstream"])
     monkeypatch.setenv("KIMI_API_KEY", canaries["provider"])
     for name in ("NVIDIA", "MISTRAL"):
