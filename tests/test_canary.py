@@ -2,8 +2,9 @@
 
 One run plants a distinctive key everywhere a key can enter — the key the proxy sends
 upstream, the target's own `Authorization` header, a live provider's key (its stand-in is
-the fake provider) and the proxy's own key (case 6.10 starts a proxy that wants it) — over cases that pass, fail and error out, and then reads
-every file the run left behind, and its output, looking for them.
+the fake provider) and the proxy's own key (case 6.10 starts a proxy that wants it) — over
+cases that pass, fail and error out, and then reads every file the run left behind, and its
+output, looking for them.
 """
 
 from __future__ import annotations
