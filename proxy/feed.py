@@ -52,6 +52,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from proxy import jsonio
 from proxy.auth import key_matches, presented_key
 from proxy.config import FeedConfig
 from proxy.health import Alert, Health, Record, Started
@@ -247,7 +248,7 @@ def _answer(message: Mapping[str, Any]) -> dict[str, Any] | None:
     if text is None:
         return _error("binary_not_accepted", "send JSON text frames, not binary ones")
     try:
-        parsed = json.loads(text)
+        parsed = jsonio.loads(text)
     except ValueError:
         return _error("invalid_json", "the message is not valid JSON")
     if not isinstance(parsed, dict):
@@ -269,7 +270,7 @@ def _answer(message: Mapping[str, Any]) -> dict[str, Any] | None:
 def _parse(text: str | None) -> dict[str, Any]:
     """A client message as a JSON object, or {} for anything else."""
     try:
-        parsed = json.loads(text) if text is not None else None
+        parsed = jsonio.loads(text) if text is not None else None
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from proxy import jsonio
 from proxy.errors import RequestRejected
 from proxy.relay import Forward, Step
 from proxy.validation import ChatCall
@@ -24,7 +25,7 @@ from proxy.validation import ChatCall
 
 def parse_simple_call(body: bytes, default_model: str) -> ChatCall:
     try:
-        request = json.loads(body)
+        request = jsonio.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         raise RequestRejected(400, "invalid_json", "the request body is not valid JSON") from None
     if not isinstance(request, dict):
@@ -52,7 +53,7 @@ def encode_simple(steps: list[Step]) -> bytes:
     out = []
     for step in steps:
         if isinstance(step, Forward):
-            text = _delta_text(json.loads(step.payload))
+            text = _delta_text(jsonio.loads(step.payload))
             if text:
                 chunk = json.dumps({"chunk": text}, ensure_ascii=False).encode()
                 out.append(b"data: " + chunk + b"\n\n")
@@ -63,7 +64,7 @@ def encode_simple(steps: list[Step]) -> bytes:
 
 def simple_answer(body: bytes) -> bytes:
     """A whole chat completion as `{"response", "model", "usage"}`."""
-    answer = json.loads(body)
+    answer = jsonio.loads(body)
     choices = answer.get("choices")
     first = choices[0] if isinstance(choices, list) and choices else {}
     message = first.get("message") if isinstance(first, dict) else None

@@ -9,12 +9,12 @@ rest is the upstream's business and is forwarded unchanged.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from proxy import jsonio
 from proxy.errors import RequestRejected
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -59,7 +59,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 def parse_chat_call(body: bytes) -> ChatCall:
     try:
-        payload = json.loads(body)
+        payload = jsonio.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         raise _invalid("invalid_json", "the request body is not valid JSON") from None
     if not isinstance(payload, dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness import Judge, Strength, SystemUnderTest, case, checks
 from harness.upstream import ResetBeforeHeaders, Scenario, Status
 
@@ -40,6 +42,14 @@ def test_non_streaming_retried(sut: SystemUnderTest, judge: Judge) -> None:
     )
 
 
+NOT_JSON = [
+    pytest.param(b'{"model": "x", "messages": [', id="cut-short"),
+    # Deeper than CPython's parser recurses: it raises RecursionError, not ValueError.
+    pytest.param(b"[" * 100_000, id="nested-100k-deep"),
+    pytest.param(b'{"model": "\xff\xfe", "messages": []}', id="invalid-utf8"),
+]
+
+
 @case(
     "7.3",
     "A request body that is not JSON gets a 4xx JSON error",
@@ -47,11 +57,12 @@ def test_non_streaming_retried(sut: SystemUnderTest, judge: Judge) -> None:
     source=POLICY,
     expected="status 400-499 with {'error': {'message': ...}}",
 )
-def test_invalid_json_request(sut: SystemUnderTest, judge: Judge) -> None:
+@pytest.mark.parametrize("body", NOT_JSON)
+def test_invalid_json_request(sut: SystemUnderTest, judge: Judge, body: bytes) -> None:
     t = sut.client.send(
         "POST",
         "/v1/chat/completions",
-        content=b'{"model": "x", "messages": [',
+        content=body,
         headers={"content-type": "application/json"},
     )
     judge.check(checks.http_error(t, set(range(400, 500))))

@@ -128,6 +128,7 @@ BAD_MESSAGES = [
     pytest.param('{"type": 5}', id="type-not-a-string"),
     pytest.param('{"type": "subscribe"}', id="unknown-type"),
     pytest.param(b"\x00\x01binary", id="binary"),
+    pytest.param("[" * 60_000, id="nested-60k-deep"),
 ]
 
 

@@ -77,6 +77,8 @@ BUGS = {
     "replace-usage": "replaces the provider's usage, zero included, with its own estimate",
     "null-content": "answers non-streaming requests with `content: null`",
     "crash-on-bad-input": "trusts the request body: bad JSON or no messages is a 500",
+    "deep-json-500": "catches ValueError from the JSON parser, not the RecursionError a deeply "
+    "nested body raises: a 500",
     "resume-after-commit": "after a mid-stream failure, asks again and relays the new answer "
     "from where the old one broke off",
     "500-all": "answers every request with a 500",
@@ -504,7 +506,9 @@ def build(upstream: str, bug: str) -> Starlette:
         else:
             try:
                 body = await request.json()
-            except ValueError:
+            except (ValueError, RecursionError) as exc:
+                if bug == "deep-json-500" and isinstance(exc, RecursionError):
+                    raise  # BUG: only ValueError was thought of
                 return _error("invalid JSON", 400)
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 return _error("messages required", 400)

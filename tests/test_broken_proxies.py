@@ -147,6 +147,7 @@ CAUGHT_BY: dict[str, dict[str, str]] = {
     "replace-usage": {"4.8": FAIL, "4.11": FAIL, "4.12[usage-final]": FAIL},
     "null-content": {"7.1": FAIL, "7.2": FAIL},
     "crash-on-bad-input": {"7.3": FAIL, "7.4": FAIL},
+    "deep-json-500": {"7.3[nested-100k-deep]": FAIL},
 }
 # The same for `broken_reference.py`: the reference proxy with one bug, run with every offer
 # (fallback chains, health report, metrics, log, alerts, /api/chat).
