@@ -61,8 +61,15 @@ class Cutter:
             self._open = True
 
     def close(self) -> None:
+        """Stop listening and reset what is relayed. `shutdown` wakes the thread blocked
+        in `accept` (on Linux a `close` alone would not, and the port would stay open)."""
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not listening any more: nothing to wake
         self._listener.close()
         self.cut()
+        self._thread.join(timeout=5)
 
     def _accept(self) -> None:
         while True:

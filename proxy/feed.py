@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import socket
 from collections import deque
 from collections.abc import Mapping
@@ -257,7 +258,9 @@ def _answer(message: Mapping[str, Any]) -> dict[str, Any] | None:
     if kind == "ping":
         pong: dict[str, Any] = {"type": "pong"}
         ping_id = parsed.get("id")
-        if isinstance(ping_id, int | float) or (
+        # A number is echoed only when finite: JSON's 1e400 parses as infinity, which
+        # strict JSON cannot say back.
+        if (isinstance(ping_id, int | float) and math.isfinite(ping_id)) or (
             isinstance(ping_id, str) and len(ping_id) <= MAX_PING_ID
         ):
             pong["id"] = ping_id

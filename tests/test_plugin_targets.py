@@ -62,7 +62,7 @@ def test_profiles_file_is_read_and_checked(tmp_path: Path) -> None:
         ({"url": "ftp://a", "upstream_port": 1}, "targets.t.url: must be an http://"),
         ({"url": "http://a"}, "targets.t.upstream_port: a running proxy needs the port"),
         ({"command": "x", "upstream_port": 9}, "only with url"),
-        ({"command": "x", "offers": ["dashboard"]}, "unknown offer 'dashboard'"),
+        ({"command": "x", "offers": ["websocket"]}, "unknown offer 'websocket'"),
         ({"command": "x", "timeouts": {"idle": "slow"}}, "targets.t.timeouts: must be a table"),
         ({"command": "x", "timeouts": {"stall": 1}}, "unknown timeout 'stall'"),
         ({"command": "x", "headers": {"A": 1}}, "targets.t.headers: must be a table of strings"),

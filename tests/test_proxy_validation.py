@@ -141,7 +141,9 @@ async def test_validation_wrong_method_is_405_json(method, path):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path", ["/", "/v1/completions", "/v1/chat/completions/x", "/v2/models"])
+@pytest.mark.parametrize(
+    "path", ["/index.html", "/v1/completions", "/v1/chat/completions/x", "/v2/models"]
+)
 async def test_validation_unknown_path_is_404_json(path):
     async with client() as http:
         response = await http.get(path)
