@@ -7,7 +7,7 @@ REPORT_DIR ?= reports
 # pytest exits 5 when a selection holds no test: not a failure here.
 ALLOW_EMPTY = || [ $$? -eq 5 ]
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm bench
+.PHONY: install conformance test unit lint clean litellm conformance-litellm bench soak fuzz repeat
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,23 @@ conformance-litellm: $(STAMP) $(LITELLM_STAMP)
 ## `BENCH_ARGS='--target litellm'` to measure LiteLLM's proxy (make litellm) in the same run.
 bench: $(STAMP)
 	$(BIN)/python bench/relay_bench.py --out $(REPORT_DIR)/bench.json --svg $(REPORT_DIR)/bench.svg $(BENCH_ARGS)
+
+## The chaos soak: 10,000 streams, 100 at a time, through the bundled proxy, each with a fault
+## schedule drawn from a seed; per-stream and global checks; reports/soak.json, exit 1 on any
+## violation. `SOAK_ARGS='--streams 1000 --seed 7'` for another run, `--replay SEED:INDEX`
+## to run one stream's schedule again; at most 300 s of launching (`--max-seconds`).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --out $(REPORT_DIR)/soak.json $(SOAK_ARGS)
+
+## The fuzzers at their full budgets: the SSE decoder on 100,000 byte streams cut anywhere,
+## the reference proxy on 10,000 arbitrary requests (never a 5xx, never a hang).
+fuzz: $(STAMP)
+	STREAMPROOF_FUZZ_SSE=100000 STREAMPROOF_FUZZ_REQUESTS=10000 $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+
+## The default suite 20 times serially and 20 times under -n 2: every case's verdicts must be
+## identical (reports/repeat.json). `REPEAT_ARGS='--runs 3 --parallel-runs 3'` for fewer.
+repeat: $(STAMP)
+	$(BIN)/python bench/repeat_verdicts.py --out $(REPORT_DIR)/repeat.json $(REPEAT_ARGS)
 
 ## streamproof's own tests (no proxy needed).
 unit: $(STAMP)
