@@ -13,12 +13,17 @@ When the watcher sees `http.disconnect`, the work is cancelled wherever it is wa
 its `finally` closes the upstream response at once. When the work ends, the watcher is
 cancelled. The request body has been read in full before this runs, so the only message
 `receive()` can still deliver is the disconnect.
+
+The relay's timers (idle and total while reading the upstream, total while the client
+reads) are one `Watchdog` per stream rather than an `asyncio.timeout_at` per read and per
+send: arming it is an assignment, and its one timer handle moves only when it fires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +61,7 @@ Reshape = Callable[[bytes], bytes]  # a whole answer's body, in the client's dia
 
 
 def encode_openai(steps: list[Step]) -> bytes:
-    return b"".join(step.encode() for step in steps)
+    return b"".join([step.encode() for step in steps])
 
 
 def as_is(body: bytes) -> bytes:
@@ -64,6 +69,72 @@ def as_is(body: bytes) -> bytes:
 
 
 HEARTBEAT = b": keep-alive\n\n"
+# Up to this many characters of text to count (the request's body and the answer relayed),
+# the usage estimate is made on the event loop: a worker thread's hand-off costs more than
+# encoding them. Longer texts are counted on a thread, off the loop.
+INLINE_COUNT_CHARS = 16 * 1024
+
+
+class Watchdog:
+    """Cancels a task whose wait outlasts the deadline armed for it, with one timer.
+
+    `asyncio.timeout_at` around every read and send allocates a context manager and moves
+    a timer each time. Here `arm()` is an assignment: the one timer handle is scheduled for
+    the earliest deadline armed and, when it fires and finds a later one armed since (the
+    idle deadline moves forward with every chunk), it schedules itself again for that one.
+    So a stream costs a timer per idle period, not per chunk.
+
+    Arm it right before an await and `disarm()` right after: it only cancels while armed.
+    A `CancelledError` caught from the armed await is this watchdog's when `caught()` says
+    so, which also takes the cancellation back (as `asyncio.timeout` does); any other
+    cancellation (the client left) propagates.
+    """
+
+    __slots__ = ("_at", "_expired", "_handle", "_loop", "_task", "deadline")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        self._loop = loop
+        self._task = task
+        self.deadline = math.inf  # loop time; inf while disarmed
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf  # when the handle fires
+        self._expired = False
+
+    def arm(self, deadline: float) -> None:
+        self.deadline = deadline
+        if deadline < self._at:
+            self._schedule(deadline)
+
+    def disarm(self) -> None:
+        self.deadline = math.inf
+
+    def caught(self) -> bool:
+        """Whether the cancellation just caught was this watchdog's; if so it is undone."""
+        if not self._expired:
+            return False
+        self._expired = False
+        return self._task.uncancel() == 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle, self._at = None, math.inf
+
+    def _schedule(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._at = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        at, self._handle, self._at = self._at, None, math.inf
+        if self.deadline == math.inf:
+            return  # disarmed: the next arm() schedules a handle again
+        if self.deadline > at:
+            self._schedule(self.deadline)  # moved forward since the handle was made
+            return
+        self._expired = True
+        self._task.cancel()
 
 
 @dataclass(slots=True)
@@ -127,6 +198,10 @@ class ChatResponse:
     async def _usage(self) -> Usage | None:
         if self.relayed is None:
             return None
+        meter = self.relayed.meter
+        text = len(self.call.body) + sum(map(len, meter.counter.texts()))
+        if meter.report is not None or text <= INLINE_COUNT_CHARS:
+            return self.relayed.usage()
         # Counting a long answer is CPU work: off the event loop.
         return await asyncio.to_thread(self.relayed.usage)
 
@@ -170,6 +245,16 @@ class ChatResponse:
     async def _relay(self, start: StreamStart, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         self.committed = True
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        watchdog = Watchdog(loop, task)
+        try:
+            await self._relay_steps(start, send, watchdog)
+        finally:
+            watchdog.close()
+
+    async def _relay_steps(self, start: StreamStart, send: Send, watchdog: Watchdog) -> None:
         steps = start.steps
         total_deadline = self.started + self.timeouts.total
         while True:
@@ -180,22 +265,26 @@ class ChatResponse:
                 self._decide(await self._ended(start.check))
             body = self.encode(steps) if steps else b""
             if body or over:
-                if not await self._send(send, body, total_deadline, more=not over):
+                if not await self._send(send, body, watchdog, total_deadline, more=not over):
                     return
                 self.complete = over
             if over:
                 return
-            steps = await self._next_steps(start, send, total_deadline)
+            steps = await self._next_steps(start, send, watchdog, total_deadline)
 
-    async def _send(self, send: Send, body: bytes, deadline: float, *, more: bool) -> bool:
+    async def _send(
+        self, send: Send, body: bytes, watchdog: Watchdog, deadline: float, *, more: bool
+    ) -> bool:
         """Send a body message; False when the client took longer than the total timeout."""
         message = {"type": "http.response.body", "body": body, "more_body": more}
+        # Bounded by the total timeout too: a client that stops reading must not hold the
+        # upstream open forever.
+        watchdog.arm(deadline)
         try:
-            # Bounded by the total timeout too: a client that stops reading must not hold
-            # the upstream open forever.
-            async with asyncio.timeout_at(deadline):
-                await send(message)
-        except TimeoutError:
+            await send(message)
+        except asyncio.CancelledError:
+            if not watchdog.caught():
+                raise
             if self.outcome is None:
                 usage = await self._usage()
                 seconds = self.timeouts.total
@@ -209,6 +298,8 @@ class ChatResponse:
                     )
                 )
             return False
+        finally:
+            watchdog.disarm()
         return True
 
     async def _ended(self, check: StreamCheck) -> Outcome:
@@ -221,18 +312,24 @@ class ChatResponse:
         return Outcome.success(**details)
 
     async def _next_steps(
-        self, start: StreamStart, send: Send, total_deadline: float
+        self, start: StreamStart, send: Send, watchdog: Watchdog, total_deadline: float
     ) -> list[Step]:
         """Read one upstream chunk under the idle and total timers; what to send for it."""
-        loop = asyncio.get_running_loop()
-        ends = min(loop.time() + self.timeouts.idle, total_deadline)
+        ends = min(asyncio.get_running_loop().time() + self.timeouts.idle, total_deadline)
         check, name = start.check, start.provider
         try:
             if self.heartbeat:
                 chunk = await self._read_with_heartbeats(start.chunks, send, ends)
             else:
-                async with asyncio.timeout_at(ends):
+                watchdog.arm(ends)
+                try:
                     chunk = await anext(start.chunks)
+                except asyncio.CancelledError:
+                    if not watchdog.caught():
+                        raise
+                    raise TimeoutError from None
+                finally:
+                    watchdog.disarm()
         except StopAsyncIteration:
             return check.end_of_stream()
         except TimeoutError:
