@@ -75,6 +75,7 @@ class FakeProvider:
         self._stopping: asyncio.Event | None = None
         self._startup_error: BaseException | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self.accepted = 0  # connections accepted so far (a client that reuses them opens few)
 
     @property
     def base_url(self) -> str:
@@ -144,6 +145,7 @@ class FakeProvider:
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
+        self.accepted += 1
         try:
             await _Connection(self, reader, writer).serve()
         finally:

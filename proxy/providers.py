@@ -5,9 +5,10 @@ empty makes that provider unusable: this is logged once at startup (naming the v
 never a value) and requests routed to it are refused with that reason. The literal
 `${VAR}` or an empty `Bearer ` is never sent.
 
-Each provider gets one long-lived `httpx.AsyncClient` so connections are reused; the pool
-opens them in the app's lifespan and closes them on shutdown. Only the connect timeout is
-left to httpx: first-byte, idle and total are the proxy's own timers (see `upstream.py`).
+Each provider gets one long-lived `httpx.AsyncClient` so connections are reused (up to
+`LIMITS`); the pool opens them in the app's lifespan and closes them on shutdown. Only the
+connect timeout is left to httpx: first-byte, idle and total are the proxy's own timers
+(see `upstream.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import httpx
 from proxy.config import Config, ProviderConfig
 
 logger = logging.getLogger("proxy")
+
+# Up to 100 connections per provider, as httpx's default, and every one of them may be kept
+# for the next request (httpx keeps 20): a stream that ended cleanly and was read to its
+# end gives its connection back (see `responses._drain`); any other is closed.
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
 
 
 class Provider:
@@ -66,7 +72,7 @@ class Provider:
         # read/write/pool are None on purpose: the proxy's own deadlines bound every wait.
         timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
         self._client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, transport=transport
+            timeout=timeout, follow_redirects=False, transport=transport, limits=LIMITS
         )
 
     async def aclose(self) -> None:

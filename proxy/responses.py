@@ -34,7 +34,16 @@ from starlette.types import Receive, Scope, Send
 from proxy.config import Route, Timeouts
 from proxy.dispatch import Dispatcher, Refusal, Trace
 from proxy.health import Health, Outcome, Result, Started
-from proxy.relay import IDLE_TIMEOUT, MALFORMED, RESET, TOTAL_TIMEOUT, Fail, Step, StreamCheck
+from proxy.relay import (
+    IDLE_TIMEOUT,
+    MALFORMED,
+    RESET,
+    TOTAL_TIMEOUT,
+    Fail,
+    Finish,
+    Step,
+    StreamCheck,
+)
 from proxy.upstream import Answer, StreamStart
 from proxy.usage import Usage
 from proxy.validation import ChatCall
@@ -73,6 +82,10 @@ HEARTBEAT = b": keep-alive\n\n"
 # the usage estimate is made on the event loop: a worker thread's hand-off costs more than
 # encoding them. Longer texts are counted on a thread, off the loop.
 INLINE_COUNT_CHARS = 16 * 1024
+# After `[DONE]`, how long and how much of the rest of an upstream body is read so that its
+# connection can be reused (see `_drain`).
+DRAIN_SECONDS = 0.02
+DRAIN_BYTES = 64 * 1024
 
 
 class Watchdog:
@@ -239,6 +252,8 @@ class ChatResponse:
             self.provider, self.relayed = result.provider, result.check
             try:
                 await self._relay(result, send)
+                if isinstance(result.check.outcome, Finish):
+                    await _drain(result)
             finally:
                 await result.response.aclose()
 
@@ -401,6 +416,27 @@ class ChatResponse:
             record.duration,
             tail,
         )
+
+
+async def _drain(start: StreamStart) -> None:
+    """After a clean end, read the rest of the upstream body if it comes at once, so that
+    closing the response hands its connection back to the pool for the next request.
+
+    The rest is the end of the chunked encoding, which usually arrives with `[DONE]`
+    itself. An upstream that sends more (up to DRAIN_BYTES) or takes longer than
+    DRAIN_SECONDS is not waited for: the read is cancelled and the connection closed, as
+    before. A transport error here only means the connection cannot be reused, which
+    closing it takes care of; the stream was already complete.
+    """
+    left = DRAIN_BYTES
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in start.chunks:
+                left -= len(chunk)
+                if left < 0:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        return  # the connection is closed by the caller's aclose(), not reused
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:
