@@ -6,21 +6,25 @@ never a value) and requests routed to it are refused with that reason. The liter
 `${VAR}` or an empty `Bearer ` is never sent.
 
 Each provider gets one long-lived `httpx.AsyncClient` so connections are reused (up to
-`LIMITS`); the pool opens them in the app's lifespan and closes them on shutdown. Only the
-connect timeout is left to httpx: first-byte, idle and total are the proxy's own timers
-(see `upstream.py`).
+`LIMITS`); the pool opens them in the app's lifespan and closes them on shutdown. Its
+transport is the proxy's own (`proxy.transport`), unless the environment names an HTTP
+proxy for the provider, which httpx's transport handles. Only the connect timeout is left
+to the client: first-byte, idle and total are the proxy's own timers (see `upstream.py`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 
 from proxy.config import Config, ProviderConfig
+from proxy.transport import Transport
 
 logger = logging.getLogger("proxy")
 
@@ -71,6 +75,9 @@ class Provider:
     ) -> None:
         # read/write/pool are None on purpose: the proxy's own deadlines bound every wait.
         timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
+        if transport is None and not _proxied(self.config.base_url):
+            transport = Transport(LIMITS)
+        # With no transport given, httpx makes its own, which honours HTTP(S)_PROXY.
         self._client = httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, transport=transport, limits=LIMITS
         )
@@ -106,6 +113,16 @@ class Provider:
         }
         url = f"{self.config.base_url}/chat/completions"
         return self.client.build_request("POST", url, content=body, headers=headers)
+
+
+def _proxied(url: str) -> bool:
+    """Whether the environment names an HTTP proxy for `url` (HTTP_PROXY, HTTPS_PROXY,
+    ALL_PROXY, less NO_PROXY), which only httpx's own transport knows how to use."""
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
 
 
 class ProviderPool:
