@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from proxy.providers import _proxied
+from proxy.providers import _proxy_for
 from proxy.transport import READ_LIMIT, Transport, _Connection
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -228,13 +228,13 @@ async def test_transport_pauses_reading_while_much_is_unread():
         assert server.accepted == 1
 
 
-def test_proxied_reads_the_environment(monkeypatch):
+def test_proxy_for_reads_the_environment(monkeypatch):
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    assert not _proxied("https://api.example.test/v1")
+    assert _proxy_for("https://api.example.test/v1") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
-    assert _proxied("https://api.example.test/v1")
-    assert not _proxied("http://127.0.0.1:9/v1")
+    assert _proxy_for("https://api.example.test/v1") == "http://127.0.0.1:3128"
+    assert _proxy_for("http://127.0.0.1:9/v1") is None
     monkeypatch.setenv("NO_PROXY", "api.example.test")
-    assert not _proxied("https://api.example.test/v1")
+    assert _proxy_for("https://api.example.test/v1") is None
