@@ -434,8 +434,8 @@ def test_chunks_are_written_as_json_dumps_writes_them(tokens):
     # The chunks are assembled from pre-encoded pieces (chat._Chunks): each must be the
     # very text `json.dumps(..., ensure_ascii=False, separators=(",", ":"))` gives.
     scenario = Scenario.parse(f"streamproof.{tokens}")
-    request = {"model": scenario.model, "stream": True, "messages": [], "stream_options": {}}
-    request["stream_options"]["include_usage"] = True
+    request: dict[str, Any] = {"model": scenario.model, "stream": True, "messages": []}
+    request["stream_options"] = {"include_usage": True}
     plan = chat.answer(request, scenario, chat.chunk_id(scenario, 1))
     payloads = [frame.data.removeprefix(b"data: ").removesuffix(b"\n\n") for frame in plan.frames]
     chunks = [payload for payload in payloads if payload.startswith(b"{")]
