@@ -10,7 +10,7 @@ the app an `httpx.MockTransport` instead.
 - HTTP/1.1, one request at a time per connection, over TCP or TLS; the request head and
   body go out in one write.
 - Body bytes are handed over as they are parsed, all that was parsed since the last read at
-  once: a relay that fell behind gets several upstream chunks in one read.
+  once up to READ_BATCH: a relay that fell behind gets several upstream chunks in one read.
 - Reading stops (the socket is paused) while more than READ_LIMIT bytes wait to be read, so
   a slow client slows the upstream down instead of filling memory.
 - A connection goes back to the pool only when its response was read to its end, did not
@@ -39,6 +39,10 @@ import httptools
 import httpx
 
 READ_LIMIT = 256 * 1024  # body bytes waiting to be read before the socket is paused
+# At most about this much per read (whole pieces as the parser gave them, at least one): a
+# relay that fell far behind forwards what it has in steps, rather than parsing a long
+# backlog before its first byte goes out.
+READ_BATCH = 4096
 DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 Origin = tuple[bytes, str, int]  # scheme, host, port
@@ -179,17 +183,27 @@ class _Connection(asyncio.Protocol):
             await self._wait()
 
     async def read(self) -> bytes:
-        """The body bytes parsed since the last read (b"" at the end of the body)."""
+        """The body bytes parsed since the last read, up to about READ_BATCH (b"" at the end
+        of the body)."""
         while not self._body:
             if self.error is not None:
                 raise self.error
             if self.complete:
                 return b""
             await self._wait()
-        data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        self._body.clear()
-        self._buffered = 0
-        if self._paused and self.transport is not None:
+        body = self._body
+        if self._buffered <= READ_BATCH or len(body) == 1:
+            data = body[0] if len(body) == 1 else b"".join(body)
+            body.clear()
+        else:  # the first pieces, READ_BATCH bytes or just over: the rest is for next time
+            size = taken = 0
+            while size < READ_BATCH:
+                size += len(body[taken])
+                taken += 1
+            data = b"".join(body[:taken])
+            del body[:taken]
+        self._buffered -= len(data)
+        if self._paused and self._buffered <= READ_LIMIT and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
         return data

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from proxy.providers import _proxy_for
-from proxy.transport import READ_LIMIT, Transport, _Connection
+from proxy.transport import READ_BATCH, READ_LIMIT, Transport, _Connection
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10, keepalive_expiry=5.0)
@@ -148,6 +148,22 @@ async def test_transport_hands_over_everything_parsed_since_the_last_read():
     conn.data_received(b"0\r\n\r\n")
     assert await conn.read() == b""
     assert conn.reusable
+
+
+@pytest.mark.asyncio
+async def test_transport_hands_a_backlog_over_in_batches_of_whole_pieces():
+    conn = _Connection((b"http", "127.0.0.1", 80))
+    conn.start()
+    pieces = [bytes([65 + n]) * 1000 for n in range(10)]
+    conn.data_received(chunked(*pieces))
+    await conn.head()
+    reads = []
+    while data := await conn.read():
+        reads.append(data)
+    assert b"".join(reads) == b"".join(pieces)
+    assert reads[0] == b"".join(pieces[:5])  # READ_BATCH bytes or just over, whole pieces
+    assert all(len(data) % 1000 == 0 for data in reads)
+    assert READ_BATCH == 4096
 
 
 @pytest.mark.parametrize(
