@@ -275,6 +275,14 @@ class ChatResponse:
         while True:
             over = start.check.over
             if over:
+                if len(steps) > 1:
+                    # What comes before the ending need not wait for the decision below.
+                    body = self.encode(steps[:-1])
+                    if body and not await self._send(
+                        send, body, watchdog, total_deadline, more=True
+                    ):
+                        return
+                    steps = steps[-1:]
                 # Decided before the last byte goes out, so that a client which has seen
                 # the end finds the request in the health report and the log already.
                 self._decide(await self._ended(start.check))

@@ -11,6 +11,8 @@ the app an `httpx.MockTransport` instead.
   body go out in one write.
 - Body bytes are handed over as they are parsed, all that was parsed since the last read at
   once up to READ_BATCH: a relay that fell behind gets several upstream chunks in one read.
+  The first read of a response is its first piece alone, which gets the first event out
+  sooner.
 - Reading stops (the socket is paused) while more than READ_LIMIT bytes wait to be read, so
   a slow client slows the upstream down instead of filling memory.
 - A connection goes back to the pool only when its response was read to its end, did not
@@ -69,6 +71,7 @@ class _Connection(asyncio.Protocol):
         self.error: httpx.TransportError | None = None
         self.in_use = False
         self._body: list[bytes] = []
+        self._first = True  # no body read yet
         self._buffered = 0
         self._until_close = False  # a body with neither a length nor chunks: ends at EOF
         self._paused = False
@@ -183,8 +186,8 @@ class _Connection(asyncio.Protocol):
             await self._wait()
 
     async def read(self) -> bytes:
-        """The body bytes parsed since the last read, up to about READ_BATCH (b"" at the end
-        of the body)."""
+        """The body bytes parsed since the last read, up to about READ_BATCH, the first
+        piece alone the first time (b"" at the end of the body)."""
         while not self._body:
             if self.error is not None:
                 raise self.error
@@ -192,7 +195,12 @@ class _Connection(asyncio.Protocol):
                 return b""
             await self._wait()
         body = self._body
-        if self._buffered <= READ_BATCH or len(body) == 1:
+        if self._first:
+            # The response's first read: its first piece alone. The relay's commit point
+            # is the first event worth forwarding, which is then parsed without the rest.
+            self._first = False
+            data = body.pop(0)
+        elif self._buffered <= READ_BATCH or len(body) == 1:
             data = body[0] if len(body) == 1 else b"".join(body)
             body.clear()
         else:  # the first pieces, READ_BATCH bytes or just over: the rest is for next time

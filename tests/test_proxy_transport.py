@@ -144,7 +144,9 @@ async def test_transport_hands_over_everything_parsed_since_the_last_read():
     conn.data_received(chunked(b"a", b"b", end=False))
     await conn.head()
     conn.data_received(b"1\r\nc\r\n")
-    assert await conn.read() == b"abc"  # three chunks parsed, one read
+    assert await conn.read() == b"a"  # the first read: the first piece alone
+    conn.data_received(b"1\r\nd\r\n")
+    assert await conn.read() == b"bcd"  # three chunks parsed, one read
     conn.data_received(b"0\r\n\r\n")
     assert await conn.read() == b""
     assert conn.reusable
@@ -161,7 +163,8 @@ async def test_transport_hands_a_backlog_over_in_batches_of_whole_pieces():
     while data := await conn.read():
         reads.append(data)
     assert b"".join(reads) == b"".join(pieces)
-    assert reads[0] == b"".join(pieces[:5])  # READ_BATCH bytes or just over, whole pieces
+    assert reads[0] == pieces[0]
+    assert reads[1] == b"".join(pieces[1:6])  # READ_BATCH bytes or just over, whole pieces
     assert all(len(data) % 1000 == 0 for data in reads)
     assert READ_BATCH == 4096
 
