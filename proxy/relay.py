@@ -97,6 +97,7 @@ class StreamCheck:
         self._secrets = secrets  # redacted from upstream error text before it is forwarded
         self.meter = meter if meter is not None else UsageMeter()
         self.forwarded = 0  # chunks forwarded so far
+        self.forwarded_bytes = 0  # their payloads' bytes
         self.finished = False  # some choice had a non-null finish_reason
         self.outcome: Finish | Fail | None = None
         self._framer = SSEFramer()
@@ -205,6 +206,7 @@ class StreamCheck:
         if payload is None:
             return []
         self.forwarded += 1
+        self.forwarded_bytes += len(payload)
         return [Forward(payload)]
 
     def _upstream_error(self, error: dict[str, Any]) -> Fail:

@@ -78,10 +78,11 @@ def as_is(body: bytes) -> bytes:
 
 
 HEARTBEAT = b": keep-alive\n\n"
-# Up to this many characters of text to count (the request's body and the answer relayed),
-# the usage estimate is made on the event loop: a worker thread's hand-off costs more than
-# encoding them. Longer texts are counted on a thread, off the loop.
-INLINE_COUNT_CHARS = 16 * 1024
+# Up to this many bytes of request body and relayed chunks (more than the text that the
+# usage estimate counts in them), the estimate is made on the event loop: a worker thread's
+# hand-off costs more than counting that little (a 200-chunk answer's text, ~75 µs; at
+# worst, bytes that are all text, a few ms). Longer ones are counted on a thread.
+INLINE_COUNT_BYTES = 64 * 1024
 # After `[DONE]`, how long and how much of the rest of an upstream body is read so that its
 # connection can be reused (see `_drain`).
 DRAIN_SECONDS = 0.02
@@ -211,9 +212,7 @@ class ChatResponse:
     async def _usage(self) -> Usage | None:
         if self.relayed is None:
             return None
-        meter = self.relayed.meter
-        text = len(self.call.body) + sum(map(len, meter.counter.texts()))
-        if meter.report is not None or text <= INLINE_COUNT_CHARS:
+        if len(self.call.body) + self.relayed.forwarded_bytes <= INLINE_COUNT_BYTES:
             return self.relayed.usage()
         # Counting a long answer is CPU work: off the event loop.
         return await asyncio.to_thread(self.relayed.usage)
