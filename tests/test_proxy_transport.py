@@ -8,10 +8,14 @@ server's side. Nothing waits on time: the server's handler ends when the client 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,12 +73,15 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(reply: Reply) -> AsyncIterator[tuple[Server, str]]:
+async def serving(
+    reply: Reply, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[Server, str]]:
     server = Server(reply)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
     port = listener.sockets[0].getsockname()[1]
+    scheme = "https" if tls else "http"
     try:
-        yield server, f"http://127.0.0.1:{port}/v1/chat/completions"
+        yield server, f"{scheme}://127.0.0.1:{port}/v1/chat/completions"
     finally:
         listener.close()
 
@@ -257,3 +264,22 @@ def test_proxy_for_reads_the_environment(monkeypatch):
     assert _proxy_for("http://127.0.0.1:9/v1") is None
     monkeypatch.setenv("NO_PROXY", "api.example.test")
     assert _proxy_for("https://api.example.test/v1") is None
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.asyncio
+async def test_transport_speaks_tls_and_reuses_the_connection(tmp_path: Path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    command += ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(command, check=True, capture_output=True)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    async with serving(answer(chunked(b"data: 1\n\n")), tls=served) as (server, url):
+        async with httpx.AsyncClient(transport=Transport(LIMITS, trusted)) as http:
+            for _ in range(2):
+                response = await post(http, url)
+                assert await response.aread() == b"data: 1\n\n"
+        assert server.accepted == 1
