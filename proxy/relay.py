@@ -167,7 +167,12 @@ class StreamCheck:
         if not data.startswith(b"{") and data.strip() == b"[DONE]":
             return self._finish()
         try:
-            chunk = json.loads(data)
+            text: bytes | str = data
+            if data[:1] == b"{" and data[1:2] != b"\x00":
+                # What json.loads would decode these bytes as (UTF-8, surrogatepass), without
+                # its detection of the encoding.
+                text = data.decode("utf-8", "surrogatepass")
+            chunk = json.loads(text)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
             if name == b"error":
                 return [self._upstream_error({"message": data.decode(errors="replace")})]
