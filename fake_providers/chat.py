@@ -22,8 +22,10 @@ goes at all, is the scenario's usage dialect (`usage-…`); a scenario with
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,6 +242,33 @@ def _items(usage: dict[str, int] | None) -> Usage:
 
 def answer(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan:
     """The plan of a correct answer to `request`, before any fault."""
+    if scenario.chunks * scenario.choices < BIG_ANSWER:
+        return _answer_plan(request, scenario, request_id)
+    with _collector_paused():
+        return _answer_plan(request, scenario, request_id)
+
+
+# Chunks from which an answer is built with the cyclic garbage collector paused: everything
+# the build allocates lives until the answer is written, so collections in the middle of it
+# (a third of the time of a 100,000-chunk answer) only walk live objects in vain.
+BIG_ANSWER = 1000
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic GC, if it runs, for the duration. It is process-wide: in a test
+    process that also pauses collection for other threads, for the moment of the build."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _answer_plan(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan:
     model = str(request.get("model", ""))
     metadata: dict[str, str | int] = {
         "id": request_id,
