@@ -47,6 +47,22 @@ class Provider:
         self._transport: httpx.AsyncBaseTransport | None = None
         self._url = httpx.URL(f"{config.base_url}/chat/completions")
         self._timeout: dict[str, float | None] = {}
+        # The request headers, streamed (True) or not, made once (httpx.Request copies them);
+        # none without a key, as no request is built then.
+        self._headers: dict[bool, httpx.Headers] = {
+            stream: httpx.Headers(
+                {
+                    "authorization": f"Bearer {key}",
+                    "content-type": "application/json",
+                    "accept": "text/event-stream" if stream else "application/json",
+                    # Compressed bodies would hide chunk boundaries and delay the relay.
+                    "accept-encoding": "identity",
+                    "user-agent": USER_AGENT,
+                }
+            )
+            for stream in (True, False)
+            if key is not None
+        }
         # Loop time until which the provider is not asked (it answered 429 with Retry-After).
         self.cooling_until = 0.0
 
@@ -117,14 +133,7 @@ class Provider:
             changed.pop("stream_options", None)
         if changed != payload:
             body = json.dumps(changed, ensure_ascii=False).encode()
-        headers = {
-            "authorization": f"Bearer {self.key}",
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-            # Compressed bodies would hide chunk boundaries and delay the relay.
-            "accept-encoding": "identity",
-            "user-agent": USER_AGENT,
-        }
+        headers = self._headers[stream]
         return httpx.Request(
             "POST", self._url, content=body, headers=headers, extensions={"timeout": self._timeout}
         )
