@@ -33,6 +33,7 @@ the app an `httpx.MockTransport` instead.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from collections.abc import AsyncIterator
 from typing import cast
@@ -270,7 +271,8 @@ class Transport(httpx.AsyncBaseTransport):
 
     def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
         self._max_kept = limits.max_keepalive_connections
-        self._expiry = limits.keepalive_expiry
+        expiry = limits.keepalive_expiry
+        self._expiry = math.inf if expiry is None else expiry  # seconds a connection may idle
         self._max_connections = limits.max_connections
         self._slots: asyncio.Semaphore | None = None  # made on first use, on the loop
         self._ssl_context = ssl_context
@@ -292,9 +294,7 @@ class Transport(httpx.AsyncBaseTransport):
             conn = self._pooled(origin) or await self._connect(origin, timeouts.get("connect"))
             conn.start()
             assert conn.transport is not None
-            conn.transport.write(head + body if len(body) < 65536 else head)
-            if len(body) >= 65536:
-                conn.transport.write(body)
+            conn.transport.writelines((head, body))  # one write (writev) for the whole request
             await conn.head()
         except BaseException:
             if conn is not None:
@@ -343,15 +343,11 @@ class Transport(httpx.AsyncBaseTransport):
         now = asyncio.get_running_loop().time()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self._expiry_or_forever:
+            if not conn.closed and now - conn.idle_since < self._expiry:
                 return conn
             conn.close()
             self._open.discard(conn)
         return None
-
-    @property
-    def _expiry_or_forever(self) -> float:
-        return float("inf") if self._expiry is None else self._expiry
 
     def _done_with(self, conn: _Connection) -> None:
         """The response on `conn` was closed: park the connection or close it."""

@@ -283,3 +283,24 @@ async def test_transport_speaks_tls_and_reuses_the_connection(tmp_path: Path):
                 response = await post(http, url)
                 assert await response.aread() == b"data: 1\n\n"
         assert server.accepted == 1
+
+
+@pytest.mark.asyncio
+async def test_transport_sends_big_and_streamed_request_bodies_whole():
+    big = b"x" * 300_000
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"one,"
+        yield b"two"
+
+    async with serving(answer(chunked(b"ok"))) as (server, url):
+        async with client() as http:
+            for content in (big, parts()):
+                request = http.build_request("POST", url, content=content)
+                response = await http.send(request, stream=True)
+                assert await response.aread() == b"ok"
+        assert server.accepted == 1
+    assert server.requests[0].endswith(b"\r\n\r\n" + big)
+    assert b"content-length: 7\r\n" in server.requests[1].lower()
+    assert b"transfer-encoding" not in server.requests[1].lower()
+    assert server.requests[1].endswith(b"\r\n\r\none,two")
