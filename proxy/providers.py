@@ -17,6 +17,7 @@ timeout is left to the transport: first-byte, idle and total are the proxy's own
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import urllib.parse
@@ -45,7 +46,6 @@ class Provider:
         self.config = config
         self.key = key
         self._transport: httpx.AsyncBaseTransport | None = None
-        self._url = httpx.URL(f"{config.base_url}/chat/completions")
         self._timeout: dict[str, float | None] = {}
         # The request headers, streamed (True) or not, made once (httpx.Request copies them);
         # none without a key, as no request is built then.
@@ -69,6 +69,11 @@ class Provider:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @functools.cached_property
+    def _url(self) -> httpx.URL:
+        """The chat completions URL, parsed once (when the first request is built)."""
+        return httpx.URL(f"{self.config.base_url}/chat/completions")
 
     @property
     def usable(self) -> bool:
