@@ -240,14 +240,6 @@ def _items(usage: dict[str, int] | None) -> Usage:
     return tuple(usage.items()) if usage else ()
 
 
-def answer(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan:
-    """The plan of a correct answer to `request`, before any fault."""
-    if scenario.chunks * scenario.choices < BIG_ANSWER:
-        return _answer_plan(request, scenario, request_id)
-    with _collector_paused():
-        return _answer_plan(request, scenario, request_id)
-
-
 # Chunks from which an answer is built with the cyclic garbage collector paused: everything
 # the build allocates lives until the answer is written, so collections in the middle of it
 # (a third of the time of a 100,000-chunk answer) only walk live objects in vain.
@@ -266,6 +258,14 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def answer(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan:
+    """The plan of a correct answer to `request`, before any fault."""
+    if scenario.chunks * scenario.choices < BIG_ANSWER:
+        return _answer_plan(request, scenario, request_id)
+    with _collector_paused():
+        return _answer_plan(request, scenario, request_id)
 
 
 def _answer_plan(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan:
