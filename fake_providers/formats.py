@@ -47,6 +47,9 @@ class Dialect:
             else itertools.repeat(EOLS[scenario.eol])
         )
         self._events = 0
+        # With no format token and one line ending, every event is `data: <data>` and a
+        # blank line: written directly, without the general line assembly below.
+        self._plain = None if self.formats or scenario.eol == MIXED else EOLS[scenario.eol] * 2
 
     def event(
         self,
@@ -63,6 +66,8 @@ class Dialect:
         `multiline` may cut (never `[DONE]`).
         """
         self._events += 1
+        if self._plain is not None:
+            return ("data: " + data + self._plain if data else "data:" + self._plain).encode()
         formats = self.formats
         lines: list[str] = []
         if "comments" in formats:

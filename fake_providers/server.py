@@ -75,6 +75,7 @@ class FakeProvider:
         self._stopping: asyncio.Event | None = None
         self._startup_error: BaseException | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self.accepted = 0  # connections accepted so far (a client that reuses them opens few)
 
     @property
     def base_url(self) -> str:
@@ -144,6 +145,7 @@ class FakeProvider:
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
+        self.accepted += 1
         try:
             await _Connection(self, reader, writer).serve()
         finally:
@@ -290,7 +292,13 @@ class _Writer:
             self.attempt.frame_contents, self.attempt.frame_arguments = contents, arguments
             self.attempt.frame_usage = usage
 
-        writer.write(conn.send(h11.Response(status_code=plan.status, headers=headers)))
+        head = conn.send(h11.Response(status_code=plan.status, headers=headers))
+        # h11 chose the body's framing (from the headers and the request's HTTP version).
+        # When it is chunked, each piece is framed here: h11's bookkeeping per event is most
+        # of the cost of a small write, and chunked framing needs none (h11 still writes
+        # the end of the message).
+        chunked = b"\r\ntransfer-encoding: chunked\r\n" in head.lower()
+        writer.write(head)
         await writer.drain()
         self.journal.update(started)
         pieces = list(plan.writes())
@@ -298,7 +306,10 @@ class _Writer:
             if peer_left.done():
                 self._end("peer_left")
                 return False
-            data = conn.send(h11.Data(data=piece))
+            if chunked:
+                data = b"%x\r\n%s\r\n" % (len(piece), piece) if piece else b""
+            else:
+                data = conn.send(h11.Data(data=piece))
             if number == len(pieces) and plan.ending is Ending.CLEAN and not plan.pause:
                 data += conn.send(h11.EndOfMessage())  # as real servers do: one last write
             self._wrote(piece)  # journal first: the journal never lags behind the wire

@@ -140,7 +140,7 @@ class Dispatcher:
             try:
                 return await attempt(
                     provider.name,
-                    provider.client,
+                    provider.send,
                     request,
                     stream=call.stream,
                     timeouts=self._config.timeouts,

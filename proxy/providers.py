@@ -5,38 +5,75 @@ empty makes that provider unusable: this is logged once at startup (naming the v
 never a value) and requests routed to it are refused with that reason. The literal
 `${VAR}` or an empty `Bearer ` is never sent.
 
-Each provider gets one long-lived `httpx.AsyncClient` so connections are reused; the pool
-opens them in the app's lifespan and closes them on shutdown. Only the connect timeout is
-left to httpx: first-byte, idle and total are the proxy's own timers (see `upstream.py`).
+Each provider gets one long-lived httpx transport so connections are reused (up to
+`LIMITS`); the pool opens them in the app's lifespan and closes them on shutdown. It is the
+proxy's own (`proxy.transport`), unless the environment names an HTTP proxy for the
+provider, which httpx's transport handles. Requests go straight to it, with no
+`httpx.AsyncClient`: no cookie jar (an upstream's cookies are never sent back on another
+client's request), no redirects, no default headers but a User-Agent. Only the connect
+timeout is left to the transport: first-byte, idle and total are the proxy's own timers
+(see `upstream.py`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 
 from proxy.config import Config, ProviderConfig
+from proxy.transport import Transport
 
 logger = logging.getLogger("proxy")
 
+# Up to 100 connections per provider, as httpx's default, and every one of them may be kept
+# for the next request (httpx keeps 20): a stream that ended cleanly and was read to its
+# end gives its connection back (see `responses._drain`); any other is closed.
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
+USER_AGENT = f"python-httpx/{httpx.__version__}"  # what the upstream saw when httpx sent it
+
 
 class Provider:
-    """One provider: its config, its key (None when missing) and, once opened, its client."""
+    """One provider: its config, its key (None when missing) and, once opened, its transport."""
 
     def __init__(self, config: ProviderConfig, key: str | None) -> None:
         self.config = config
         self.key = key
-        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncBaseTransport | None = None
+        self._timeout: dict[str, float | None] = {}
+        # The request headers, streamed (True) or not, made once (httpx.Request copies them);
+        # none without a key, as no request is built then.
+        self._headers: dict[bool, httpx.Headers] = {
+            stream: httpx.Headers(
+                {
+                    "authorization": f"Bearer {key}",
+                    "content-type": "application/json",
+                    "accept": "text/event-stream" if stream else "application/json",
+                    # Compressed bodies would hide chunk boundaries and delay the relay.
+                    "accept-encoding": "identity",
+                    "user-agent": USER_AGENT,
+                }
+            )
+            for stream in (True, False)
+            if key is not None
+        }
         # Loop time until which the provider is not asked (it answered 429 with Retry-After).
         self.cooling_until = 0.0
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @functools.cached_property
+    def _url(self) -> httpx.URL:
+        """The chat completions URL, parsed once (when the first request is built)."""
+        return httpx.URL(f"{self.config.base_url}/chat/completions")
 
     @property
     def usable(self) -> bool:
@@ -54,25 +91,35 @@ class Provider:
             "the provider is unusable"
         )
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError(f"{self.name}: HTTP client used outside the app's lifespan")
-        return self._client
-
     def open(
         self, connect_timeout: float, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         # read/write/pool are None on purpose: the proxy's own deadlines bound every wait.
-        timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
-        self._client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, transport=transport
-        )
+        self._timeout = {"connect": connect_timeout, "read": None, "write": None, "pool": None}
+        if transport is None:
+            proxy = _proxy_for(self.config.base_url)
+            if proxy is None:
+                transport = Transport(LIMITS)
+            else:  # only httpx's own transport speaks to an HTTP proxy
+                transport = httpx.AsyncHTTPTransport(proxy=proxy, limits=LIMITS)
+        self._transport = transport
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send a request built by `build_request`; the response's body is left to read.
+
+        Straight to the transport: no `httpx.AsyncClient` in between, as the proxy wants
+        none of its cookies, redirects, auth or hooks.
+        """
+        if self._transport is None:
+            raise RuntimeError(f"{self.name}: HTTP transport used outside the app's lifespan")
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
 
     def build_request(self, body: bytes, payload: Mapping[str, Any], stream: bool) -> httpx.Request:
         """The upstream request: the client's body, with the model name mapped and, for a
@@ -91,15 +138,21 @@ class Provider:
             changed.pop("stream_options", None)
         if changed != payload:
             body = json.dumps(changed, ensure_ascii=False).encode()
-        headers = {
-            "authorization": f"Bearer {self.key}",
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-            # Compressed bodies would hide chunk boundaries and delay the relay.
-            "accept-encoding": "identity",
-        }
-        url = f"{self.config.base_url}/chat/completions"
-        return self.client.build_request("POST", url, content=body, headers=headers)
+        headers = self._headers[stream]
+        return httpx.Request(
+            "POST", self._url, content=body, headers=headers, extensions={"timeout": self._timeout}
+        )
+
+
+def _proxy_for(url: str) -> str | None:
+    """The HTTP proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY,
+    unless NO_PROXY exempts its host), or None."""
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 class ProviderPool:

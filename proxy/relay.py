@@ -51,6 +51,8 @@ class Forward:
     def encode(self) -> bytes:
         # A payload may hold newlines (JSON allows them between tokens); each line becomes
         # its own `data:` line so the client's framer joins them back into the same bytes.
+        if b"\n" not in self.payload:
+            return b"data: " + self.payload + b"\n\n"
         return b"".join(b"data: " + line + b"\n" for line in self.payload.split(b"\n")) + b"\n"
 
 
@@ -95,6 +97,7 @@ class StreamCheck:
         self._secrets = secrets  # redacted from upstream error text before it is forwarded
         self.meter = meter if meter is not None else UsageMeter()
         self.forwarded = 0  # chunks forwarded so far
+        self.forwarded_bytes = 0  # their payloads' bytes
         self.finished = False  # some choice had a non-null finish_reason
         self.outcome: Finish | Fail | None = None
         self._framer = SSEFramer()
@@ -164,37 +167,54 @@ class StreamCheck:
     def _event(self, data: bytes, name: bytes) -> list[Step]:
         if not data and name != b"error":
             return []  # `data:` with nothing after it: a legal event that carries nothing
-        if data.strip() == b"[DONE]":
+        if not data.startswith(b"{") and data.strip() == b"[DONE]":
             return self._finish()
         try:
-            chunk = json.loads(data)
+            text: bytes | str = data
+            if data[:1] == b"{" and data[1:2] != b"\x00":
+                # What json.loads would decode these bytes as (UTF-8, surrogatepass), without
+                # its detection of the encoding.
+                text = data.decode("utf-8", "surrogatepass")
+            chunk = json.loads(text)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
             if name == b"error":
                 return [self._upstream_error({"message": data.decode(errors="replace")})]
             return [self.fail(MALFORMED, f"{self.provider}: a data payload is not valid JSON")]
         if not isinstance(chunk, dict):
             return [self.fail(MALFORMED, f"{self.provider}: a data payload is not a JSON object")]
-        if name == b"error" or chunk.get("error") is not None or chunk.get("object") == "error":
+        # What follows looks into the parsed chunk only where its bytes say there may be
+        # something to find. A key or a string value "error" is written `"error"` unless it
+        # uses \u escapes, which send the chunk the long way: without either in its bytes,
+        # a chunk has no error key, no "object": "error" and no finish_reason "error".
+        escaped = b"\\u" in data
+        if (escaped or b'"error"' in data or name == b"error") and (
+            name == b"error" or chunk.get("error") is not None or chunk.get("object") == "error"
+        ):
             error = chunk.get("error") or chunk
             return [self._upstream_error(error if isinstance(error, dict) else {"message": error})]
-        choices = chunk.get("choices")
-        reasons = [
-            choice.get("finish_reason")
-            for choice in (choices if isinstance(choices, list) else ())
-            if isinstance(choice, dict)
-        ]
-        if "error" in reasons:
-            # The chunk *is* the upstream's error report: it becomes the one error event.
-            return [
-                self._upstream_error(
-                    {"message": "the upstream ended the answer with finish_reason 'error'"}
-                )
+        # Every `"finish_reason"` in the bytes followed by `:null` (the two counts agree):
+        # no choice has a finish_reason, so nothing to look at. (Bytes inside a string can
+        # only add to the first count, so a real non-null one always makes them differ.)
+        if escaped or data.count(b'"finish_reason"') != data.count(b'"finish_reason":null'):
+            choices = chunk.get("choices")
+            reasons = [
+                choice.get("finish_reason")
+                for choice in (choices if isinstance(choices, list) else ())
+                if isinstance(choice, dict)
             ]
-        self.finished = self.finished or any(reason is not None for reason in reasons)
+            if "error" in reasons:
+                # The chunk *is* the upstream's error report: it becomes the one error event.
+                return [
+                    self._upstream_error(
+                        {"message": "the upstream ended the answer with finish_reason 'error'"}
+                    )
+                ]
+            self.finished = self.finished or any(reason is not None for reason in reasons)
         payload = self.meter.relay(chunk, data)
         if payload is None:
             return []
         self.forwarded += 1
+        self.forwarded_bytes += len(payload)
         return [Forward(payload)]
 
     def _upstream_error(self, error: dict[str, Any]) -> Fail:

@@ -13,12 +13,17 @@ When the watcher sees `http.disconnect`, the work is cancelled wherever it is wa
 its `finally` closes the upstream response at once. When the work ends, the watcher is
 cancelled. The request body has been read in full before this runs, so the only message
 `receive()` can still deliver is the disconnect.
+
+The relay's timers (idle and total while reading the upstream, total while the client
+reads) are one `Watchdog` per stream rather than an `asyncio.timeout_at` per read and per
+send: arming it is an assignment, and its one timer handle moves only when it fires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +34,16 @@ from starlette.types import Receive, Scope, Send
 from proxy.config import Route, Timeouts
 from proxy.dispatch import Dispatcher, Refusal, Trace
 from proxy.health import Health, Outcome, Result, Started
-from proxy.relay import IDLE_TIMEOUT, MALFORMED, RESET, TOTAL_TIMEOUT, Fail, Step, StreamCheck
+from proxy.relay import (
+    IDLE_TIMEOUT,
+    MALFORMED,
+    RESET,
+    TOTAL_TIMEOUT,
+    Fail,
+    Finish,
+    Step,
+    StreamCheck,
+)
 from proxy.upstream import Answer, StreamStart
 from proxy.usage import Usage
 from proxy.validation import ChatCall
@@ -56,7 +70,7 @@ Reshape = Callable[[bytes], bytes]  # a whole answer's body, in the client's dia
 
 
 def encode_openai(steps: list[Step]) -> bytes:
-    return b"".join(step.encode() for step in steps)
+    return b"".join([step.encode() for step in steps])
 
 
 def as_is(body: bytes) -> bytes:
@@ -64,6 +78,77 @@ def as_is(body: bytes) -> bytes:
 
 
 HEARTBEAT = b": keep-alive\n\n"
+# Up to this many bytes of request body and relayed chunks (more than the text that the
+# usage estimate counts in them), the estimate is made on the event loop: a worker thread's
+# hand-off costs more than counting that little (a 200-chunk answer's text, ~75 µs; at
+# worst, bytes that are all text, a few ms). Longer ones are counted on a thread.
+INLINE_COUNT_BYTES = 64 * 1024
+# After `[DONE]`, how long and how much of the rest of an upstream body is read so that its
+# connection can be reused (see `_drain`).
+DRAIN_SECONDS = 0.02
+DRAIN_BYTES = 64 * 1024
+
+
+class Watchdog:
+    """Cancels a task whose wait outlasts the deadline armed for it, with one timer.
+
+    `asyncio.timeout_at` around every read and send allocates a context manager and moves
+    a timer each time. Here `arm()` is an assignment: the one timer handle is scheduled for
+    the earliest deadline armed and, when it fires and finds a later one armed since (the
+    idle deadline moves forward with every chunk), it schedules itself again for that one.
+    So a stream costs a timer per idle period, not per chunk.
+
+    Arm it right before an await and `disarm()` right after: it only cancels while armed.
+    A `CancelledError` caught from the armed await is this watchdog's when `caught()` says
+    so, which also takes the cancellation back (as `asyncio.timeout` does); any other
+    cancellation (the client left) propagates.
+    """
+
+    __slots__ = ("_at", "_expired", "_handle", "_loop", "_task", "deadline")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        self._loop = loop
+        self._task = task
+        self.deadline = math.inf  # loop time; inf while disarmed
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf  # when the handle fires
+        self._expired = False
+
+    def arm(self, deadline: float) -> None:
+        self.deadline = deadline
+        if deadline < self._at:
+            self._schedule(deadline)
+
+    def disarm(self) -> None:
+        self.deadline = math.inf
+
+    def caught(self) -> bool:
+        """Whether the cancellation just caught was this watchdog's; if so it is undone."""
+        if not self._expired:
+            return False
+        self._expired = False
+        return self._task.uncancel() == 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle, self._at = None, math.inf
+
+    def _schedule(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._at = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        at, self._handle, self._at = self._at, None, math.inf
+        if self.deadline == math.inf:
+            return  # disarmed: the next arm() schedules a handle again
+        if self.deadline > at:
+            self._schedule(self.deadline)  # moved forward since the handle was made
+            return
+        self._expired = True
+        self._task.cancel()
 
 
 @dataclass(slots=True)
@@ -127,6 +212,8 @@ class ChatResponse:
     async def _usage(self) -> Usage | None:
         if self.relayed is None:
             return None
+        if len(self.call.body) + self.relayed.forwarded_bytes <= INLINE_COUNT_BYTES:
+            return self.relayed.usage()
         # Counting a long answer is CPU work: off the event loop.
         return await asyncio.to_thread(self.relayed.usage)
 
@@ -164,38 +251,62 @@ class ChatResponse:
             self.provider, self.relayed = result.provider, result.check
             try:
                 await self._relay(result, send)
+                if isinstance(result.check.outcome, Finish):
+                    await _drain(result)
             finally:
                 await result.response.aclose()
 
     async def _relay(self, start: StreamStart, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         self.committed = True
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        watchdog = Watchdog(loop, task)
+        try:
+            await self._relay_steps(start, send, watchdog)
+        finally:
+            watchdog.close()
+
+    async def _relay_steps(self, start: StreamStart, send: Send, watchdog: Watchdog) -> None:
         steps = start.steps
         total_deadline = self.started + self.timeouts.total
         while True:
             over = start.check.over
             if over:
+                if len(steps) > 1:
+                    # What comes before the ending need not wait for the decision below.
+                    body = self.encode(steps[:-1])
+                    if body and not await self._send(
+                        send, body, watchdog, total_deadline, more=True
+                    ):
+                        return
+                    steps = steps[-1:]
                 # Decided before the last byte goes out, so that a client which has seen
                 # the end finds the request in the health report and the log already.
                 self._decide(await self._ended(start.check))
             body = self.encode(steps) if steps else b""
             if body or over:
-                if not await self._send(send, body, total_deadline, more=not over):
+                if not await self._send(send, body, watchdog, total_deadline, more=not over):
                     return
                 self.complete = over
             if over:
                 return
-            steps = await self._next_steps(start, send, total_deadline)
+            steps = await self._next_steps(start, send, watchdog, total_deadline)
 
-    async def _send(self, send: Send, body: bytes, deadline: float, *, more: bool) -> bool:
+    async def _send(
+        self, send: Send, body: bytes, watchdog: Watchdog, deadline: float, *, more: bool
+    ) -> bool:
         """Send a body message; False when the client took longer than the total timeout."""
         message = {"type": "http.response.body", "body": body, "more_body": more}
+        # Bounded by the total timeout too: a client that stops reading must not hold the
+        # upstream open forever.
+        watchdog.arm(deadline)
         try:
-            # Bounded by the total timeout too: a client that stops reading must not hold
-            # the upstream open forever.
-            async with asyncio.timeout_at(deadline):
-                await send(message)
-        except TimeoutError:
+            await send(message)
+        except asyncio.CancelledError:
+            if not watchdog.caught():
+                raise
             if self.outcome is None:
                 usage = await self._usage()
                 seconds = self.timeouts.total
@@ -209,6 +320,8 @@ class ChatResponse:
                     )
                 )
             return False
+        finally:
+            watchdog.disarm()
         return True
 
     async def _ended(self, check: StreamCheck) -> Outcome:
@@ -221,18 +334,24 @@ class ChatResponse:
         return Outcome.success(**details)
 
     async def _next_steps(
-        self, start: StreamStart, send: Send, total_deadline: float
+        self, start: StreamStart, send: Send, watchdog: Watchdog, total_deadline: float
     ) -> list[Step]:
         """Read one upstream chunk under the idle and total timers; what to send for it."""
-        loop = asyncio.get_running_loop()
-        ends = min(loop.time() + self.timeouts.idle, total_deadline)
+        ends = min(asyncio.get_running_loop().time() + self.timeouts.idle, total_deadline)
         check, name = start.check, start.provider
         try:
             if self.heartbeat:
                 chunk = await self._read_with_heartbeats(start.chunks, send, ends)
             else:
-                async with asyncio.timeout_at(ends):
+                watchdog.arm(ends)
+                try:
                     chunk = await anext(start.chunks)
+                except asyncio.CancelledError:
+                    if not watchdog.caught():
+                        raise
+                    raise TimeoutError from None
+                finally:
+                    watchdog.disarm()
         except StopAsyncIteration:
             return check.end_of_stream()
         except TimeoutError:
@@ -304,6 +423,27 @@ class ChatResponse:
             record.duration,
             tail,
         )
+
+
+async def _drain(start: StreamStart) -> None:
+    """After a clean end, read the rest of the upstream body if it comes at once, so that
+    closing the response hands its connection back to the pool for the next request.
+
+    The rest is the end of the chunked encoding, which usually arrives with `[DONE]`
+    itself. An upstream that sends more (up to DRAIN_BYTES) or takes longer than
+    DRAIN_SECONDS is not waited for: the read is cancelled and the connection closed, as
+    before. A transport error here only means the connection cannot be reused, which
+    closing it takes care of; the stream was already complete.
+    """
+    left = DRAIN_BYTES
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in start.chunks:
+                left -= len(chunk)
+                if left < 0:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        return  # the connection is closed by the caller's aclose(), not reused
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

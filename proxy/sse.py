@@ -17,6 +17,11 @@ stream interpretation" ones the proxy needs:
 
 There is no small line-length cap (big tool-call arguments are legitimate), only a large
 guard against an upstream that never ends a line.
+
+Most feeds are the common case: whole LF-ended events, one `data:` line each, starting at a
+line boundary. Those are split on blank lines in one go (`_feed_lf`); anything else (a CR,
+a line split across reads, several fields in an event) takes the line-by-line path, which
+gives the same events.
 """
 
 from __future__ import annotations
@@ -62,6 +67,12 @@ class SSEFramer:
             self._after_cr = False
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]
+        if not self._buffer and not self._at_start and b"\r" not in chunk:
+            return self._feed_lf(chunk)
+        return self._feed_lines(chunk)
+
+    def _feed_lines(self, chunk: bytes) -> list[SSEEvent]:
+        """`feed`, line by line (CR or LF, any state)."""
         self._buffer += chunk
         if self._at_start and not self._strip_bom():
             return []
@@ -79,6 +90,36 @@ class SSEFramer:
         self._scanned = len(self._buffer)
         if self._size + len(self._buffer) > self._max_event_bytes:
             raise SSEFramingError(f"an event grew past {self._max_event_bytes} bytes")
+        return events
+
+    def _feed_lf(self, chunk: bytes) -> list[SSEEvent]:
+        """`feed` for a chunk with no CR that starts at a line boundary.
+
+        Split on blank lines, each part but the last is an event's lines (after the first
+        part, a part may start with more blank lines); the last part is the start of the
+        next event, which goes the line-by-line way.
+        """
+        parts = chunk.split(b"\n\n")
+        tail = parts.pop()
+        events: list[SSEEvent] = []
+        for part in parts:
+            if not self._data and not self._event and b"\n" not in part:
+                # One line then a blank line: the common event, or a comment, or nothing.
+                if part.startswith(b"data:"):
+                    value = part[6:] if part[5:6] == b" " else part[5:]
+                    events.append(SSEEvent(value))
+                    continue
+                self._line(part)
+            else:
+                for line in part.split(b"\n"):
+                    event = self._line(line)
+                    if event is not None:
+                        events.append(event)
+            event = self._dispatch()
+            if event is not None:
+                events.append(event)
+        if tail:
+            events += self._feed_lines(tail)
         return events
 
     def _strip_bom(self) -> bool:

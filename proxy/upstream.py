@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +86,7 @@ class _Timer:
 
 async def attempt(
     name: str,
-    client: httpx.AsyncClient,
+    send: Callable[[httpx.Request], Awaitable[httpx.Response]],
     request: httpx.Request,
     *,
     stream: bool,
@@ -96,7 +96,8 @@ async def attempt(
     include_usage: bool = False,
     messages: Sequence[Any] = (),
 ) -> StreamStart | Answer:
-    """Make one attempt; see the module docstring. `deadline` is in loop time.
+    """Make one attempt; see the module docstring. `deadline` is in loop time; `send`
+    sends the request and returns the response with its body still to read.
 
     `secrets` are redacted from any upstream error text the stream check forwards;
     `include_usage` says whether the client asked for the final usage chunk, and `messages`
@@ -105,7 +106,7 @@ async def attempt(
     timer = _Timer(name, timeouts, deadline)
     try:
         async with asyncio.timeout_at(timer.ends()):
-            response = await client.send(request, stream=True)
+            response = await send(request)
     except TimeoutError:
         raise timer.expired("response headers") from None
     except httpx.RequestError as exc:

@@ -413,3 +413,34 @@ def test_every_token_is_documented_in_the_scenario_module():
     names = [*CONTENT_TOKENS, *FORMATS, *TEXT_KINDS, *FINISH_REASONS, "eol-mixed", "text-random"]
     names += ["nonobject", "upstream_error", *NONOBJECTS, *ERROR_SHAPES]
     assert [name for name in names if f"`{name}" not in doc] == []
+
+
+# --- the chunks' bytes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        "chunks-5",
+        "chunks-4.choices-3.tools-2",
+        "chunks-3.usage-cumulative",
+        "chunks-3.usage-inchoice.choices-2",
+        "chunks-3.usage-always.finish-length",
+        "chunks-6.emptydeltas.roleonly",
+        *(f"chunks-4.text-{kind}" for kind in TEXT_KINDS),
+    ],
+)
+def test_chunks_are_written_as_json_dumps_writes_them(tokens):
+    # The chunks are assembled from pre-encoded pieces (chat._Chunks): each must be the
+    # very text `json.dumps(..., ensure_ascii=False, separators=(",", ":"))` gives.
+    scenario = Scenario.parse(f"streamproof.{tokens}")
+    request: dict[str, Any] = {"model": scenario.model, "stream": True, "messages": []}
+    request["stream_options"] = {"include_usage": True}
+    plan = chat.answer(request, scenario, chat.chunk_id(scenario, 1))
+    payloads = [frame.data.removeprefix(b"data: ").removesuffix(b"\n\n") for frame in plan.frames]
+    chunks = [payload for payload in payloads if payload.startswith(b"{")]
+    assert len(chunks) >= 5
+    for payload in chunks:
+        document = json.loads(payload)
+        rewritten = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        assert rewritten == payload

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import httpx
 import pytest
@@ -64,7 +64,7 @@ class ThreadedServer(uvicorn.Server):
         self.ready.set()
 
 
-def serve_proxy(base_url: str, *, first_byte: float, idle: float) -> Iterator[str]:
+def serve_proxy(base_url: str, *, first_byte: float, idle: float) -> Generator[str]:
     text = CONFIG.format(base_url=base_url, first_byte=first_byte, idle=idle)
     app = create_app(parse_config(tomllib.loads(text)), {"STREAMPROOF_UPSTREAM_KEY": KEY})
     # IPPROTO_TCP explicitly, so asyncio sets TCP_NODELAY on the accepted connections.
@@ -143,6 +143,25 @@ def test_relay_clean_stream_is_relayed_with_done(fake, proxy_url):
     assert content_of(payloads) == attempt.content_written
     assert attempt.headers["authorization"] == fingerprint(f"Bearer {KEY}")
     assert attempt.body["model"] == model
+
+
+def test_relay_clean_streams_reuse_the_upstream_connection(fake):
+    # A proxy of its own, so that its pool holds only what this test opened.
+    proxy = serve_proxy(fake.base_url, first_byte=5.0, idle=5.0)
+    url = next(proxy)
+    try:
+        before = fake.accepted
+        for _ in range(3):
+            model, _ = scenario("chunks-5")
+            assert events(chat(url, model).content)[-1] == b"[DONE]"
+        assert fake.accepted - before == 1  # read to its end, the connection went back
+        model, _ = scenario("chunks-6", "reset_after-3")
+        assert error_code(events(chat(url, model).content)[-1]) == "upstream_reset"
+        model, _ = scenario("chunks-5")
+        assert events(chat(url, model).content)[-1] == b"[DONE]"
+        assert fake.accepted - before == 2  # the reset one was not reused
+    finally:
+        proxy.close()
 
 
 @pytest.mark.parametrize(

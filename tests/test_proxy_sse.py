@@ -182,3 +182,34 @@ def test_sse_framer_random_cuts(eol, cuts):
     points = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
     chunks = [data[a:b] for a, b in itertools.pairwise(points)]
     assert frame(*chunks) == EXPECTED
+
+
+class LineByLine(SSEFramer):
+    """The framer without its fast path for whole LF-ended events: the reference for it."""
+
+    def _feed_lf(self, chunk: bytes) -> list[SSEEvent]:
+        return self._feed_lines(chunk)
+
+
+PIECES = [b"data:", b"data: ", b"event: e", b": c", b"id: 1", b"x", b"\n", b"\n\n", b"\r", b" "]
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=400)
+@given(
+    pieces=st.lists(st.sampled_from(PIECES), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=8),
+)
+def test_sse_framer_fast_path_frames_as_line_by_line(pieces, cuts):
+    data = b"data: first\n\n" + b"".join(pieces)
+    points = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    fast, reference = SSEFramer(), LineByLine()
+    for a, b in itertools.pairwise(points):
+        assert fast.feed(data[a:b]) == reference.feed(data[a:b])
+        assert fast.pending == reference.pending
+
+
+def test_sse_framer_fast_path_keeps_the_size_guard():
+    framer = SSEFramer(max_event_bytes=100)
+    assert framer.feed(b"data: a\n\n") == [SSEEvent(b"a")]
+    with pytest.raises(SSEFramingError, match="100 bytes"):
+        framer.feed(b"data: b\n\ndata: " + b"y" * 120)

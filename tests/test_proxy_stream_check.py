@@ -146,3 +146,47 @@ def test_stream_check_usage_chunk_is_not_forwarded_when_the_client_did_not_ask()
     assert check.end_of_stream() == [Finish()]
     assert check.usage().completion == 1
     assert not check.usage().estimated
+
+
+# The check looks into a parsed chunk for errors and finish reasons only when its bytes say
+# there may be one; these are written so that only the parsed value tells.
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b'{"\\u0065rror": {"message": "escaped key"}}', True),
+        (b'{"object": "\\u0065rror", "message": "escaped value"}', True),
+        (b'{"choices": [{"delta": {}, "finish_reason": "\\u0065rror"}]}', True),
+        (b'{"error" : {"message": "spaced"}}', True),
+        (b'{"choices": [{"delta": {"content": "\\"error\\""}, "finish_reason": null}]}', False),
+        (b'{"error": null, "choices": [{"delta": {"content": "x"}}]}', False),
+    ],
+)
+def test_stream_check_errors_found_however_they_are_written(payload, error):
+    check = StreamCheck("fake")
+    (step,) = check.feed(sse(payload))
+    assert isinstance(step, Fail) is error
+
+
+@pytest.mark.parametrize(
+    ("payload", "finished"),
+    [
+        (b'{"choices":[{"delta":{},"finish_reason":"stop"}]}', True),
+        (b'{"choices":[{"delta":{},"finish_reason" : "stop"}]}', True),
+        (b'{"choices":[{"delta":{},"finish_\\u0072eason":"stop"}]}', True),
+        (b'{"choices":[{"delta":{},"finish_reason": null}]}', False),
+        (
+            b'{"choices":[{"delta":{"content":"\\"finish_reason\\":null"},"finish_reason":null}]}',
+            False,
+        ),
+        (
+            b'{"choices":[{"delta":{"content":"\\"finish_reason\\":null"},'
+            b'"finish_reason":"length"}]}',
+            True,
+        ),
+    ],
+)
+def test_stream_check_finish_reasons_found_however_they_are_written(payload, finished):
+    check = StreamCheck("fake")
+    (step,) = check.feed(sse(payload))
+    assert isinstance(step, Forward)
+    assert check.finished is finished
