@@ -25,12 +25,12 @@ the proxy; they are cancelled like everything else when the client goes away.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
 from dataclasses import dataclass, field
 
+from proxy import jsonio
 from proxy.backoff import Backoff
 from proxy.config import Config, Route
 from proxy.errors import AttemptFailed, Failure, error_payload, redact
@@ -175,7 +175,7 @@ class Dispatcher:
         status = failure.status or 502
         text = failure.body.decode(errors="replace")
         try:
-            parsed = json.loads(text)
+            parsed = jsonio.loads(text)
         except ValueError:
             parsed = None
         message = redact(str(failure), self._pool.secrets)

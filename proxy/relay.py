@@ -176,7 +176,10 @@ class StreamCheck:
                 # its detection of the encoding.
                 text = data.decode("utf-8", "surrogatepass")
             chunk = json.loads(text)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        # JSONDecodeError and UnicodeDecodeError alike, and the RecursionError of a payload
+        # nested deeper than the parser goes (see proxy.jsonio; caught here, on the hot path,
+        # rather than through one more call per chunk).
+        except (ValueError, RecursionError):
             if name == b"error":
                 return [self._upstream_error({"message": data.decode(errors="replace")})]
             return [self.fail(MALFORMED, f"{self.provider}: a data payload is not valid JSON")]

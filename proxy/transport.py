@@ -15,11 +15,12 @@ the app an `httpx.MockTransport` instead.
   sooner.
 - Reading stops (the socket is paused) while more than READ_LIMIT bytes wait to be read, so
   a slow client slows the upstream down instead of filling memory.
-- A connection goes back to the pool only when its response was read to its end, did not
-  say `Connection: close`, and nothing came after it; any other is closed when its response
-  is closed. So a response abandoned mid-body (the client left, a timer fired) always
-  closes its connection. A pooled connection that the server closed, that received
-  anything while idle, or that is older than the keep-alive expiry is not used again.
+- A connection goes back to the pool only when its response was a success (2xx), was read
+  to its end, did not say `Connection: close`, and nothing came after it; any other is
+  closed when its response is closed. So a response abandoned mid-body (the client left, a
+  timer fired) always closes its connection. A pooled connection that the server closed,
+  that received anything while idle, or that is older than the keep-alive expiry is not
+  used again.
 - Errors are httpx's: ConnectError and ConnectTimeout, ReadError for a reset,
   RemoteProtocolError for a malformed response or a close before it was complete.
 - Of the request's `timeout` extension only `connect` applies (and `pool`, waiting for a
@@ -219,9 +220,12 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        """Whether the response was read to its end on a connection fit for another."""
+        """Whether the response was read to its end on a connection fit for another. An
+        error status is not: a server in trouble may not serve a next request on the same
+        connection (it may hold it, stalled), and a fresh one costs a connect on loopback."""
         return (
             self.complete
+            and 200 <= self.status < 300
             and self.keep_alive
             and self.error is None
             and not self.closed

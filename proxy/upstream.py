@@ -21,13 +21,13 @@ overall pre-commit deadline.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from proxy import jsonio
 from proxy.backoff import parse_retry_after
 from proxy.config import Timeouts
 from proxy.errors import AttemptFailed, Failure
@@ -156,7 +156,7 @@ async def _whole_body(
     while (chunk := await _read(name, chunks, timer, "body bytes")) is not None:
         body += chunk
     try:
-        answer = json.loads(body)
+        answer = jsonio.loads(body)
     except ValueError:
         detail = "empty body (status 200)" if not body else "body is not valid JSON (status 200)"
         raise AttemptFailed(
@@ -224,7 +224,7 @@ async def _error_body(name: str, response: httpx.Response, timer: _Timer) -> byt
 def _error_message(body: bytes) -> str:
     """A short human message from an error body (OpenAI shape, or the text itself)."""
     try:
-        parsed = json.loads(body)
+        parsed = jsonio.loads(body)
     except ValueError:
         return body[:200].decode(errors="replace").strip()
     error = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed

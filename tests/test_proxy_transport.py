@@ -304,3 +304,17 @@ async def test_transport_sends_big_and_streamed_request_bodies_whole():
     assert b"content-length: 7\r\n" in server.requests[1].lower()
     assert b"transfer-encoding" not in server.requests[1].lower()
     assert server.requests[1].endswith(b"\r\n\r\none,two")
+
+
+@pytest.mark.asyncio
+async def test_transport_does_not_reuse_a_connection_after_an_error_status():
+    # A whole 500 on a keep-alive connection: the next request gets a connection of its own
+    # (the soak found a fake that holds such a connection, stalled, after its error).
+    data = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\n\r\n{}"
+    async with serving(answer(data)) as (server, url):
+        async with client() as http:
+            for _ in range(2):
+                response = await post(http, url)
+                assert response.status_code == 500
+                assert await response.aread() == b"{}"
+        assert server.accepted == 2
