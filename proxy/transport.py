@@ -19,8 +19,8 @@ the app an `httpx.MockTransport` instead.
   to its end, did not say `Connection: close`, and nothing came after it; any other is
   closed when its response is closed. So a response abandoned mid-body (the client left, a
   timer fired) always closes its connection. A pooled connection that the server closed,
-  that received anything while idle, or that is older than the keep-alive expiry is not
-  used again.
+  or that received anything while idle, is not used again; one idle for the keep-alive
+  expiry is closed then.
 - Errors are httpx's: ConnectError and ConnectTimeout, ReadError for a reset,
   RemoteProtocolError for a malformed response or a close before it was complete.
 - Of the request's `timeout` extension only `connect` applies (and `pool`, waiting for a
@@ -60,6 +60,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0  # loop time it went back to the pool
+        self.expiry: asyncio.TimerHandle | None = None  # closes it once idle too long
         self._parser = httptools.HttpResponseParser(self)
         self._reset_message()
 
@@ -245,7 +246,13 @@ class _Connection(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
 
+    def cancel_expiry(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+
     def close(self) -> None:
+        self.cancel_expiry()
         if self.transport is not None and not self.closed:
             self.transport.close()
         self.closed = True
@@ -347,18 +354,31 @@ class Transport(httpx.AsyncBaseTransport):
         now = asyncio.get_running_loop().time()
         while idle:
             conn = idle.pop()
+            conn.cancel_expiry()
             if not conn.closed and now - conn.idle_since < self._expiry:
                 return conn
             conn.close()
             self._open.discard(conn)
         return None
 
+    def _expire(self, conn: _Connection) -> None:
+        """An idle connection's keep-alive expiry came: close it, so that idle connections
+        do not outlive their use (the pool never holds a socket longer than the expiry)."""
+        idle = self._idle.get(conn.origin, [])
+        if conn in idle:
+            idle.remove(conn)
+            conn.close()
+            self._open.discard(conn)
+
     def _done_with(self, conn: _Connection) -> None:
         """The response on `conn` was closed: park the connection or close it."""
         idle = self._idle.setdefault(conn.origin, [])
         kept = self._max_kept is None or len(idle) < self._max_kept
         if conn.reusable and kept:
-            conn.park(asyncio.get_running_loop().time())
+            loop = asyncio.get_running_loop()
+            conn.park(loop.time())
+            if math.isfinite(self._expiry):
+                conn.expiry = loop.call_later(self._expiry, self._expire, conn)
             idle.append(conn)
         else:
             conn.close()

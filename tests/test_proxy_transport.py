@@ -318,3 +318,15 @@ async def test_transport_does_not_reuse_a_connection_after_an_error_status():
                 assert response.status_code == 500
                 assert await response.aread() == b"{}"
         assert server.accepted == 2
+
+
+@pytest.mark.asyncio
+async def test_transport_closes_an_idle_connection_at_its_keepalive_expiry():
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=10, keepalive_expiry=0.05)
+    async with serving(answer(chunked(b"data: 1\n\n"))) as (server, url):
+        async with httpx.AsyncClient(transport=Transport(limits)) as http:
+            response = await post(http, url)
+            await response.aread()  # read to the end: the connection is parked, idle
+            async with asyncio.timeout(5):
+                await server.closed.wait()  # and closed by the pool when its expiry came
+            assert server.hung_up == 1
