@@ -87,20 +87,10 @@ class Dispatcher:
         """Try the chain until an attempt succeeds; `started` is the arrival, in loop time."""
         trace = trace if trace is not None else Trace()
         chain = [self._pool[name] for name in route.providers]
-        usable = [provider for provider in chain if provider.usable]
-        if not usable:
-            message = "; ".join(provider.missing_key for provider in chain)
-            return Refusal.error(
-                503,
-                message,
-                "server_error",
-                "provider_unconfigured",
-                error_class="ProviderUnconfigured",
-            )
         loop = asyncio.get_running_loop()
-        ready = [provider for provider in usable if provider.cooling_until <= loop.time()]
+        ready = [provider for provider in chain if provider.cooling_until <= loop.time()]
         if not ready:
-            return self._cooling_down(usable, loop.time())
+            return self._cooling_down(chain, loop.time())
         limits = self._config.timeouts.total, self._config.retry.deadline
         deadline = started + min(limits)
         failures: dict[str, str] = {}  # provider -> its last failure, for the final message

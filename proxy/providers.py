@@ -1,9 +1,9 @@
 """The configured providers at run time: their API keys, their HTTP clients, their requests.
 
 Keys come from the environment variable each provider names. A variable that is unset or
-empty makes that provider unusable: this is logged once at startup (naming the variable,
-never a value) and requests routed to it are refused with that reason. The literal
-`${VAR}` or an empty `Bearer ` is never sent.
+empty is a startup error (a `ConfigError` naming the provider and the variable, never a
+value): a provider in the config is one the proxy can call. The literal `${VAR}` or an
+empty `Bearer ` is never sent.
 
 Each provider gets one long-lived httpx transport so connections are reused (up to
 `LIMITS`); the pool opens them in the app's lifespan and closes them on shutdown. It is the
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -28,9 +27,8 @@ from typing import Any
 import httpx
 
 from proxy.config import Config, ProviderConfig
+from proxy.errors import ConfigError
 from proxy.transport import Transport
-
-logger = logging.getLogger("proxy")
 
 # Up to 100 connections per provider, as httpx's default, and every one of them may be kept
 # for the next request (httpx keeps 20): a stream that ended cleanly and was read to its
@@ -170,10 +168,17 @@ class ProviderPool:
         for name, provider_config in config.providers.items():
             # Stripped: a key read with `$(cat file)` often carries a trailing newline.
             key = environ.get(provider_config.api_key_env, "").strip() or None
-            provider = Provider(provider_config, key)
-            if not provider.usable:
-                logger.error("%s", provider.missing_key)
-            self._providers[name] = provider
+            self._providers[name] = Provider(provider_config, key)
+        missing = [provider for provider in self._providers.values() if not provider.usable]
+        if missing:
+            first = missing[0]
+            others = ", ".join(p.config.api_key_env for p in missing[1:])
+            raise ConfigError(
+                f"providers.{first.name}.api_key_env",
+                f"the environment variable {first.config.api_key_env} holds no key"
+                + (f" (nor do {others})" if others else "")
+                + ": set it, or remove the provider from the config",
+            )
 
     def __getitem__(self, name: str) -> Provider:
         return self._providers[name]

@@ -164,15 +164,12 @@ def test_config_unreadable_file_is_a_config_error(tmp_path):
 
 
 @pytest.mark.parametrize("value", [None, "", "   "], ids=["unset", "empty", "blank"])
-def test_config_unset_key_variable_makes_provider_unusable(value, caplog):
+def test_config_unset_key_variable_is_a_startup_error(value):
     environ = {} if value is None else {"STREAMPROOF_UPSTREAM_KEY": value}
-    with caplog.at_level(logging.ERROR, logger="proxy"):
-        pool = ProviderPool(parse(MINIMAL), environ)
-    assert not pool["fake"].usable
-    assert pool.secrets == ()
-    messages = [record.getMessage() for record in caplog.records]
-    assert len(messages) == 1
-    assert "STREAMPROOF_UPSTREAM_KEY" in messages[0]
+    with pytest.raises(ConfigError) as raised:
+        ProviderPool(parse(MINIMAL), environ)
+    assert raised.value.key == "providers.fake.api_key_env"
+    assert "STREAMPROOF_UPSTREAM_KEY" in str(raised.value)
 
 
 def test_config_set_key_variable_is_used_and_never_logged(caplog):

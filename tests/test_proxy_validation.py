@@ -15,6 +15,7 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import parse_config
+from proxy.errors import ConfigError
 from proxy.validation import MAX_BODY_BYTES
 
 CONFIG = parse_config(
@@ -40,7 +41,7 @@ CONFIG = parse_config(
         """
     )
 )
-ENVIRON = {"STREAMPROOF_UPSTREAM_KEY": "sk-test"}  # STREAMPROOF_OTHER_KEY stays unset
+ENVIRON = {"STREAMPROOF_UPSTREAM_KEY": "sk-test", "STREAMPROOF_OTHER_KEY": "sk-other"}
 
 
 def client() -> httpx.AsyncClient:
@@ -116,11 +117,11 @@ async def test_validation_oversized_body_without_content_length_is_413_json():
     assert_error(response, 413, "request_too_large")
 
 
-@pytest.mark.asyncio
-async def test_validation_unset_key_is_503_naming_the_variable():
-    response = await post(b'{"model": "other-large", "messages": [], "stream": true}')
-    error = assert_error(response, 503, "provider_unconfigured")
-    assert "STREAMPROOF_OTHER_KEY" in error["message"]
+def test_validation_unset_key_is_a_startup_error_naming_the_variable():
+    with pytest.raises(
+        ConfigError, match=r"providers\.other\.api_key_env: .*STREAMPROOF_OTHER_KEY"
+    ):
+        create_app(CONFIG, {"STREAMPROOF_UPSTREAM_KEY": "sk-test"})
 
 
 @pytest.mark.asyncio
