@@ -74,6 +74,9 @@ class Attempt:
     data: bytearray = field(default_factory=bytearray)  # the first KEPT_BYTES of the body
     ending: str | None = None  # clean | reset | stall | peer_left | error
     peer_closed_at: float | None = None
+    # The client had already hung up when the fake read this request: one it gave up on
+    # while it waited (a loaded fake reads such a request late, even after a later one).
+    abandoned: bool = False
     ended_at: float | None = None
 
     @property
@@ -165,7 +168,15 @@ class Journal:
         with self._changed:
             return list(self._attempts)
 
-    def begin(self, method: str, path: str, headers: dict[str, str], body: Any) -> Attempt:
+    def begin(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any,
+        *,
+        abandoned: bool = False,
+    ) -> Attempt:
         with self._changed:
             attempt = Attempt(
                 number=len(self._attempts) + 1,
@@ -174,6 +185,7 @@ class Journal:
                 path=path,
                 headers=headers,
                 body=body,
+                abandoned=abandoned,
             )
             self._attempts.append(attempt)
             self._changed.notify_all()

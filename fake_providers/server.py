@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import socket
 import struct
@@ -232,7 +233,7 @@ class _Connection:
         for name in SECRET_HEADERS & headers.keys():
             headers[name] = fingerprint(headers[name])
         journal = self.provider.journal(scenario.nonce)
-        attempt = journal.begin(method, path, headers, body)
+        attempt = journal.begin(method, path, headers, body, abandoned=_hung_up(self.writer))
         faults = scenario.faults_for(attempt.number)
         plan = chat.answer(body, scenario, chat.chunk_id(scenario, attempt.number))
         for fault in faults:
@@ -248,6 +249,24 @@ class _Connection:
         self.writer.write(self.h11.send(h11.EndOfMessage()))
         await self.writer.drain()
         return True
+
+
+def _hung_up(writer: asyncio.StreamWriter) -> bool:
+    """Whether the peer has closed its side already: its FIN (or a reset) is in the kernel.
+
+    Peeked on a duplicate of the socket's descriptor, without blocking: asyncio's socket
+    wrapper refuses `recv`, and nothing is consumed (a pipelined request stays where it is).
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    with socket.socket(fileno=os.dup(sock.fileno())) as peek:
+        try:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False  # open, and nothing more sent
+        except ConnectionResetError:
+            return True
 
 
 class _Writer:

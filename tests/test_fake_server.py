@@ -16,6 +16,7 @@ import json
 import re
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -760,3 +761,39 @@ def test_provider_journals_a_peer_that_resets_mid_write(provider: FakeProvider, 
     assert journal.wait_for(lambda j: j.attempts[-1].ending is not None, TIMEOUT)
     assert journal.attempts[-1].ending == "peer_left"
     assert journal.attempts[-1].peer_closed_at is not None
+
+
+def _request(model: str) -> bytes:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    return (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+
+@pytest.mark.parametrize("hang_up", [True, False], ids=["hung-up", "still-there"])
+def test_a_request_the_client_gave_up_on_before_it_was_read_is_journaled_abandoned(
+    provider: FakeProvider, hang_up: bool
+) -> None:
+    # The fake's loop is held while the request arrives (and, for one, the client leaves),
+    # as a loaded fake reads a request late; then it reads it.
+    release, held = threading.Event(), threading.Event()
+    assert provider._loop is not None
+
+    def hold() -> None:
+        held.set()
+        release.wait(TIMEOUT)
+
+    provider._loop.call_soon_threadsafe(hold)
+    assert held.wait(TIMEOUT)
+    nonce = f"gaveup{int(hang_up)}"
+    with socket.create_connection(("127.0.0.1", provider.port), timeout=TIMEOUT) as sock:
+        sock.sendall(_request(f"streamproof.id-{nonce}.chunks-2"))
+        if hang_up:
+            sock.shutdown(socket.SHUT_WR)
+        release.set()
+        if not hang_up:
+            sock.recv(1)  # the answer has begun: the request was read with the client there
+        journal = provider.journal(nonce)
+        assert journal.wait_for(lambda j: bool(j.attempts), TIMEOUT)
+    assert journal.attempts[0].abandoned is hang_up
