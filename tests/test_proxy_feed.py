@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import tomllib
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -30,9 +29,10 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from proxy.app import STATIC_HEADERS, create_app
 from proxy.auth import OPEN_PATHS, key_matches, presented_key, proxy_key
-from proxy.config import Config, ConfigError, FeedConfig, HealthConfig, ServerConfig, parse_config
+from proxy.config import Config, ConfigError, FeedConfig, HealthConfig, ServerConfig
 from proxy.feed import Feed, Subscriber, websocket_protocol
 from proxy.health import Health, Outcome, Started
+from tests.test_proxy_config import MINIMAL, parse
 from tests.test_proxy_dispatch import KEY as UPSTREAM_KEY
 from tests.test_proxy_dispatch import make_config
 
@@ -775,20 +775,6 @@ def test_key_matches_only_the_same_key():
 
 
 # --- config: [feed] and server.api_key_env -------------------------------------------------
-
-MINIMAL = """
-[providers.fake]
-base_url = "http://127.0.0.1:9/v1/"
-api_key_env = "STREAMPROOF_UPSTREAM_KEY"
-
-[[routes]]
-model = "*"
-providers = ["fake"]
-"""
-
-
-def parse(text: str) -> Config:
-    return parse_config(tomllib.loads(text))
 
 
 def test_config_feed_and_key_defaults():
