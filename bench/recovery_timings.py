@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 from fake_providers import FakeProvider, Journal
 from harness.client import StreamClient
 from harness.sut import Exchange, SystemUnderTest
-from harness.targets import BUNDLED, ProcessTarget, Timeouts
+from harness.targets import BUNDLED, REFERENCE_TIMEOUTS, ProcessTarget
 from harness.transcript import Outcome
 from harness.upstream import Scenario, Slow, StallAfter, StallBeforeHeaders
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPORT, help="where to write the JSON")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    timeouts = Timeouts()
+    timeouts = REFERENCE_TIMEOUTS
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="recovery-timings-") as workdir:
         provider = FakeProvider()
@@ -124,11 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             provider.start()
             target.start()
-            client = StreamClient(target.base_url, read_timeout=timeouts.total + 1.0)
+            client = StreamClient(target.base_url, read_timeout=timeouts.bound("total") + 1.0)
             try:
                 sut = SystemUnderTest("bundled", client, provider, timeouts)
                 for name, measure in MEASURES.items():
-                    over = timeouts.idle if measure is stall else None
+                    over = timeouts.bound("idle") if measure is stall else None
                     rows[name] = summarise([measure(sut) for _ in range(args.trials)], over)
             finally:
                 client.close()
@@ -142,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28} {row['trials']:>3} {row['missed']:>6} " + " ".join(cells))
     if "excess_worst_ms" in (idle := rows["stall detection"]):
         print(
-            f"idle timeout {ms(timeouts.idle):.0f} ms; stall detection over it by "
+            f"idle timeout {ms(timeouts.bound('idle')):.0f} ms; stall detection over it by "
             f"{idle['excess_median_ms']:+.1f} ms median, {idle['excess_p90_ms']:+.1f} ms p90, "
             f"{idle['excess_worst_ms']:+.1f} ms worst"
         )
-    document = {"idle_timeout_ms": ms(timeouts.idle), "wall_s": round(wall, 2), **rows}
+    document = {"idle_timeout_ms": ms(timeouts.bound("idle")), "wall_s": round(wall, 2), **rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wall time {wall:.1f} s; written: {args.out}")

@@ -75,7 +75,7 @@ from fake_providers.scenario import Scenario
 from fake_providers.text import TEXT_KINDS
 from harness.sse import SSEDecoder
 from harness.sut import Exchange
-from harness.targets import BUNDLED, MAX_ATTEMPTS, ProcessTarget, Timeouts
+from harness.targets import BUNDLED, MAX_ATTEMPTS, REFERENCE_TIMEOUTS, ProcessTarget
 from harness.transcript import DONE, Arrival, Outcome, Transcript, Transport
 from harness.upstream import (
     Chop,
@@ -101,10 +101,10 @@ DEFAULT_SEED = 20250131
 DEFAULT_STREAMS = 10_000
 DEFAULT_CONCURRENCY = 100
 DEFAULT_MAX_SECONDS = 300.0
-TIMEOUTS = Timeouts()  # the config the harness writes: idle 0.3, first byte 0.5, total 5 s
+TIMEOUTS = REFERENCE_TIMEOUTS  # the config the harness writes: idle 0.3, first byte 0.5, total 5 s
 # A client gives up on a stream this long after sending it: the proxy's total timeout plus
 # room for a loaded machine. A stream still open then has been held past every timer.
-STREAM_BOUND = TIMEOUTS.total + 3.0
+STREAM_BOUND = TIMEOUTS.bound("total") + 3.0
 STALL_LIMIT = 10.0  # the fake ends a stall by itself after this: a stall the proxy never cut
 SETTLE_BOUND = 20.0  # seconds for active == 0, every attempt over, fds back (each)
 RSS_LIMIT_MIB = 20.0

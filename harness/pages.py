@@ -116,10 +116,11 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 def _legend() -> str:
     meaning = {
-        "PASS": "the requirement held",
-        "NON-STRICT": "a SHOULD was broken",
-        "FAIL": "a MUST was broken",
+        "PASS": "the requirement held, and its premise happened",
+        "NON-STRICT": "a SHOULD was broken: a careful proxy would do better",
+        "FAIL": "a client is harmed (a MUST was broken)",
         "INFO": "unspecified behaviour, recorded",
+        "NOT-OFFERED": "a feature the target never claimed; it failed honestly without it",
         "SKIP": "the case could not apply",
         "ERROR": "streamproof itself broke",
     }
@@ -381,7 +382,8 @@ padding:2px 6px;border-radius:4px}
 .v-pass{background:var(--pass-bg);color:var(--pass)}.v-nonstrict{background:var(--ns-bg);
 color:var(--ns)}.v-fail{background:var(--fail-bg);color:var(--fail)}.v-info{
 background:var(--info-bg);color:var(--info)}.v-skip{background:var(--skip-bg);
-color:var(--skip)}.v-error{background:var(--error-bg);color:var(--error)}
+color:var(--skip)}.v-notoffered{background:var(--skip-bg);color:var(--skip);
+font-style:italic}.v-error{background:var(--error-bg);color:var(--error)}
 .none{background:#fafbfc;color:#8c959f}
 .targets{display:flex;flex-wrap:wrap;gap:12px;margin:14px 0 18px}
 .card{border:1px solid var(--line);border-radius:8px;padding:10px 14px;min-width:280px;
@@ -392,7 +394,7 @@ word-break:break-word}
 background:var(--skip-bg)}.bar span{display:block}
 .bar .v-pass{background:#2da44e}.bar .v-nonstrict{background:#d4a72c}.bar .v-fail{
 background:#cf222e}.bar .v-info{background:#218bff}.bar .v-skip{background:#afb8c1}
-.bar .v-error{background:#8250df}
+.bar .v-error{background:#8250df}.bar .v-notoffered{background:#d0d7de}
 .n{display:inline-block;font-size:11.5px;font-weight:600;padding:1px 6px;border-radius:4px;
 margin:1px 2px 1px 0}
 table.matrix{border-collapse:separate;border-spacing:0;width:100%}

@@ -45,7 +45,16 @@ from harness.profiles import (
 )
 from harness.results import CaseRecord, Results, Target
 from harness.sut import SystemUnderTest
-from harness.targets import BUNDLED, OFFERS, UNDECLARED, Offers, ProcessTarget, Timeouts
+from harness.targets import (
+    BUNDLED,
+    OFFERS,
+    REFERENCE_TIMEOUTS,
+    TIMERS,
+    UNDECLARED,
+    Offers,
+    ProcessTarget,
+    Timeouts,
+)
 from harness.verdict import Case, CaseFailed, Judge, Level
 
 FAIL_ON = {
@@ -246,7 +255,7 @@ def profile_of(config: pytest.Config) -> Profile:
         raise pytest.UsageError(f"{option}: {exc}") from None
     if timeouts is None:
         own = profile.command == BUNDLED or "config" in offers
-        timeouts = profile.timeouts or (Timeouts() if own else UNDECLARED)
+        timeouts = profile.timeouts or (REFERENCE_TIMEOUTS if own else UNDECLARED)
     headers = {**profile.headers, **_headers(config.getoption("streamproof_target_headers"))}
     profile = replace(profile, offers=offers, timeouts=timeouts, headers=headers)
     config.stash[_profile_key] = profile
@@ -368,8 +377,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def fake_provider(pytestconfig: pytest.Config) -> Iterator[FakeProvider]:
-    port = profile_of(pytestconfig).upstream_port or 0
-    with FakeProvider(port=port) as provider:
+    profile = profile_of(pytestconfig)
+    port = profile.upstream_port or 0
+    # A stall the fake holds outlasts any wait of the run, so no verdict can come from the
+    # fake giving up: twice the longest timer the target is judged by, and 30 s at least.
+    timeouts = timeouts_of(pytestconfig)
+    longest = max(timeouts.bound(name) for name in TIMERS)
+    with FakeProvider(port=port, stall_limit=max(30.0, 2 * longest + 10)) as provider:
         yield provider
 
 
@@ -401,7 +415,7 @@ def sut(
     offers = profile.offers
     # The client waits longer than any of the target's own timers, so that a proxy which
     # honours them is never cut short by the harness, and one that does not is caught.
-    read_timeout = timeouts.total + 1.0
+    read_timeout = _read_timeout(timeouts)
     if profile.url is not None:
         workers = getattr(pytestconfig, "workerinput", {}).get("workercount", 1)
         if workers > 1:
@@ -462,6 +476,13 @@ def sut(
             yield under
     finally:
         target.keep_log(report_dir / "logs")
+
+
+def _read_timeout(timeouts: Timeouts) -> float:
+    """How long the client waits for a read where no patience applies (other endpoints,
+    bad requests): longer than the target's total timer, so that one it honours is never
+    cut short by the harness."""
+    return timeouts.bound("total") + 1.0
 
 
 @contextlib.contextmanager
@@ -548,7 +569,7 @@ def live_route(
     provider = live.providers(os.environ)[name]
     if provider.skip_reason:
         pytest.skip(f"{provider.name}: {provider.skip_reason}")
-    read_timeout = live.TIMEOUTS.total + 1.0
+    read_timeout = _read_timeout(live.TIMEOUTS)
     if via == "direct":
         headers = {"Authorization": f"Bearer {provider.key}"}
         client = StreamClient(provider.base_url, headers=headers, read_timeout=read_timeout)
@@ -621,15 +642,15 @@ def _verdict(
     if report.skipped:
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        return Level.SKIP, reason.removeprefix("Skipped: ")
+        reason = reason.removeprefix("Skipped: ")
+        if judge is not None and judge.not_offered is not None:
+            return Level.NOT_OFFERED, reason
+        return Level.SKIP, reason
     if report.failed:
         excinfo = call.excinfo
         if excinfo is not None and excinfo.errisinstance(CaseFailed):
             return Level.FAIL, str(excinfo.value)
-        if excinfo is not None and excinfo.errisinstance(AssertionError) and report.when == "call":
-            return Level.FAIL, str(excinfo.value).splitlines()[0] if str(
-                excinfo.value
-            ) else "assertion failed"
+        # Anything else, an AssertionError included, is streamproof's own fault: ERROR.
         what = f"{excinfo.typename}: {excinfo.value}" if excinfo is not None else "unknown"
         return Level.ERROR, f"harness error during {report.when}: {what}"
     if judge is None:

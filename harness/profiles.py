@@ -127,7 +127,7 @@ def parse_profile(name: str, table: Any) -> Profile:
         offers = Offers.parse(",".join(_strings(table, where, "offers", list)))
         timeouts = table.get("timeouts")
         if timeouts is not None:
-            spec = _strings(table, where, "timeouts", dict, values=(int, float))
+            spec = _strings(table, where, "timeouts", dict, values=(int, float, str))
             timeouts = Timeouts.parse(",".join(f"{k}={v}" for k, v in spec.items()))
     except ValueError as exc:
         raise ProfileError(f"{where}: {exc}") from None
@@ -169,7 +169,7 @@ def _strings(
         shape = (
             "an array of strings"
             if kind is list
-            else "a table of " + ("strings" if values == (str,) else "numbers")
+            else "a table of " + ("strings" if values == (str,) else 'seconds or "none"')
         )
         raise ProfileError(f"{where}.{key}: must be {shape}, got {value!r}")
     return value

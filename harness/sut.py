@@ -18,10 +18,11 @@ import pytest
 
 from fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
 from fake_providers.chat import Expected, expected, expected_usage
-from harness.client import StreamClient
+from harness.client import Patience, StreamClient
 from harness.feed import FeedConnection, FeedRecorder, StalledClient
 from harness.targets import OFFERS, Offers, Thresholds, Timeouts
-from harness.transcript import Outcome, Transcript
+from harness.transcript import Outcome, Transcript, Transport
+from harness.verdict import CaseFailed, Finding
 
 # What every scenario asks: the fake provider's usage figures are computed for these.
 DEFAULT_MESSAGES: list[dict[str, str]] = list(chat.DEFAULT_MESSAGES)
@@ -32,6 +33,10 @@ class Exchange:
     scenario: Scenario
     transcript: Transcript
     journal: Journal
+    secrets: tuple[str, ...] = ()  # keys the target holds: none may come back out
+    # The case's premise needs the upstream asked (False: the target may answer alone).
+    asks_upstream: bool = True
+    dialect: str = "openai"  # or "api-chat": the seed dashboard's, with its own chunks
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -98,6 +103,48 @@ class Exchange:
             content = "damaged"
         return content, t.outcome.value
 
+    def harms(self) -> list[Finding]:
+        """What every exchange is judged on, whatever the case (docs/verdicts.md): its
+        premise happened, the client was not held, no secret came back. Each is a harm
+        finding: failed, it fails the case whatever its strength."""
+        return [*self.premise(), _not_held(self.transcript), _no_secret(self)]
+
+    def premise(self) -> list[Finding]:
+        """The upstream was asked, and the whole events it wrote before any fault reached
+        the client: a case whose premise never happened cannot pass."""
+        t = self.transcript
+        if not self.asks_upstream or t.transport is Transport.LEFT:
+            return []
+        if not self.attempts:
+            said = f"status {t.status}" if t.status is not None else "no answer"
+            return [Finding(False, "premise: the upstream was asked", f"never; {said}", harm=True)]
+        streamed = self.streamed
+        if streamed is None or self.dialect != "openai" or not t.streamed:
+            return []
+        events = streamed.events_written
+        for fault in self.scenario.faults:  # an event the fault spoiled, and all after it
+            spoiled = getattr(fault, "event", None)
+            if isinstance(spoiled, int):
+                events = min(events, spoiled - 1)
+        if events <= 0:
+            return []
+        sent = "".join(streamed.frame_deltas[:events])
+        got = t.content()
+        return [
+            Finding(
+                got.startswith(sent),
+                "premise: what the upstream sent reached the client",
+                f"the upstream wrote {events} good events ({len(sent)} chars); "
+                + (
+                    "the client got them"
+                    if got.startswith(sent)
+                    else f"the client got {len(got)} chars"
+                    + (f", status {t.status}" if t.status != 200 else "")
+                ),
+                harm=True,
+            )
+        ]
+
     def describe(self) -> str:
         lines = [f"model: {self.scenario.model}", "client saw:", self.transcript.summary()]
         lines.append(f"upstream saw {len(self.attempts)} attempt(s):")
@@ -112,6 +159,103 @@ class Exchange:
                 f"ending {a.ending} events {a.events_written} bytes {a.bytes_written}{peer}"
             )
         return "\n".join(lines)
+
+
+def _not_held(t: Transcript) -> Finding:
+    """The client's exchange ended: the target did not hold it past its timers."""
+    held = t.transport is Transport.TIMED_OUT
+    return Finding(
+        not held,
+        "the client's stream ends",
+        t.transport_error if held else f"ended ({t.outcome.value})",
+        harm=True,
+    )
+
+
+def _no_secret(x: Exchange) -> Finding:
+    """No key the target holds came back in a header, a body or an event."""
+    t = x.transcript
+    where = []
+    for key in x.secrets:
+        if any(key in value for value in t.headers.values()):
+            where.append("a response header")
+        if key.encode() in t.body:
+            where.append("the body")
+    return Finding(
+        not where,
+        "no key disclosed",
+        f"the key the target was given is in {' and '.join(where)}" if where else "none",
+        harm=True,
+    )
+
+
+def _tolerance(seconds: float) -> float:
+    """Room for scheduling on a loaded 2-core machine around a timer."""
+    return seconds + max(0.25, seconds / 2)
+
+
+def patience_for(timeouts: Timeouts, journal: Journal) -> Patience:
+    """How long the client waits, from what it and the upstream have seen so far.
+
+    While an upstream attempt is open (the fake is slow, or silent on purpose), the target
+    has its own first-byte or idle timer to act on, with tolerance. Once every attempt is
+    over, the target has `settle` to finish the client's stream after the commit point, or
+    `retry` to try again (or give up) before it, plus any Retry-After the upstream gave.
+    A target that never asks the upstream has `settle` after its headers, or the
+    first-byte bound from the request. Past that the client is held: it gives up.
+    """
+    first_byte = _tolerance(timeouts.bound("first_byte"))
+    idle = _tolerance(timeouts.bound("idle"))
+    settle = max(1.0, idle) if timeouts.declares("idle") else 2.0
+    retry = max(1.0, first_byte) if timeouts.declares("first_byte") else 3.0
+
+    def patience(t: Transcript) -> tuple[float, str]:
+        last_client = max(t.sent_at, t.headers_at or 0.0, t.chunks[-1].at if t.chunks else 0.0)
+        attempts = list(journal.attempts)
+        if not attempts:
+            if t.status is not None:
+                return last_client + settle, (
+                    f"the target answered {t.status} but never asked the upstream, and sent "
+                    f"nothing for {settle:.2f} s"
+                )
+            # It may be trying providers that are down (connect timeouts) first.
+            total = _tolerance(timeouts.bound("total"))
+            return t.sent_at + total, (
+                f"the target neither answered nor asked the upstream in {total:.2f} s"
+            )
+        last_upstream = max(
+            max(a.received_at, a.writes[-1][0] if a.writes else 0.0, a.ended_at or 0.0)
+            for a in attempts
+        )
+        last = max(last_client, last_upstream)
+        busy = [a for a in attempts if a.ending is None]
+        if busy:
+            wait = idle if any(a.writes for a in busy) else max(first_byte, idle)
+            return last + wait, (
+                f"the upstream was silent and the target sent nothing for {wait:.2f} s "
+                f"(its timers: {timeouts.describe()})"
+            )
+        if t.chunks:
+            return last + settle, (
+                f"the upstream's answer was over, and the target sent nothing more for "
+                f"{settle:.2f} s: the client's stream never ended"
+            )
+        wait = retry + _retry_after(attempts[-1])
+        return last + wait, (
+            f"every upstream attempt was over, and the target neither answered nor tried "
+            f"again for {wait:.2f} s"
+        )
+
+    return patience
+
+
+def _retry_after(attempt: Attempt) -> float:
+    """The Retry-After the fake gave with an error status (`status-429-1`), in seconds."""
+    for fault in attempt.faults:
+        parts = fault.split("-")
+        if parts[0] == "status" and len(parts) == 3 and parts[2].isdigit():
+            return float(parts[2])
+    return 0.0
 
 
 class SystemUnderTest:
@@ -174,12 +318,12 @@ class SystemUnderTest:
         return self._fresh(proxy_key=proxy_key)
 
     def health(self) -> Any:
-        """`GET /health`, parsed; an AssertionError (a failed case) if it is not JSON."""
+        """`GET /health`, parsed; a failed case if it is not JSON (the target offers it)."""
         response = self.client.get("/health")
         try:
             return response.json()
         except ValueError:
-            raise AssertionError(f"GET /health: status {response.status_code}, not JSON") from None
+            raise CaseFailed(f"GET /health: status {response.status_code}, not JSON") from None
 
     def settled_health(self, tries: int = 100) -> Any:
         """`GET /health` once no request is in flight (`requests.active` is 0), so that a
@@ -213,8 +357,11 @@ class SystemUnderTest:
         """`POST /api/chat` (the seed's dialect) with the scenario in its model."""
         scenario = replace(scenario, nonce=secrets.token_hex(6))
         request = {"message": message, "model": scenario.model, "stream": stream}
-        transcript = self.client.send("POST", "/api/chat", json=request)
-        return self._keep(Exchange(scenario, transcript, self.provider.journal(scenario.nonce)))
+        journal = self.provider.journal(scenario.nonce)
+        transcript = self.client.send(
+            "POST", "/api/chat", json=request, patience=patience_for(self.timeouts, journal)
+        )
+        return self._keep(Exchange(scenario, transcript, journal, self.secrets, dialect="api-chat"))
 
     def _keep(self, x: Exchange) -> Exchange:
         self.exchanges.append(x)
@@ -236,9 +383,11 @@ class SystemUnderTest:
             "stream": stream,
             **body,
         }
+        journal = self.provider.journal(scenario.nonce)
         transcript = self.client.chat(
             request,
             leave_after_events=leave_after_events,
             leave_before_response=leave_before_response,
+            patience=patience_for(self.timeouts, journal),
         )
-        return self._keep(Exchange(scenario, transcript, self.provider.journal(scenario.nonce)))
+        return self._keep(Exchange(scenario, transcript, journal, self.secrets))

@@ -44,50 +44,82 @@ PROXY_KEY_VARIABLE = "STREAMPROOF_PROXY_KEY"  # the proxy's own key, when a case
 
 @dataclass(frozen=True)
 class Timeouts:
-    """What the target declares, so timing cases know what to expect (seconds).
+    """The timers a target declares, so timing cases know what to expect (seconds).
 
-    The defaults are the timeouts of the config the harness writes for the bundled proxy.
-    A target that declares none is judged with bounded waits instead (`UNDECLARED`): a
-    stall must end, but within a generous bound, not against a timer nobody declared.
+    Each is a number of seconds, `NONE` (the target says it has no such timer) or None
+    (undeclared). A timer that is not a number is judged by its bound (`BOUNDS`): a stall
+    must still end, within a generous bound, not against a timer nobody declared.
+    `Timeouts()` declares nothing; `REFERENCE_TIMEOUTS` are those of the config the
+    harness writes for the bundled proxy.
     """
 
-    connect: float = 0.25  # loopback connects take microseconds; only a blackhole waits
-    first_byte: float = 0.5
-    idle: float = 0.3
-    total: float = 5.0
-    declared: bool = True
+    connect: float | None = None
+    first_byte: float | None = None
+    idle: float | None = None
+    total: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Timeouts:
-        """`"idle=30,first_byte=60,total=600"`: seconds; keys left out keep their default."""
-        names = ("connect", "first_byte", "idle", "total")
+        """`"idle=30,first_byte=60,total=none"`: seconds, or `none` for a timer the target
+        does not have; a timer left out is undeclared (never filled in from another)."""
         values: dict[str, float] = {}
         for item in filter(None, (part.strip() for part in text.split(","))):
             name, _, value = item.partition("=")
-            name = name.strip()
-            if name not in names:
-                raise ValueError(f"unknown timeout {name!r} (accepted: {', '.join(names)})")
+            name, value = name.strip(), value.strip()
+            if name not in TIMERS:
+                raise ValueError(f"unknown timeout {name!r} (accepted: {', '.join(TIMERS)})")
+            if value.lower() == "none":
+                values[name] = NONE
+                continue
             try:
                 seconds = float(value)
             except ValueError:
-                raise ValueError(f"{name} takes a number of seconds, not {value!r}") from None
-            if not 0 < seconds < float("inf"):
+                raise ValueError(
+                    f"{name} takes a number of seconds or 'none', not {value!r}"
+                ) from None
+            if not 0 < seconds < NONE:
                 raise ValueError(f"{name} takes a positive number of seconds, not {value!r}")
             values[name] = seconds
-        default = cls()
-        return cls(
-            connect=values.get("connect", default.connect),
-            first_byte=values.get("first_byte", default.first_byte),
-            idle=values.get("idle", default.idle),
-            total=values.get("total", default.total),
-        )
+        return cls(**values)
+
+    def declares(self, name: str) -> bool:
+        """The target gave a number of seconds for this timer."""
+        value = getattr(self, name)
+        return value is not None and value < NONE
+
+    @property
+    def declared(self) -> bool:
+        """The target declares at least one timer."""
+        return any(self.declares(name) for name in TIMERS)
+
+    def bound(self, name: str) -> float:
+        """What a timing case judges this timer by: its seconds, or else its bound."""
+        value: float | None = getattr(self, name)
+        return value if value is not None and value < NONE else BOUNDS[name]
+
+    def describe(self) -> str:
+        """`"connect 0.25 s, first_byte undeclared, idle 0.3 s, total none"`."""
+        words = []
+        for name in TIMERS:
+            value = getattr(self, name)
+            said = "undeclared" if value is None else "none" if value >= NONE else f"{value:g} s"
+            words.append(f"{name} {said}")
+        return ", ".join(words)
 
 
-# For a target that declares no timeouts: bounds, not expectations.
-UNDECLARED = Timeouts(connect=1.0, first_byte=5.0, idle=5.0, total=10.0, declared=False)
+TIMERS = ("connect", "first_byte", "idle", "total")
+NONE = float("inf")  # a timer the target says it does not have
+# What an undeclared timer (or one the target does not have) is judged by: bounds, not
+# expectations. A stall ends within `idle`, an unanswered request within `total`.
+BOUNDS = {"connect": 1.0, "first_byte": 5.0, "idle": 5.0, "total": 10.0}
+REFERENCE_TIMEOUTS = Timeouts(connect=0.25, first_byte=0.5, idle=0.3, total=5.0)
+UNDECLARED = Timeouts()
 
 
 OFFERS = {
+    "retries": "retries before the commit point: a reset or a 5xx before the first byte, a "
+    "429 after its Retry-After, asked again until the answer comes (a target without them is "
+    "judged on failing honestly: a 502/504/429 JSON error, never a hang)",
     "api-chat": "POST /api/chat, the seed dashboard's simple dialect",
     "health": "GET /health answering streamproof's health report (the reference proxy's)",
     "metrics": "GET /metrics in Prometheus' text format, with the reference proxy's names",
@@ -189,7 +221,7 @@ class ProcessTarget:
         self.template = template
         self.upstream = upstream
         self.workdir = workdir
-        self.timeouts = timeouts or Timeouts()
+        self.timeouts = timeouts or REFERENCE_TIMEOUTS
         self.name = name or template
         # Base URLs of the other providers of the CHAINS: secondary, refused, blackhole.
         self.upstreams = dict(upstreams or {})
@@ -418,10 +450,10 @@ def _reference_config(
         auth_timeout = 2.0
 
         [timeouts]
-        connect = {timeouts.connect}
-        first_byte = {timeouts.first_byte}
-        idle = {timeouts.idle}
-        total = {timeouts.total}
+        connect = {timeouts.bound("connect")}
+        first_byte = {timeouts.bound("first_byte")}
+        idle = {timeouts.bound("idle")}
+        total = {timeouts.bound("total")}
 
         [retry]
         max_attempts = {MAX_ATTEMPTS}

@@ -12,16 +12,24 @@ The *verdict* of a case follows from its findings and its strength:
     every finding held                     PASS
     a finding failed, requirement MUST     FAIL
     a finding failed, requirement SHOULD   NON-STRICT
+    a client was harmed, in any case       FAIL (a failed `harm` finding; see below)
     unspecified behaviour, recorded        INFO
+    a feature the target never claimed     NOT-OFFERED (and it failed honestly without it)
     the case could not apply               SKIP (with the reason)
     the harness itself broke               ERROR (a bug in streamproof, never a pass)
+
+FAIL means a client is harmed (docs/verdicts.md): wrong data accepted as right, a client
+held without an end, a secret disclosed, what the upstream said lost. A finding marked
+`harm` is one of those, or a broken premise (the upstream was never asked; what it sent
+never reached the client): it fails the case whatever the case's strength, so that a SHOULD
+case cannot be NON-STRICT, let alone PASS, for a proxy that hangs its client.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import pytest
@@ -40,6 +48,7 @@ class Level(enum.Enum):
     NON_STRICT = "NON-STRICT"
     FAIL = "FAIL"
     INFO = "INFO"
+    NOT_OFFERED = "NOT-OFFERED"
     SKIP = "SKIP"
     ERROR = "ERROR"
 
@@ -59,13 +68,17 @@ class Finding:
     ok: bool
     check: str  # what was checked, in a few words
     observed: str  # what was seen, in words
+    harm: bool = False  # failed, it is a FAIL whatever the case's strength
 
     def __str__(self) -> str:
         return f"{'ok' if self.ok else 'NOT OK'}: {self.check}: {self.observed}"
 
 
-class CaseFailed(AssertionError):
-    """A MUST-level finding failed; the message lists the failed findings."""
+class CaseFailed(Exception):
+    """A MUST-level (or harm) finding failed; the message lists the failed findings.
+
+    Not an AssertionError: an assertion that fails inside the harness is a bug of the
+    harness (ERROR), never the target's FAIL."""
 
 
 class Observed(Wired, Protocol):
@@ -74,6 +87,8 @@ class Observed(Wired, Protocol):
     def describe(self) -> str: ...
 
     def axes(self) -> tuple[str, str]: ...
+
+    def harms(self) -> list[Finding]: ...
 
 
 @dataclass
@@ -85,14 +100,23 @@ class Judge:
     evidence: list[tuple[str, str]] = field(default_factory=list)  # (title, text) for reports
     axes: tuple[str, str] | None = None  # (content, ending) of the last exchange seen
     exchanges: list[ExchangeLog] = field(default_factory=list)  # wire logs, for reports
+    not_offered: str | None = None  # the feature the target does not offer, if that is why
 
     def check(self, *findings: Finding) -> None:
-        """Record findings; stop the case at once if a MUST-level one failed."""
+        """Record findings; stop the case at once if a MUST-level or a harm one failed."""
         self.findings.extend(findings)
-        failed = [f for f in findings if not f.ok]
         strength = self.case.strength if self.case else Strength.MUST
-        if failed and strength is Strength.MUST:
+        failed = [f for f in findings if not f.ok and (f.harm or strength is Strength.MUST)]
+        if failed:
             raise CaseFailed("; ".join(f"{f.check}: {f.observed}" for f in failed))
+
+    def offered(self, feature: str, honest: Finding) -> None:
+        """The case needs `feature`, which the target does not offer: it is judged on
+        failing honestly without it. `honest` held: NOT-OFFERED (the case ends here);
+        it failed: a FAIL, with its reason, as any harm."""
+        self.check(replace(honest, harm=True))
+        self.not_offered = feature
+        pytest.skip(f"not offered: {feature}; without it the target {honest.observed}")
 
     def attach(self, title: str, text: str) -> None:
         self.evidence.append((title, text))
@@ -102,6 +126,7 @@ class Judge:
         self.attach(title, exchange.describe())
         self.axes = exchange.axes()
         self.exchanges.append(capture(exchange, title))
+        self.check(*exchange.harms())
 
     @property
     def wire(self) -> Wire | None:
@@ -114,6 +139,8 @@ class Judge:
         failed = [f for f in self.findings if not f.ok]
         if not failed:
             return Level.INFO if self.case and self.case.strength is Strength.INFO else Level.PASS
+        if any(f.harm for f in failed):
+            return Level.FAIL
         if self.case and self.case.strength is Strength.SHOULD:
             return Level.NON_STRICT
         if self.case and self.case.strength is Strength.INFO:

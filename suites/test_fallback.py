@@ -98,7 +98,7 @@ def test_connect_timeout_falls_back(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(via="blackhole", chunks=6))
     judge.saw(x)
     attempts = sut.offers.max_attempts or 1
-    budget = attempts * sut.timeouts.connect + max(0.5, sut.timeouts.connect)
+    budget = attempts * sut.timeouts.bound("connect") + max(0.5, sut.timeouts.bound("connect"))
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.content_intact(x),

@@ -48,7 +48,7 @@ def test_bad_payload_not_hidden(
     judge.check(
         checks.fault_visible(x),
         checks.nothing_replayed(x),
-        checks.ended_within(x.transcript, x.transcript.sent_at, sut.timeouts.total),
+        checks.ended_within(x.transcript, x.transcript.sent_at, sut.timeouts.bound("total")),
     )
 
 

@@ -189,7 +189,7 @@ def test_stall_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
         streamed.last_write_at if streamed and streamed.last_write_at else x.transcript.sent_at
     )
     judge.check(
-        checks.ended_within(x.transcript, last_write, _tolerance(sut.timeouts.idle)),
+        checks.ended_within(x.transcript, last_write, _tolerance(sut.timeouts.bound("idle"))),
         checks.not_dressed_up(x.transcript),
         checks.nothing_replayed(x),
     )
@@ -257,7 +257,7 @@ def test_client_leaves_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
 def test_client_leaves_before_first_byte(sut: SystemUnderTest, judge: Judge) -> None:
     # Leave early and judge before the proxy's own first-byte timer could have closed the
     # upstream, so that only a proxy which noticed the client can pass.
-    first_byte = sut.timeouts.first_byte
+    first_byte = sut.timeouts.bound("first_byte")
     x = sut.chat(NEVER_ANSWERS, leave_before_response=first_byte * 0.2)
     left = x.transcript.ended_at or time.perf_counter()
     released = checks.upstream_released(x, left, within=first_byte * 0.5, watch=0.5)
@@ -306,7 +306,9 @@ def test_upstream_never_answers(sut: SystemUnderTest, judge: Judge) -> None:
     judge.saw(x)
     judge.check(
         checks.http_error(x.transcript, set(range(500, 600))),
-        checks.ended_within(x.transcript, x.transcript.sent_at, _tolerance(sut.timeouts.total)),
+        checks.ended_within(
+            x.transcript, x.transcript.sent_at, _tolerance(sut.timeouts.bound("total"))
+        ),
     )
 
 
@@ -431,7 +433,7 @@ def test_slow_healthy_stream_not_cut(sut: SystemUnderTest, judge: Judge) -> None
     if not sut.timeouts.declared:
         pytest.skip("the target declares no idle timeout (--target-timeouts)")
     # Each gap is half the idle timeout; the whole stream lasts three idle timeouts or more.
-    gap = sut.timeouts.idle / 2
+    gap = sut.timeouts.bound("idle") / 2
     x = sut.chat(Scenario(chunks=6, faults=(Slow(round(gap * 1000)),)))
     judge.saw(x)
     judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))

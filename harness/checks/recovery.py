@@ -48,8 +48,12 @@ def upstream_released(x: Exchange, left: float, within: float, watch: float) -> 
     started no new attempt for the `watch` seconds after the client left."""
     what = f"upstream closed within {within:.2f} s, no new attempt"
     before = sum(1 for a in x.attempts if a.received_at <= left)
+    # The proxy's hang-up, or the fake's own end of an answer; never the fake giving up a
+    # stall it held (its `stall` ending), which says nothing of the proxy.
     closed = x.journal.wait_for(
-        lambda j: all(a.peer_closed_at is not None or a.ending for a in j.attempts),
+        lambda j: all(
+            a.peer_closed_at is not None or a.ending not in (None, "stall") for a in j.attempts
+        ),
         max(0.0, left + within - time.perf_counter()),
     )
     attempts = x.attempts
