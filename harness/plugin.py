@@ -593,6 +593,17 @@ def judge(request: pytest.FixtureRequest) -> Judge:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
+    """After a case ran to its end, every exchange it sent is judged on its harms."""
+    judge = item.stash.get(_judge_key, None)
+    sut = getattr(item, "funcargs", {}).get("sut")
+    before = len(sut.exchanges) if isinstance(sut, SystemUnderTest) else 0
+    yield
+    if judge is not None and isinstance(sut, SystemUnderTest):
+        judge.judge_unseen(list(sut.exchanges[before:]))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:

@@ -236,9 +236,11 @@ def patience_for(timeouts: Timeouts, journal: Journal) -> Patience:
                 f"(its timers: {timeouts.describe()})"
             )
         if t.chunks:
-            return last + settle, (
+            # A second per MiB the upstream wrote, to relay it on a loaded machine.
+            wait = settle + sum(a.bytes_written for a in attempts) / 2**20
+            return last + wait, (
                 f"the upstream's answer was over, and the target sent nothing more for "
-                f"{settle:.2f} s: the client's stream never ended"
+                f"{wait:.2f} s: the client's stream never ended"
             )
         wait = retry + _retry_after(attempts[-1])
         return last + wait, (

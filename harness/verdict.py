@@ -101,6 +101,7 @@ class Judge:
     axes: tuple[str, str] | None = None  # (content, ending) of the last exchange seen
     exchanges: list[ExchangeLog] = field(default_factory=list)  # wire logs, for reports
     not_offered: str | None = None  # the feature the target does not offer, if that is why
+    seen: list[Observed] = field(default_factory=list)  # the exchanges shown (`saw`)
 
     def check(self, *findings: Finding) -> None:
         """Record findings; stop the case at once if a MUST-level or a harm one failed."""
@@ -126,7 +127,15 @@ class Judge:
         self.attach(title, exchange.describe())
         self.axes = exchange.axes()
         self.exchanges.append(capture(exchange, title))
+        self.seen.append(exchange)
         self.check(*exchange.harms())
+
+    def judge_unseen(self, exchanges: list[Observed]) -> None:
+        """The exchanges a case made but did not show are judged on their harms too: no
+        case passes while its client was held or its premise never happened."""
+        for exchange in exchanges:
+            if not any(exchange is seen for seen in self.seen):
+                self.check(*exchange.harms())
 
     @property
     def wire(self) -> Wire | None:

@@ -35,6 +35,8 @@ def test_non_streaming_answer(sut: SystemUnderTest, judge: Judge) -> None:
 def test_non_streaming_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1), stream=False)
     judge.saw(x)
+    if "retries" not in sut.offers and len(x.attempts) == 1:
+        judge.offered("retries", checks.failed_honestly(x))
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.message_content_intact(x),
@@ -98,12 +100,15 @@ def test_non_streaming_answer_is_json(sut: SystemUnderTest, judge: Judge) -> Non
     requirement="Read the upstream status before committing: a plain 4xx must not become a "
     "200 with an error event inside, or clients retry wrongly.",
     source="streamproof policy (FAILURES.md: errors)",
-    expected="status 400-499 with a JSON error body, for a streaming request",
+    expected="status 400-499 with a JSON error body that keeps the upstream's message, type "
+    "and code, for a streaming request",
 )
 def test_upstream_400_passed_on(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=3, faults=(Status(400),)))
     judge.saw(x)
-    judge.check(checks.http_error(x.transcript, set(range(400, 500))))
+    judge.check(
+        checks.http_error(x.transcript, set(range(400, 500))), checks.upstream_error_kept(x)
+    )
 
 
 @case(

@@ -39,6 +39,18 @@ def _tolerance(seconds: float) -> float:
     return seconds + max(0.25, seconds / 2)
 
 
+def _without_retries(
+    sut: SystemUnderTest, judge: Judge, x: Exchange, *, retry_after: bool = False
+) -> None:
+    """A target that does not offer retries and did not retry is judged on failing
+    honestly (docs/verdicts.md): NOT-OFFERED if it did, FAIL if it did not."""
+    if "retries" in sut.offers or len(x.attempts) != 1:
+        return
+    if x.transcript.status == 200:  # it had committed: the failure must show in the stream
+        judge.offered("retries", checks.not_dressed_up(x.transcript))
+    judge.offered("retries", checks.failed_honestly(x, retry_after=retry_after))
+
+
 def _whole_after_a_retry(x: Exchange) -> tuple[Finding, ...]:
     """The answer whole and cleanly ended, after at least one more upstream attempt."""
     return (
@@ -60,6 +72,7 @@ def _whole_after_a_retry(x: Exchange) -> tuple[Finding, ...]:
 def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1))
     judge.saw(x)
+    _without_retries(sut, judge, x)
     judge.check(*_whole_after_a_retry(x))
 
 
@@ -73,6 +86,7 @@ def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> Non
 def test_two_resets_then_success(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=2))
     judge.saw(x)
+    _without_retries(sut, judge, x)
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.content_intact(x),
@@ -90,6 +104,7 @@ def test_two_resets_then_success(sut: SystemUnderTest, judge: Judge) -> None:
 def test_503_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(Status(503),), first=2))
     judge.saw(x)
+    _without_retries(sut, judge, x)
     judge.check(checks.status_is(x.transcript, 200), checks.content_intact(x))
 
 
@@ -105,6 +120,7 @@ def test_503_retried(sut: SystemUnderTest, judge: Judge) -> None:
 def test_429_retried_after_retry_after(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=4, faults=(Status(429, 1),), first=1))
     judge.saw(x)
+    _without_retries(sut, judge, x, retry_after=True)
     judge.check(checks.status_is(x.transcript, 200), checks.retried_after(x, 1.0))
 
 
@@ -142,7 +158,7 @@ def test_reset_mid_stream_not_replayed(sut: SystemUnderTest, judge: Judge) -> No
 def test_reset_mid_stream_reported(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(RESET_MID_STREAM)
     judge.saw(x)
-    judge.check(checks.single_error_event(x.transcript))
+    judge.check(checks.single_error_event(x.transcript), checks.no_done_after_error(x.transcript))
 
 
 @case(
@@ -170,7 +186,7 @@ def test_clean_close_not_dressed_up(sut: SystemUnderTest, judge: Judge) -> None:
 def test_clean_close_reported(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(CLOSE_MID_ANSWER)
     judge.saw(x)
-    judge.check(checks.single_error_event(x.transcript))
+    judge.check(checks.single_error_event(x.transcript), checks.no_done_after_error(x.transcript))
 
 
 @case(
@@ -339,6 +355,7 @@ def test_upstream_timeout_is_504(sut: SystemUnderTest, judge: Judge) -> None:
 def test_5xx_retried(sut: SystemUnderTest, judge: Judge, code: int) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(Status(code),), first=1))
     judge.saw(x)
+    _without_retries(sut, judge, x)
     judge.check(*_whole_after_a_retry(x))
 
 
@@ -400,6 +417,7 @@ def test_no_attempt_after_commit(sut: SystemUnderTest, judge: Judge, scenario: S
 def test_reset_after_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(ResetAfter(0),), first=1))
     judge.saw(x)
+    _without_retries(sut, judge, x)
     judge.check(*_whole_after_a_retry(x))
 
 

@@ -95,13 +95,36 @@ def nothing_replayed(x: Exchange) -> Finding:
 
 
 def not_dressed_up(t: Transcript) -> Finding:
-    """A failed stream must not look finished: no `[DONE]`, no invented finish_reason."""
-    reasons = [reason for reason in t.finish_reasons if reason != "error"]  # "error" is honest
-    ok = t.done_count == 0 and not reasons
-    observed = (
-        f"{t.done_count} [DONE], finish reasons {reasons or 'none'}, outcome {t.outcome.value}"
-    )
-    return Finding(ok, "no [DONE] and no finish_reason after a failure", observed)
+    """A failed stream must not look finished to its client, as the openai SDK reads it:
+    the client sees an error (an error event, a finish_reason "error", an aborted transfer
+    or an error status), and no finish_reason but "error" is invented. A clean end of the
+    body with neither `[DONE]` nor an error, or a `[DONE]` with no error before it, hands
+    the SDK's caller half an answer as if it were whole: a harm, whatever the case."""
+    invented = [reason for reason in t.finish_reasons if reason != "error"]
+    signalled = bool(t.error_events)
+    aborted = t.outcome in (Outcome.RESET, Outcome.HTTP_ERROR, Outcome.NO_RESPONSE)
+    ok = (signalled or aborted) and not invented
+    if invented:
+        observed = f"invented finish reason(s) {invented}"
+    elif ok:
+        observed = (
+            f"{len(t.error_events)} error event(s), outcome {t.outcome.value}"
+            + (f", then {t.done_count} [DONE]" if t.done_count else "")
+        )
+    elif t.done_count:
+        observed = f"{t.done_count} [DONE] and no error: the half answer looks complete"
+    else:
+        observed = (
+            f"outcome {t.outcome.value}: the body ended cleanly with neither [DONE] nor an "
+            "error, so an SDK returns the half answer as complete"
+        )
+    return Finding(ok, "the failure is visible to the client, nothing invented", observed, True)
+
+
+def no_done_after_error(t: Transcript) -> Finding:
+    """`[DONE]` only after a clean finish: never after an error the stream carried."""
+    ok = t.done_count == 0
+    return Finding(ok, "no [DONE] after a failure", f"{t.done_count} [DONE]{_ending(t)}")
 
 
 def fault_visible(x: Exchange) -> Finding:

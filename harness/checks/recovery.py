@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from harness.checks._words import _ending, _statuses
@@ -31,6 +32,61 @@ def http_error(t: Transcript, statuses: set[int]) -> Finding:
     wanted = _statuses(statuses)
     observed = f"status {t.status}, body {'is' if shaped else 'is not'} a JSON error object"
     return Finding(ok, f"status {wanted} with a JSON error body", observed)
+
+
+GATEWAY_ERRORS = {502, 503, 504}  # the statuses of a gateway whose upstream failed
+
+
+def failed_honestly(x: Exchange, *, retry_after: bool = False) -> Finding:
+    """Without retries, a failure before the commit point still reaches the client as one:
+    the upstream's own error status, or a gateway error (502, 503, 504), with an
+    OpenAI-style JSON error body; with `retry_after`, the upstream's Retry-After kept."""
+    t = x.transcript
+    said = [a.status for a in x.attempts if a.status is not None and a.status >= 400]
+    statuses = GATEWAY_ERRORS | set(said[-1:])
+    finding = http_error(t, statuses)
+    kept = True
+    if retry_after:
+        kept = "retry-after" in t.headers
+        finding = Finding(
+            finding.ok and kept,
+            finding.check + ", Retry-After kept",
+            finding.observed + ("" if kept else ", no Retry-After"),
+        )
+    return finding
+
+
+def upstream_error_kept(x: Exchange) -> Finding:
+    """What the upstream said of its error reaches the client: its status class, and its
+    message, type and code somewhere in the client's error body."""
+    t = x.transcript
+    said = next((a for a in reversed(x.attempts) if a.status and a.status >= 400), None)
+    if said is None or said.status is None:
+        return Finding(False, "the upstream's error passed on", "the upstream gave no error")
+    upstream = _error_object(bytes(said.data))
+    client = t.body.decode("utf-8", "replace")
+    lost = [
+        f"{name} {value!r}"
+        for name, value in upstream.items()
+        if name in ("message", "type", "code") and value is not None and str(value) not in client
+    ]
+    same_class = t.status is not None and t.status // 100 == said.status // 100
+    if not same_class:
+        lost.insert(0, f"status {said.status} became {t.status}")
+    return Finding(
+        not lost,
+        "the upstream's error passed on (status class, message, type, code)",
+        "lost: " + ", ".join(lost) if lost else f"status {t.status}, message, type and code kept",
+    )
+
+
+def _error_object(body: bytes) -> dict[str, object]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return {}
+    error = document.get("error") if isinstance(document, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 def attempts_exactly(x: Exchange, count: int) -> Finding:
