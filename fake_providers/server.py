@@ -10,6 +10,12 @@ It answers `/v1/chat/completions` and `/v1/models`, and the same under any route
 (`url_for("b")` is provider B's base URL). Faults count attempts per request id across all
 routes: `first-3` fails the first three attempts of a request wherever they went.
 
+A chat request OpenAI would refuse gets the 400 `invalid_request_error` OpenAI would send
+(`validation.py`), never a crash or a dropped connection. One whose request id can be read
+from its model is journaled as an attempt (numbered like the others, so it counts towards
+`first-K`) whose answer is that 400; no fault fires on it. One whose model cannot be read
+(a body that is not a JSON object, no model, a malformed scenario) has no journal to go to.
+
 Two details matter for exactness:
 - Each write is journaled just before it is made, so whatever the peer has read, the
   journal already shows: a check never sees the client ahead of the upstream.
@@ -37,7 +43,7 @@ from typing import Any
 
 import h11
 
-from fake_providers import chat
+from fake_providers import chat, validation
 from fake_providers.journal import (
     LABEL_PATTERN,
     Attempt,
@@ -47,7 +53,8 @@ from fake_providers.journal import (
     parse_route,
 )
 from fake_providers.plan import Ending, Plan
-from fake_providers.scenario import Scenario, ScenarioError
+from fake_providers.scenario import ScenarioError
+from fake_providers.validation import InvalidRequest
 
 MAX_BODY = 8 * 1024 * 1024
 SECRET_HEADERS = {"authorization", "api-key", "x-api-key", "proxy-authorization"}
@@ -221,12 +228,9 @@ class _Connection:
         if method != "POST":
             return await self._send_json(405, _error("use POST"))
         try:
-            body = json.loads(raw_body)
-            if not isinstance(body, dict):
-                raise TypeError("the request body must be a JSON object")
-            scenario = Scenario.parse(str(body.get("model", "")))
-        except (ValueError, TypeError) as exc:  # JSONDecodeError and ScenarioError included
-            return await self._send_json(400, _error(str(exc)))
+            body, scenario = validation.read_scenario(raw_body)
+        except InvalidRequest as exc:  # no request id can be read: nothing to journal
+            return await self._send_json(400, exc.document)
         headers = {
             name.decode().lower(): value.decode("latin-1") for name, value in request.headers
         }
@@ -234,10 +238,15 @@ class _Connection:
             headers[name] = fingerprint(headers[name])
         journal = self.provider.journal(scenario.nonce)
         attempt = journal.begin(method, path, headers, body, abandoned=_hung_up(self.writer))
-        faults = scenario.faults_for(attempt.number)
-        plan = chat.answer(body, scenario, chat.chunk_id(scenario, attempt.number))
-        for fault in faults:
-            plan = fault.apply(plan)
+        try:
+            validation.check_chat(body)
+        except InvalidRequest as exc:  # refused at the door: an attempt, but no fault fires
+            faults, plan = [], exc.plan
+        else:
+            faults = scenario.faults_for(attempt.number)
+            plan = chat.answer(body, scenario, chat.chunk_id(scenario, attempt.number))
+            for fault in faults:
+                plan = fault.apply(plan)
         journal.update(lambda: setattr(attempt, "faults", [fault.token for fault in faults]))
         return await _Writer(self, journal, attempt, plan).run()
 
@@ -387,7 +396,7 @@ class _Writer:
 
 
 def _error(message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error", "code": None}}
+    return validation.error_document(message)
 
 
 def _models() -> list[dict[str, Any]]:

@@ -103,13 +103,16 @@ def patient_proxy_url(fake: FakeProvider) -> Iterator[str]:
     yield from serve_proxy(fake.base_url, first_byte=5.0, idle=5.0)
 
 
+MESSAGES = [{"role": "user", "content": "hi"}]  # the fake refuses a request without any
+
+
 def scenario(*tokens: str) -> tuple[str, str]:
     nonce = f"relay{next(_ids)}x{time.monotonic_ns() % 10**9}"
     return ".".join(["streamproof", f"id-{nonce}", *tokens]), nonce
 
 
 def chat(url: str, model: str, stream: bool = True) -> httpx.Response:
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    body = {"model": model, "messages": MESSAGES, "stream": stream}
     return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
 
 
@@ -306,7 +309,7 @@ def wait_closed(journal: Journal) -> bool:
 
 def test_relay_client_leaving_mid_stream_closes_the_upstream(fake, patient_proxy_url):
     model, nonce = scenario("chunks-6", "stall_after-3")
-    body = {"model": model, "messages": [], "stream": True}
+    body = {"model": model, "messages": MESSAGES, "stream": True}
     with (
         httpx.Client(timeout=10) as http,
         http.stream("POST", f"{patient_proxy_url}/v1/chat/completions", json=body) as response,
@@ -319,7 +322,7 @@ def test_relay_client_leaving_mid_stream_closes_the_upstream(fake, patient_proxy
 
 def test_relay_client_leaving_before_headers_closes_the_upstream(fake, patient_proxy_url):
     model, nonce = scenario("stall_before_headers")
-    body = json.dumps({"model": model, "messages": [], "stream": True}).encode()
+    body = json.dumps({"model": model, "messages": MESSAGES, "stream": True}).encode()
     journal = fake.journal(nonce)
     with socket.create_connection(("127.0.0.1", int(patient_proxy_url.rsplit(":", 1)[1]))) as s:
         s.sendall(
