@@ -117,7 +117,7 @@ class Judge:
         it failed: a FAIL, with its reason, as any harm."""
         self.check(replace(honest, harm=True))
         self.not_offered = feature
-        pytest.skip(f"not offered: {feature}; without it the target {honest.observed}")
+        pytest.skip(f"not offered: {feature}; it failed honestly without: {honest.observed}")
 
     def attach(self, title: str, text: str) -> None:
         self.evidence.append((title, text))

@@ -48,7 +48,7 @@ def test_api_chat_failure_mid_stream(sut: SystemUnderTest, judge: Judge) -> None
     judge.check(
         checks.simple_nothing_replayed(x),
         checks.openai_error_event(x.transcript),
-        checks.not_dressed_up(x.transcript),
+        checks.not_dressed_up(x),
     )
 
 

@@ -47,7 +47,7 @@ def _without_retries(
     if "retries" in sut.offers or len(x.attempts) != 1:
         return
     if x.transcript.status == 200:  # it had committed: the failure must show in the stream
-        judge.offered("retries", checks.not_dressed_up(x.transcript))
+        judge.offered("retries", checks.not_dressed_up(x))
     judge.offered("retries", checks.failed_honestly(x, retry_after=retry_after))
 
 
@@ -142,7 +142,7 @@ def test_reset_mid_stream_not_replayed(sut: SystemUnderTest, judge: Judge) -> No
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.nothing_replayed(x),
-        checks.not_dressed_up(x.transcript),
+        checks.not_dressed_up(x),
     )
 
 
@@ -172,7 +172,7 @@ def test_reset_mid_stream_reported(sut: SystemUnderTest, judge: Judge) -> None:
 def test_clean_close_not_dressed_up(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(CLOSE_MID_ANSWER)
     judge.saw(x)
-    judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x.transcript))
+    judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x))
 
 
 @case(
@@ -206,7 +206,7 @@ def test_stall_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
     )
     judge.check(
         checks.ended_within(x.transcript, last_write, _tolerance(sut.timeouts.bound("idle"))),
-        checks.not_dressed_up(x.transcript),
+        checks.not_dressed_up(x),
         checks.nothing_replayed(x),
     )
 
@@ -226,7 +226,7 @@ def test_malformed_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
     judge.check(
         checks.nothing_replayed(x),
         checks.single_error_event(x.transcript),
-        checks.not_dressed_up(x.transcript),
+        checks.not_dressed_up(x),
     )
 
 
@@ -401,7 +401,7 @@ def test_no_attempt_after_commit(sut: SystemUnderTest, judge: Judge, scenario: S
     judge.check(
         checks.no_attempt_after_commit(x),
         checks.attempts_exactly(x, 1),
-        checks.not_dressed_up(x.transcript),
+        checks.not_dressed_up(x),
     )
 
 

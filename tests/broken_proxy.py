@@ -4,10 +4,9 @@
 
 Without its bug it is a plain pass-through that gets the MUST-level cases right: it checks
 the upstream status before answering (retrying resets and 5xx before the first byte),
-relays the upstream's bytes unchanged and as they come, reports a mid-stream failure with
-one error event, and lets a truncated stream end without `[DONE]`. Each bug is one that
-real proxies have shipped (see FAILURES.md in the shared folder); `BUGS` says what each
-does. `test_broken_proxies.py` runs the suites against every one of them.
+relays the upstream's bytes unchanged and as they come, and reports a mid-stream failure or
+a stream that stops short (neither `[DONE]` nor a finish_reason) with one error event. Each
+bug is one that real proxies have shipped (docs/failures.md); `BUGS` says what each does. `test_broken_proxies.py` runs the suites against every one of them.
 
 `--bug benign` is no bug at all: it rewrites the stream in every way the standards allow
 (drops comments, re-serialises JSON, changes line endings and write boundaries), and the
@@ -41,6 +40,9 @@ BUGS = {
     "replay": "after a mid-stream failure, asks again and streams the new answer from token 1",
     "done-after-error": "ends a broken stream with an error event and then `data: [DONE]`",
     "invent-finish": "finishes a stream that just stopped with `data: [DONE]`",
+    "drop-retry-after": "passes an upstream 429 on without its Retry-After",
+    "clean-end": "ends the body cleanly when the upstream's stream stops short: no error "
+    "event, no `[DONE]` (an SDK takes the half answer for a whole one)",
     "buffer": "reads the whole upstream answer before sending any of it",
     "keep-reading": "keeps reading the upstream after the client has left",
     "no-retry": "never retries: a reset or 5xx before the first byte reaches the client",
@@ -100,6 +102,20 @@ async def _events(chunks: Stream) -> AsyncIterator[str]:
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event.data
+
+
+def _finishes(data: str) -> bool:
+    """The event ends the answer: `[DONE]`, or a chunk with a finish_reason."""
+    if data == "[DONE]":
+        return True
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return False
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") for c in choices
+    )
 
 
 async def _resume(response: httpx.Response, skip: int) -> Stream:
@@ -209,6 +225,8 @@ async def _benign(chunks: Stream) -> Stream:
     """What the standards allow: comments dropped, JSON re-serialised with other spacing,
     `data:` without its space, CRLF line endings, and every event cut in two writes."""
     async for data in _events(chunks):
+        if not data:
+            continue  # an empty data event carries nothing
         if data != "[DONE]":
             data = json.dumps(json.loads(data), ensure_ascii=True, separators=(", ", ": "))
         event = f"data:{data}\r\n\r\n".encode()
@@ -445,12 +463,18 @@ def build(upstream: str, bug: str) -> Starlette:
                     return
                 tail = b""
                 relayed = SSEDecoder()
+                finished = False  # a finish_reason or [DONE] went by: the answer is whole
                 async for chunk in response.aiter_raw():
                     tail = (tail + chunk)[-len(DONE) :]
-                    sent += len(relayed.feed(chunk))
+                    events = relayed.feed(chunk)
+                    sent += len(events)
+                    finished = finished or any(_finishes(event.data) for event in events)
                     yield chunk
                 if bug == "invent-finish" and DONE not in tail:
                     yield b"\n\n" + DONE  # BUG: however the upstream stopped, it "finished"
+                elif not finished and DONE not in tail and bug != "clean-end":
+                    yield b"\n\n" + ERROR_EVENT  # a truncation, reported as one
+                # BUG (clean-end): the body just ends, and the half answer looks whole
                 return
             except FAILURES:
                 if bug == "resume-after-commit" and attempt == 0:
@@ -541,7 +565,12 @@ def build(upstream: str, bug: str) -> Starlette:
                 answer["choices"][0]["message"]["content"] = None  # BUG
                 content = json.dumps(answer).encode()
             media_type = "text/plain" if bug == "json-as-text" else "application/json"
-            return Response(content, response.status_code, media_type=media_type)
+            kept = {
+                name: value
+                for name, value in response.headers.items()
+                if name == "retry-after" and bug != "drop-retry-after"
+            }  # BUG (drop-retry-after): the client never learns how long to wait
+            return Response(content, response.status_code, headers=kept, media_type=media_type)
         headers = {"cache-control": "no-cache"}
         if bug == "gzip":
             headers["content-encoding"] = "gzip"
