@@ -87,7 +87,7 @@ def test_upstream_error_not_dressed_up(sut: SystemUnderTest, judge: Judge, token
     "3.4",
     "An upstream's own error event reaches the client in the OpenAI shape",
     requirement="Recognise every shape of upstream error and forward one OpenAI-style error "
-    'event, `data: {"error": {"message", "type", "code"}}`.',
+    'event, `data: {"error": {"message", "type", "code"}}`, that keeps the upstream\'s message.',
     source=POLICY,
     expected='one {"error": {...}} event, last, no [DONE]',
     strength=Strength.SHOULD,
@@ -96,7 +96,7 @@ def test_upstream_error_not_dressed_up(sut: SystemUnderTest, judge: Judge, token
 def test_upstream_error_normalised(sut: SystemUnderTest, judge: Judge, token: str) -> None:
     x = sut.chat(scenario("chunks-8", token))
     judge.saw(x)
-    judge.check(checks.openai_error_event(x.transcript))
+    judge.check(checks.openai_error_event(x.transcript), checks.upstream_message_kept(x))
 
 
 @case(
@@ -171,4 +171,4 @@ def test_cut_inside_event_not_dressed_up(sut: SystemUnderTest, judge: Judge) -> 
 def test_cut_inside_event_reported(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(scenario("chunks-8", "cut_inside-4"))
     judge.saw(x)
-    judge.check(checks.openai_error_event(x.transcript))
+    judge.check(checks.openai_error_event(x.transcript), checks.upstream_message_kept(x))

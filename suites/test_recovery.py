@@ -455,3 +455,26 @@ def test_slow_healthy_stream_not_cut(sut: SystemUnderTest, judge: Judge) -> None
     x = sut.chat(Scenario(chunks=6, faults=(Slow(round(gap * 1000)),)))
     judge.saw(x)
     judge.check(checks.content_intact(x), checks.ends_with_single_done(x.transcript))
+
+
+@case(
+    "5.37",
+    "A rate limit that outlasts the retries reaches the client with its Retry-After",
+    requirement="What the upstream said is never lost: a 429 the proxy could not get past "
+    "reaches the client as a 429 (or a 503) with `Retry-After` and a JSON error body, so that "
+    "the client knows how long to wait (RFC 9110 §10.2.3).",
+    source="RFC 9110 §10.2.3; streamproof policy (docs/verdicts.md)",
+    expected="status 429 or 503 with a Retry-After header and an OpenAI-style JSON error body",
+)
+def test_persistent_429_keeps_retry_after(sut: SystemUnderTest, judge: Judge) -> None:
+    x = sut.chat(Scenario(chunks=4, faults=(Status(429, 1),)))
+    judge.saw(x)
+    t = x.transcript
+    judge.check(
+        checks.http_error(t, {429, 503}),
+        Finding(
+            "retry-after" in t.headers,
+            "Retry-After passed on",
+            f"Retry-After: {t.headers['retry-after']}" if "retry-after" in t.headers else "none",
+        ),
+    )

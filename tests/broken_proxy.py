@@ -5,8 +5,9 @@
 Without its bug it is a plain pass-through that gets the MUST-level cases right: it checks
 the upstream status before answering (retrying resets and 5xx before the first byte),
 relays the upstream's bytes unchanged and as they come, and reports a mid-stream failure or
-a stream that stops short (neither `[DONE]` nor a finish_reason) with one error event. Each
-bug is one that real proxies have shipped (docs/failures.md); `BUGS` says what each does. `test_broken_proxies.py` runs the suites against every one of them.
+a stream that stops short (neither `[DONE]` nor a finish_reason) with one error event.
+Each bug is one that real proxies have shipped (docs/failures.md); `BUGS` says what each
+does. `test_broken_proxies.py` runs the suites against every one of them.
 
 `--bug benign` is no bug at all: it rewrites the stream in every way the standards allow
 (drops comments, re-serialises JSON, changes line endings and write boundaries), and the
@@ -32,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.sse import SSEDecoder
+from harness.sse import Event, SSEDecoder
 
 BUGS = {
     "none": "the plain pass-through itself",
@@ -40,6 +41,7 @@ BUGS = {
     "replay": "after a mid-stream failure, asks again and streams the new answer from token 1",
     "done-after-error": "ends a broken stream with an error event and then `data: [DONE]`",
     "invent-finish": "finishes a stream that just stopped with `data: [DONE]`",
+    "swallow-error": "drops the upstream's in-band error events and ends with `[DONE]`",
     "drop-retry-after": "passes an upstream 429 on without its Retry-After",
     "clean-end": "ends the body cleanly when the upstream's stream stops short: no error "
     "event, no `[DONE]` (an SDK takes the half answer for a whole one)",
@@ -104,15 +106,19 @@ async def _events(chunks: Stream) -> AsyncIterator[str]:
             yield event.data
 
 
-def _finishes(data: str) -> bool:
-    """The event ends the answer: `[DONE]`, or a chunk with a finish_reason."""
-    if data == "[DONE]":
+def _finishes(event: Event) -> bool:
+    """The event ends the answer: `[DONE]`, a chunk with a finish_reason, or an error."""
+    if event.data == "[DONE]" or event.event == "error":
         return True
     try:
-        payload = json.loads(data)
+        payload = json.loads(event.data)
     except ValueError:
         return False
-    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return False
+    if "error" in payload or payload.get("object") == "error":
+        return True
+    choices = payload.get("choices")
     return isinstance(choices, list) and any(
         isinstance(c, dict) and c.get("finish_reason") for c in choices
     )
@@ -308,6 +314,21 @@ def _first_choice_only(payload: dict[str, Any]) -> bool:
     return bool(payload["choices"]) or "usage" in payload
 
 
+async def _swallow_error(chunks: Stream) -> Stream:
+    """Drops the upstream's in-band errors and ends every stream with `[DONE]`."""
+    async for data in _events(chunks):
+        if data == "[DONE]":
+            continue
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and ("error" in payload or payload.get("object") == "error"):
+            continue  # BUG: the upstream's error never reaches the client
+        yield f"data: {data}\n\n".encode()
+    yield DONE
+
+
 async def _skip_bad_events(chunks: Stream) -> Stream:
     async for data in _events(chunks):
         try:
@@ -399,6 +420,7 @@ def _unchanged(chunks: Stream) -> Stream:
 
 
 REWRITES: dict[str, Callable[[Stream], Stream]] = {
+    "swallow-error": _swallow_error,
     "decode-per-read": _decode_per_read,
     "lf-only": _lf_only,
     "one-event-per-read": _one_event_per_read,
@@ -468,7 +490,7 @@ def build(upstream: str, bug: str) -> Starlette:
                     tail = (tail + chunk)[-len(DONE) :]
                     events = relayed.feed(chunk)
                     sent += len(events)
-                    finished = finished or any(_finishes(event.data) for event in events)
+                    finished = finished or any(_finishes(event) for event in events)
                     yield chunk
                 if bug == "invent-finish" and DONE not in tail:
                     yield b"\n\n" + DONE  # BUG: however the upstream stopped, it "finished"

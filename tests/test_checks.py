@@ -113,15 +113,35 @@ def test_single_error_event(bodies: tuple[bytes, ...], ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("bodies", "transport", "ok"),
+    [
+        pytest.param((_chunk("a"), ERROR), Transport.EOF, True, id="error-only"),
+        # The client saw the error: the [DONE] after it is a SHOULD (no_done_after_error).
+        pytest.param((_chunk("a"), ERROR, DONE), Transport.EOF, True, id="done-after-error"),
+        pytest.param((_chunk("a"), DONE), Transport.EOF, False, id="done-without-error"),
+        pytest.param((_chunk("a"),), Transport.EOF, False, id="clean-end-without-error"),
+        pytest.param((_chunk("a"),), Transport.RESET, True, id="aborted-transfer"),
+        pytest.param((_chunk("a"), b"data: {oops\n\n"), Transport.EOF, True, id="unreadable"),
+        pytest.param((_chunk("a"), _chunk(finish="stop")), Transport.EOF, False, id="invented"),
+        pytest.param((_chunk("a", finish="error"), DONE), Transport.EOF, True, id="finish-error"),
+    ],
+)
+def test_not_dressed_up(bodies: tuple[bytes, ...], transport: Transport, ok: bool) -> None:
+    x = Exchange(Scenario(chunks=4), _transcript(*bodies, transport=transport), Journal("x"))
+    finding = checks.not_dressed_up(x)
+    assert finding.ok is ok
+    assert finding.harm
+
+
+@pytest.mark.parametrize(
     ("bodies", "ok"),
     [
         pytest.param((_chunk("a"), ERROR), True, id="error-only"),
         pytest.param((_chunk("a"), ERROR, DONE), False, id="done-after-error"),
-        pytest.param((_chunk("a"), _chunk(finish="stop")), False, id="invented-finish"),
     ],
 )
-def test_not_dressed_up(bodies: tuple[bytes, ...], ok: bool) -> None:
-    assert checks.not_dressed_up(_transcript(*bodies)).ok is ok
+def test_no_done_after_error(bodies: tuple[bytes, ...], ok: bool) -> None:
+    assert checks.no_done_after_error(_transcript(*bodies)).ok is ok
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,14 @@ from harness.checks.answers import (
     finish_reasons_are,
     has_content,
     message_content_intact,
-    not_dressed_up,
     no_done_after_error,
+    not_dressed_up,
     nothing_replayed,
     openai_error_event,
     role_announced,
     same_event_sequence,
     single_error_event,
+    upstream_message_kept,
 )
 from harness.checks.feed import (
     closed_with,
@@ -151,6 +152,7 @@ __all__ = [
     "still_open",
     "stream_events",
     "upstream_error_kept",
+    "upstream_message_kept",
     "upstream_released",
     "usage_estimate_close",
     "usage_in_openai_shape",

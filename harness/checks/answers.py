@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from fake_providers.faults import ERROR_MESSAGE
 from harness.checks._words import _difference, _ending
 from harness.sse import SSEDecoder
 from harness.sut import Exchange
@@ -143,6 +144,20 @@ def _upstream_finish(x: Exchange) -> set[str]:
             if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
                 found.add(choice["finish_reason"])
     return found
+
+
+def upstream_message_kept(x: Exchange) -> Finding:
+    """The message of the upstream's own in-band error reaches the client in its error
+    event (a shape without one, `finish_reason: "error"`, has nothing to keep)."""
+    t = x.transcript
+    if ERROR_MESSAGE.encode() not in bytes(x.streamed.data if x.streamed else b""):
+        return Finding(True, "the upstream's error message kept", "the upstream gave none")
+    kept = any(ERROR_MESSAGE in timed.event.data for timed in t.error_events)
+    return Finding(
+        kept,
+        "the upstream's error message kept",
+        f"{ERROR_MESSAGE!r} in the client's error event" if kept else "not in any error event",
+    )
 
 
 def no_done_after_error(t: Transcript) -> Finding:
