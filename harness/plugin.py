@@ -137,6 +137,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "cases judge against them; undeclared, they judge with bounded waits",
     )
     group.addoption(
+        "--max-wait",
+        dest="streamproof_max_wait",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="the longest a timing case may wait on the target's timers (default 60): a case "
+        "that would wait longer (a stall against an idle timer of 120 s) is skipped, saying "
+        "so; raise it to run them",
+    )
+    group.addoption(
         "--live",
         dest="streamproof_live",
         action="store_true",
@@ -190,6 +200,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("streamproof_target_offers", "default for --target-offers", default=None)
     parser.addini("streamproof_target_timeouts", "default for --target-timeouts", default=None)
     parser.addini("streamproof_fail_on", "default for --fail-on", default="fail")
+    parser.addini("streamproof_max_wait", "default for --max-wait", default="60")
     parser.addini("streamproof_report_dir", "default for --report-dir", default=None)
     parser.addini("streamproof_expectations", "default for --expectations", default=None)
 
@@ -204,6 +215,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "what the others did, e.g. 6.6)",
     )
     profile_of(config)  # a bad target option is a usage error before anything starts
+    try:
+        max_wait = float(_option(config, "streamproof_max_wait"))
+    except ValueError:
+        raise pytest.UsageError("--max-wait takes a number of seconds") from None
+    if not max_wait > 0:
+        raise pytest.UsageError(f"--max-wait takes a positive number of seconds, not {max_wait}")
     fail_on = _option(config, "streamproof_fail_on")
     if fail_on not in FAIL_ON:
         raise pytest.UsageError(f"--fail-on takes {' or '.join(FAIL_ON)}, not {fail_on!r}")
@@ -325,9 +342,20 @@ def timeouts_of(config: pytest.Config) -> Timeouts:
     return timeouts
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def max_wait_of(config: pytest.Config) -> float:
+    return float(_option(config, "streamproof_max_wait"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     target = target_of(config)
-    return f"streamproof: target {target}; fake provider on 127.0.0.1 (ephemeral ports)"
+    timeouts = timeouts_of(config)
+    stall = max(timeouts.bound("idle"), timeouts.bound("first_byte"))
+    return [
+        f"streamproof: target {target}; fake provider on 127.0.0.1 (ephemeral ports)",
+        f"streamproof: timers {timeouts.describe()}; a stall case waits up to "
+        f"{stall + max(0.25, stall / 2):.1f} s, an unanswered request up to "
+        f"{1.5 * timeouts.bound('total'):.1f} s (--max-wait {max_wait_of(config):g} s)",
+    ]
 
 
 def case_id(item: pytest.Item) -> str | None:
@@ -422,7 +450,13 @@ def sut(
             pytest.exit("--target-url runs without -n: the fake provider has one port", 4)
         client = StreamClient(profile.url, headers=dict(profile.headers), read_timeout=read_timeout)
         under = SystemUnderTest(
-            profile.name, client, fake_provider, timeouts, offers, headers=dict(profile.headers)
+            profile.name,
+            client,
+            fake_provider,
+            timeouts,
+            offers,
+            headers=dict(profile.headers),
+            max_wait=max_wait_of(pytestconfig),
         )
         try:
             with _recording(under):
@@ -466,6 +500,7 @@ def sut(
                 ),
                 headers=headers,
                 secrets=tuple(key for key in (target.api_key, target.proxy_key) if key),
+                max_wait=max_wait_of(pytestconfig),
             )
         finally:
             client.close()

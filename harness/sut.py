@@ -275,8 +275,10 @@ class SystemUnderTest:
         fresh: Callable[..., AbstractContextManager[SystemUnderTest]] | None = None,
         headers: dict[str, str] | None = None,
         secrets: tuple[str, ...] = (),
+        max_wait: float = 60.0,
     ) -> None:
         self.name = name
+        self.max_wait = max_wait  # the longest a timing case may wait (--max-wait)
         self.client = client
         self.provider = provider
         self.timeouts = timeouts
@@ -310,6 +312,14 @@ class SystemUnderTest:
         for name in names:
             if name not in self.offers:
                 pytest.skip(f"the target does not offer {name}: {OFFERS[name]}")
+
+    def waits(self, seconds: float, on: str) -> None:
+        """Skip the case, saying why, if it would wait longer than `--max-wait`."""
+        if seconds > self.max_wait:
+            pytest.skip(
+                f"waits up to {seconds:.0f} s on {on} ({self.timeouts.describe()}); "
+                f"--max-wait {seconds:.0f} runs it"
+            )
 
     def fresh(self, *, proxy_key: str | None = None) -> AbstractContextManager[SystemUnderTest]:
         """Another process of the same target with nothing recorded yet, for the cases that

@@ -3,7 +3,7 @@
 It retries and falls back only before the commit point (the first response body byte sent
 to the client), reports every failure after it as one in-band error event without
 `[DONE]`, keeps separate connect, first-byte, idle and total timers, and closes the upstream
-as soon as the client goes away. See DESIGN.md, "The commit point".
+as soon as the client goes away. See docs/design.md, "The commit point".
 
 Modules, one idea each: `config` (the TOML file), `errors` (the exception tree, error
 bodies), `sse` (the byte-level SSE framer), `relay` (what to send for an upstream stream),

@@ -84,7 +84,7 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds. Each is its own timer; see DESIGN.md, "The commit point"."""
+    """Seconds. Each is its own timer; see docs/design.md, "The commit point"."""
 
     connect: float = 5.0
     first_byte: float = 30.0

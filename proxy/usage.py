@@ -1,6 +1,6 @@
 """Usage the client and the log can trust: the provider's figures, else a marked estimate.
 
-Policy (DESIGN.md, "The commit point", last bullet; FAILURES.md, "Token counting"):
+Policy (docs/design.md, "The commit point", last bullet; docs/failures.md, "Token counting"):
 
 - Reported usage is read from every place providers put it: the top-level `usage` of any
   chunk (OpenAI's final `choices: []` chunk, or cumulative figures on every chunk) and

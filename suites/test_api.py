@@ -7,7 +7,7 @@ import pytest
 from harness import Judge, Strength, SystemUnderTest, case, checks
 from harness.upstream import ResetBeforeHeaders, Scenario, Status
 
-POLICY = "streamproof policy (DESIGN.md)"
+POLICY = "streamproof policy (docs/design.md)"
 
 
 @case(
@@ -99,7 +99,7 @@ def test_non_streaming_answer_is_json(sut: SystemUnderTest, judge: Judge) -> Non
     "An upstream 400 reaches the client as a 4xx, not a 200",
     requirement="Read the upstream status before committing: a plain 4xx must not become a "
     "200 with an error event inside, or clients retry wrongly.",
-    source="streamproof policy (FAILURES.md: errors)",
+    source="streamproof policy (docs/failures.md: errors)",
     expected="status 400-499 with a JSON error body that keeps the upstream's message, type "
     "and code, for a streaming request",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from harness import Judge, SystemUnderTest, case, checks
 from harness.upstream import ResetAfter, Scenario, Status
 
-SEED = "the seed's /api/chat format, with DESIGN.md's commit point"
+SEED = "the seed's /api/chat format, with docs/design.md's commit point"
 
 
 @case(

@@ -4,7 +4,7 @@ Headless Chromium (Debian's `chromium`) loads the target's dashboard through a r
 case can cut (`harness.cutter`): a stream runs and the page must show it; the connection is
 cut, and the page must say it is reconnecting; it is restored, and the page must come back
 without duplicating anything: the seed's page re-registered its send handler on every
-reconnect, so its messages went out more than once (FAILURES.md).
+reconnect, so its messages went out more than once (docs/failures.md).
 
 The page is the reference proxy's (it exposes what it has seen as `window.streamproofFeed`);
 a target that does not offer it has this case skipped, and so does a machine without
@@ -73,7 +73,7 @@ def _wait_row(page: Any, model: str, result: str) -> None:
     requirement="A dashboard page at / shows live success rate, active streams, recent streams "
     "with their outcome, failures by error class and alerts; it reconnects with backoff after "
     "a drop without duplicating its handlers, and shows that it is reconnecting.",
-    source="FAILURES.md: the page's client re-registered its send handler on every reconnect",
+    source="docs/failures.md: the page's client re-registered its send handler on every reconnect",
     expected="in headless Chromium: a stream's row appears with its result; after a cut the "
     "page says it is reconnecting; after the restore it reconnects, shows each stream once, "
     "one click on Ping sends one ping and gets one pong, and every seq came in order",

@@ -16,7 +16,7 @@ import pytest
 from harness import Judge, SystemUnderTest, case, checks
 from harness.upstream import ResetBeforeHeaders, Scenario, Status
 
-FAILURES = "streamproof policy: retry and fallback (DESIGN.md)"
+FAILURES = "streamproof policy: retry and fallback (docs/design.md)"
 PRIMARY, SECONDARY = "", "secondary"  # the fake's route labels of the chain's providers
 
 

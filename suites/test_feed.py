@@ -3,7 +3,7 @@
 The seed is a proxy *dashboard*: people watch their streams live over `ws://HOST/ws`
 (`{"type": "ping"}` answered by `{"type": "pong"}`). Its guide lists the failures people
 hit — abnormal closures (1006), messages that are corrupted or not JSON — and its real
-implementation broke when clients connected or left during a broadcast (FAILURES.md).
+implementation broke when clients connected or left during a broadcast (docs/failures.md).
 
 The protocol is the reference proxy's (README, "The live feed"); a target that does not
 offer the feed has these cases skipped. Events are matched to streams by model: every
@@ -268,7 +268,7 @@ CHURN_STREAMS = 40
     "Clients that come and go do not disturb the broadcast",
     requirement="A broadcast is safe while clients connect and leave (the seed's broadcast "
     "iterated a set that changed under it).",
-    source="FAILURES.md: WebSocket broadcast iterated a set that changed under it",
+    source="docs/failures.md: WebSocket broadcast iterated a set that changed under it",
     expected=f"{STEADY} steady clients each get every event of {CHURN_STREAMS} streams exactly "
     f"once, seq gap-free, while {CHURNERS} loops of other clients connect and leave "
     "(cleanly, by reset, or right after the handshake) for as long as the streams last",

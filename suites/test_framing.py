@@ -6,7 +6,7 @@ from harness import Judge, Strength, SystemUnderTest, case, checks
 from harness.upstream import ResetAfter, Scenario, Slow
 
 OPENAI = "OpenAI chat completions streaming contract"
-POLICY = "streamproof policy (DESIGN.md)"
+POLICY = "streamproof policy (docs/design.md)"
 
 
 @case(

@@ -174,7 +174,7 @@ def test_random_text(sut: SystemUnderTest, judge: Judge, variant: object) -> Non
     "A very large event",
     requirement="No small line-length cap: an event of 1 MiB or more (big tool-call arguments, "
     "base64) is relayed whole.",
-    source="streamproof policy (FAILURES.md: SSE framing)",
+    source="streamproof policy (docs/failures.md: SSE framing)",
     expected="the whole answer with its 1 MiB and 4 MiB deltas, then [DONE]",
 )
 @pytest.mark.parametrize(
@@ -270,7 +270,7 @@ def test_every_finish_reason(sut: SystemUnderTest, judge: Judge, reason: str) ->
     "The event sequence does not depend on where the upstream's writes fall",
     requirement="The assembled content and the event sequence are the same at every split "
     "point: a relay's output may be re-chunked, but not differently for different splits.",
-    source="streamproof policy (DESIGN.md)",
+    source="streamproof policy (docs/design.md)",
     expected="the same (choice, delta) sequence for every split of the same answer",
 )
 @pytest.mark.parametrize(

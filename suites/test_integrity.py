@@ -7,7 +7,7 @@ import pytest
 from harness import Judge, SystemUnderTest, case, checks
 from harness.upstream import Chop, Coalesce, Scenario, Slow, SplitEol, SplitUtf8
 
-POLICY = "streamproof policy (DESIGN.md)"
+POLICY = "streamproof policy (docs/design.md)"
 
 SPLITS = [
     pytest.param(Scenario(chunks=16), id="one-write-per-event"),

@@ -16,7 +16,7 @@ from harness import Judge, Strength, SystemUnderTest, case, checks
 from harness.upstream import scenario
 
 OPENAI = "OpenAI chat completions streaming contract"
-POLICY = "streamproof policy (DESIGN.md, FAILURES.md)"
+POLICY = "streamproof policy (docs/design.md, docs/failures.md)"
 
 BAD_PAYLOADS = [
     pytest.param(("malformed-4",), id="invalid-json"),

@@ -13,7 +13,7 @@ from harness import Judge, Strength, SystemUnderTest, case, checks
 from harness.upstream import scenario
 
 OPENAI = "OpenAI chat completions streaming contract (stream_options.include_usage)"
-POLICY = "streamproof policy (DESIGN.md: usage; FAILURES.md: token counting)"
+POLICY = "streamproof policy (docs/design.md: usage; docs/failures.md: token counting)"
 INCLUDE_USAGE = {"include_usage": True}
 
 
@@ -246,7 +246,7 @@ def test_partial_usage_of_failed_stream(sut: SystemUnderTest, judge: Judge) -> N
     "4.15",
     "A stream the client leaves is counted for what was relayed",
     requirement="Usage lost when the client cancels: record partial usage.",
-    source="FAILURES.md: disconnect and billing",
+    source="docs/failures.md: disconnect and billing",
     expected="the request's record holds completion tokens between those of the content the "
     "client read and those of all the upstream wrote",
 )
