@@ -63,23 +63,30 @@ class StreamClient:
     """Talks to the system under test: `POST /v1/chat/completions` and friends."""
 
     def __init__(
-        self, base_url: str, *, headers: dict[str, str] | None = None, read_timeout: float = 5.0
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        read_timeout: float = 5.0,
+        trust_env: bool = False,
     ) -> None:
+        """`trust_env`: honour the environment's proxy settings, as the live route to a real
+        provider may (a corporate proxy); never for a target or a fake on loopback."""
         self.base_url = base_url.rstrip("/")
         self.read_timeout = read_timeout
         self._backend = _RecordingBackend()
-        transport = httpx.HTTPTransport(trust_env=False)
         # Every exchange on a connection of its own (no keep-alive), so that the socket to
-        # cut is the exchange's alone; httpx has no public way to pass a network backend.
-        transport._pool = httpcore.ConnectionPool(
-            max_keepalive_connections=0, network_backend=self._backend
-        )
+        # cut is the exchange's alone.
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        transport = httpx.HTTPTransport(trust_env=trust_env, limits=no_keepalive)
+        # httpx has no public way to pass httpcore a network backend: set it on the pool.
+        transport._pool._network_backend = self._backend
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers or {},
             timeout=httpx.Timeout(5.0, read=read_timeout),
             transport=transport,
-            trust_env=False,  # never through an environment proxy: the target is on loopback
+            trust_env=trust_env,
         )
 
     def close(self) -> None:

@@ -9,6 +9,14 @@ point the live code path at a local stand-in):
     MISTRAL_API_KEY  MISTRAL_BASE_URL  (https://api.mistral.ai/v1)            MISTRAL_MODEL
 
 Payloads are minimal: one short user message and a small `max_tokens`.
+
+Proxies of the environment (HTTPS_PROXY, ALL_PROXY, NO_PROXY): live traffic is the one
+place where they are honoured, because it goes to the real providers, and a user behind a
+corporate HTTPS proxy expects `--live` to reach them through it. So the `direct` route's
+client may trust the environment, and the target started for `--live` inherits it for its
+own upstream. Loopback never goes through them: the `proxy` route talks to that target on
+127.0.0.1 and must not trust the environment (as every other client of the harness), and
+the target is given NO_PROXY with the loopback names (`harness.targets`).
 """
 
 from __future__ import annotations

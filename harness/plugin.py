@@ -53,7 +53,10 @@ from harness.targets import (
     UNDECLARED,
     Offers,
     ProcessTarget,
+    TargetError,
     Timeouts,
+    parse_readiness,
+    sigterm_interrupts,
 )
 from harness.verdict import Case, CaseFailed, Judge, Level
 
@@ -132,9 +135,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="streamproof_target_timeouts",
         default=None,
         metavar="SPEC",
-        help="the --target-cmd target's own timeouts in seconds, e.g. "
-        "'idle=30,first_byte=60,total=600' (connect, first_byte, idle, total), so timing "
-        "cases judge against them; undeclared, they judge with bounded waits",
+        help="the --target-cmd target's own timers in seconds, e.g. "
+        "'idle=30,first_byte=60,total=none' (connect, first_byte, idle, total; 'none': it has "
+        "no such timer), so timing cases judge against them; a timer left out is undeclared "
+        "and judged with a bound (docs/verdicts.md)",
+    )
+    group.addoption(
+        "--target-ready",
+        dest="streamproof_target_ready",
+        default=None,
+        metavar="PATH",
+        help="how the harness knows a target it starts is ready: a PATH to GET until it "
+        "answers, whatever the status (default: /health; with {fd} the one request waits in "
+        "the socket's backlog), or '' or 'tcp' for a plain TCP connect (with {fd}, none: the "
+        "socket listens already)",
     )
     group.addoption(
         "--max-wait",
@@ -199,6 +213,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("streamproof_targets_file", "default for --targets-file", default=None)
     parser.addini("streamproof_target_offers", "default for --target-offers", default=None)
     parser.addini("streamproof_target_timeouts", "default for --target-timeouts", default=None)
+    parser.addini("streamproof_target_ready", "default for --target-ready", default=None)
     parser.addini("streamproof_fail_on", "default for --fail-on", default="fail")
     parser.addini("streamproof_max_wait", "default for --max-wait", default="60")
     parser.addini("streamproof_report_dir", "default for --report-dir", default=None)
@@ -258,7 +273,7 @@ def _path_option(config: pytest.Config, name: str) -> Path | None:
 
 def profile_of(config: pytest.Config) -> Profile:
     """The target, from --target (a profile), --target-cmd, --target-url or the default,
-    with --target-offers, --target-timeouts and --target-header applied."""
+    with --target-offers, --target-timeouts, --target-ready and --target-header applied."""
     if _profile_key in config.stash:
         return config.stash[_profile_key]
     profile = _chosen_profile(config)
@@ -270,11 +285,18 @@ def profile_of(config: pytest.Config) -> Profile:
     except ValueError as exc:
         option = "--target-offers" if "offer" in str(exc) else "--target-timeouts"
         raise pytest.UsageError(f"{option}: {exc}") from None
+    ready_text = _option(config, "streamproof_target_ready")
+    try:
+        readiness = parse_readiness(ready_text) if ready_text is not None else profile.readiness
+    except ValueError as exc:
+        raise pytest.UsageError(f"--target-ready {exc}") from None
     if timeouts is None:
         own = profile.command == BUNDLED or "config" in offers
         timeouts = profile.timeouts or (REFERENCE_TIMEOUTS if own else UNDECLARED)
     headers = {**profile.headers, **_headers(config.getoption("streamproof_target_headers"))}
-    profile = replace(profile, offers=offers, timeouts=timeouts, headers=headers)
+    profile = replace(
+        profile, offers=offers, timeouts=timeouts, headers=headers, readiness=readiness
+    )
     config.stash[_profile_key] = profile
     return profile
 
@@ -436,6 +458,7 @@ def sut(
     dead_upstreams: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
     pytestconfig: Any,
+    request: pytest.FixtureRequest,
 ) -> Iterator[SystemUnderTest]:
     """The system under test, started once per session (per xdist worker)."""
     profile = profile_of(pytestconfig)
@@ -506,11 +529,21 @@ def sut(
             client.close()
             target.stop()
 
-    try:
-        with run(target) as under, _recording(under):
-            yield under
-    finally:
-        target.keep_log(report_dir / "logs")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(sigterm_interrupts())  # a SIGTERM stops the target as Ctrl-C does
+        stack.callback(target.keep_log, report_dir / "logs")
+        failure: str | None = None
+        try:
+            under = stack.enter_context(run(target))
+        except TargetError as exc:
+            failure = str(exc)
+        if failure is not None:
+            # Every case needs the target: one error says why, and the run stops there
+            # (under xdist, at each worker's first case, and the controller stops them all).
+            request.session.shouldfail = "streamproof: the target could not start"
+            pytest.fail(failure, pytrace=False)
+        stack.enter_context(_recording(under))
+        yield under
 
 
 def _read_timeout(timeouts: Timeouts) -> float:
@@ -607,7 +640,10 @@ def live_route(
     read_timeout = _read_timeout(live.TIMEOUTS)
     if via == "direct":
         headers = {"Authorization": f"Bearer {provider.key}"}
-        client = StreamClient(provider.base_url, headers=headers, read_timeout=read_timeout)
+        # A real provider, maybe behind the user's own HTTPS proxy: the environment is honoured.
+        client = StreamClient(
+            provider.base_url, headers=headers, read_timeout=read_timeout, trust_env=True
+        )
         path = "/chat/completions"
     else:
         headers = dict(profile_of(pytestconfig).headers)

@@ -7,7 +7,7 @@ is one word on the command line:
     description = "LiteLLM's proxy, one wildcard route to the fake provider"
     command = "{root}/.litellm/bin/litellm --config {workdir}/litellm.yaml --port {port}"
     environment = { LITELLM_LOG = "ERROR" }
-    readiness = "/health/liveliness"     # GET until it answers; "" to send no probe
+    readiness = "/health/liveliness"     # GET until it answers; "" or "tcp" to connect only
     headers = { Authorization = "Bearer sk-local" }   # the proxy's own auth, if any
     timeouts = { idle = 600, first_byte = 600, total = 600 }
     offers = []                          # see harness.targets.OFFERS; ["all"] for all
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.targets import BUNDLED, Offers, Timeouts
+from harness.targets import BUNDLED, Offers, Timeouts, parse_readiness
 
 DEFAULT_FILE = "targets.toml"
 KEYS = (
@@ -131,6 +131,12 @@ def parse_profile(name: str, table: Any) -> Profile:
             timeouts = Timeouts.parse(",".join(f"{k}={v}" for k, v in spec.items()))
     except ValueError as exc:
         raise ProfileError(f"{where}: {exc}") from None
+    try:
+        readiness = parse_readiness(_text(table, where, "readiness", "/health"))
+    except ProfileError:
+        raise
+    except ValueError as exc:
+        raise ProfileError(f"{where}.readiness: {exc}") from None
     return Profile(
         name=name,
         description=_text(table, where, "description", ""),
@@ -138,7 +144,7 @@ def parse_profile(name: str, table: Any) -> Profile:
         url=url.rstrip("/") if isinstance(url, str) else None,
         upstream_port=port,
         environment=_strings(table, where, "environment", dict),
-        readiness=_text(table, where, "readiness", "/health"),
+        readiness=readiness,
         headers=_strings(table, where, "headers", dict),
         timeouts=timeouts,
         offers=offers,

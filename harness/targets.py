@@ -15,11 +15,21 @@ A command template may use:
     {port}      its port number
     {api_key}   the key the proxy must send upstream (also in $STREAMPROOF_UPSTREAM_KEY)
     {config}    a reference-proxy config file written for this run
+
+The harness talks to the target over loopback only, and never through a proxy of the
+environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY): its probes do not trust the environment,
+and the target is given NO_PROXY and no_proxy with the loopback names appended, so that a
+proxy under test which honours HTTP_PROXY still reaches the fake provider directly.
+
+A target that cannot start (the command is not found, the process exits, or it does not
+answer in time) is a `TargetError` whose message names the target and the command and
+gives the exit status and the tail of its output, the key redacted.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -30,16 +40,20 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import httpx
 
 BUNDLED = "{python} -m proxy --config {config} --fd {fd}"
 KEY_VARIABLE = "STREAMPROOF_UPSTREAM_KEY"
 PROXY_KEY_VARIABLE = "STREAMPROOF_PROXY_KEY"  # the proxy's own key, when a case sets one
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # never reached through a proxy
+TCP = ""  # the readiness that connects, with no HTTP request ("tcp" on the command line)
 
 
 @dataclass(frozen=True)
@@ -187,6 +201,39 @@ class TargetError(RuntimeError):
     """The target could not be started or did not answer; the message has its log's tail."""
 
 
+def parse_readiness(text: str) -> str:
+    """A readiness probe: a path to GET until the target answers (`/health`), or `""` or
+    `"tcp"` for a plain TCP connect (`TCP`)."""
+    text = text.strip()
+    if text.lower() in ("", "tcp"):
+        return TCP
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise ValueError(
+            f"takes a path to GET until the target answers (e.g. /health), or '' or 'tcp' "
+            f"for a plain TCP connect, not {text!r}"
+        )
+    return text
+
+
+def no_proxy(*values: str | None) -> str:
+    """The hosts of NO_PROXY values, joined, with the LOOPBACK names they lack appended."""
+    names: list[str] = []
+    for value in values:
+        for name in (value or "").split(","):
+            if name.strip() and name.strip() not in names:
+                names.append(name.strip())
+    return ",".join([*names, *(name for name in LOOPBACK if name not in names)])
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|root)\}")
 
@@ -240,12 +287,14 @@ class ProcessTarget:
         self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.command_line = ""  # the command as started, placeholders filled
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_timeout: float = 30.0) -> None:
+        """Start the process and wait until it is ready; TargetError if it cannot start."""
         listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port = listener.getsockname()[1]
         inherits = "{fd}" in self.template
@@ -267,40 +316,59 @@ class ProcessTarget:
 
         for name, text in self.files.items():
             (self.workdir / name).write_text(fill(text))
-        argv = [fill(part) for part in shlex.split(self.template)]
+        try:
+            argv = [fill(part) for part in shlex.split(self.template)]
+        except ValueError as exc:  # e.g. "No closing quotation"
+            listener.close()
+            raise TargetError(self._failure(f"its command cannot be split: {exc}")) from None
+        if not argv:
+            listener.close()
+            raise TargetError(self._failure("its command is empty"))
+        self.command_line = shlex.join(argv)
         env = {
             **os.environ,
             KEY_VARIABLE: self.api_key,
             **({PROXY_KEY_VARIABLE: self.proxy_key} if self.proxy_key else {}),
             **{name: fill(value) for name, value in self.environment.items()},
         }
+        # Both spellings, the same value: programs differ in which one they read first.
+        env["NO_PROXY"] = env["no_proxy"] = no_proxy(env.get("NO_PROXY"), env.get("no_proxy"))
         if not inherits:
             listener.close()  # the port is the proxy's to bind now
         with self.log_path.open("wb") as log, listener:
-            self._process = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=(listener.fileno(),) if inherits else (),
-                cwd=ROOT,
-                start_new_session=True,  # its own process group: stopped whole, never orphaned
-            )
+            try:
+                self._process = subprocess.Popen(
+                    argv,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(listener.fileno(),) if inherits else (),
+                    cwd=ROOT,
+                    # Its own process group: stopped whole, never orphaned.
+                    start_new_session=True,
+                )
+            except OSError as exc:  # not found, not executable
+                raise TargetError(self._failure(f"it could not be run: {exc}")) from None
         atexit.register(self.stop)  # also when the run is interrupted
         # Our copy of the socket is closed now: if the process dies, connects are refused.
         try:
             self._wait_until_ready(ready_timeout, poll=not inherits)
-        except (httpx.HTTPError, TargetError) as exc:
+        except (httpx.HTTPError, OSError, TargetError) as exc:
+            why = self._exited() or f"it did not answer on {self.base_url}: {exc}"
             self.stop()
-            raise TargetError(
-                f"{self.name!r} did not answer on {self.base_url}: {exc}\n{self.log_tail()}"
-            ) from None
+            raise TargetError(self._failure(why)) from None
+        except BaseException:  # interrupted while waiting (Ctrl-C, SIGTERM): stop it now
+            self.stop()
+            raise
 
     def _wait_until_ready(self, timeout: float, *, poll: bool) -> None:
+        # Never through a proxy of the environment: the target is on loopback.
         if not poll:  # the request waits in the backlog of the inherited socket
             if self.readiness:
-                httpx.get(f"{self.base_url}{self.readiness}", timeout=timeout)
+                # A process that exits closes the socket (our copy is closed): the request
+                # is refused or reset at once, so the wait ends with the process.
+                httpx.get(f"{self.base_url}{self.readiness}", timeout=timeout, trust_env=False)
             return
         assert self._process is not None
         deadline = time.monotonic() + timeout
@@ -310,7 +378,7 @@ class ProcessTarget:
                 if self.readiness:
                     # Listening: its answer is worth waiting for, however slow the first one.
                     wait = httpx.Timeout(1.0, read=max(1.0, deadline - time.monotonic()))
-                    httpx.get(f"{self.base_url}{self.readiness}", timeout=wait)
+                    httpx.get(f"{self.base_url}{self.readiness}", timeout=wait, trust_env=False)
                 else:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
                 return
@@ -320,11 +388,36 @@ class ProcessTarget:
             if remaining <= 0:
                 raise TargetError(f"not listening after {timeout:g} s")
             try:  # waiting on the process: a proxy that dies ends the wait at once
-                code = self._process.wait(timeout=min(pause, remaining))
+                self._process.wait(timeout=min(pause, remaining))
             except subprocess.TimeoutExpired:
                 pause = min(pause * 2, 0.25)
                 continue
-            raise TargetError(f"the process exited with status {code} before it answered")
+            raise TargetError("the process exited before it answered")
+
+    def _exited(self, within: float = 1.0) -> str | None:
+        """How the process ended ("exited with status 3"), if it ends within `within` s: a
+        process whose socket was closed under a waiting probe may not be reaped yet."""
+        if self._process is None:
+            return None
+        try:
+            code = self._process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            return None
+        return f"the process {_exit_status(code)} before it answered"
+
+    def _failure(self, why: str) -> str:
+        """The message of a TargetError: the target, the command, why, and its output."""
+        tail = self.log_tail()
+        return "\n".join(
+            [
+                f"the target {self.name!r} could not start: {why}",
+                f"  command: {self._redact(self.command_line or self.template)}",
+                "  its output (the last lines, the key redacted):"
+                if tail.strip()
+                else "  its output: (none)",
+                *(f"    {line}" for line in tail.splitlines()),
+            ]
+        )
 
     @property
     def chains(self) -> frozenset[str]:
@@ -400,6 +493,41 @@ class ProcessTarget:
         except OSError:
             return "(no log)"
         return self._redact("\n".join(text.splitlines()[-lines:]))
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM (what CI timeouts and timeout(1) send) raises KeyboardInterrupt
+    in the main thread, as Ctrl-C does, so that the run unwinds the same way and stops its
+    targets: on a signal's default action the process dies at once, and no atexit handler
+    runs. A Python handler installed before is called first; a SIGTERM that was ignored
+    stays ignored; a second SIGTERM while the run unwinds is ignored, so that it cannot cut
+    the targets' stop short. Off the main thread, where no handler can be installed, and
+    after the block, SIGTERM is as it was."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or previous in (
+        signal.SIG_IGN,
+        None,  # installed by something other than Python: not ours to replace
+    ):
+        yield
+        return
+    received = False
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        if received:
+            return
+        received = True
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is interrupt:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
