@@ -162,6 +162,7 @@ class Journal:
         self.nonce = nonce
         self._attempts: list[Attempt] = []
         self._changed = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []  # called after every change
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -189,13 +190,31 @@ class Journal:
             )
             self._attempts.append(attempt)
             self._changed.notify_all()
-            return attempt
+        self._tell()
+        return attempt
 
     def update(self, change: Callable[[], None]) -> None:
         """Apply `change` (which mutates an attempt of this journal) and wake the readers."""
         with self._changed:
             change()
             self._changed.notify_all()
+        self._tell()
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (on the fake's thread, outside the journal's lock) after every
+        change, until `unlisten`: for a reader that waits on a condition of its own."""
+        with self._changed:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[], None]) -> None:
+        with self._changed:
+            self._listeners.remove(listener)
+
+    def _tell(self) -> None:
+        with self._changed:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
 
     def wait_for(self, predicate: Callable[[Journal], bool], timeout: float) -> bool:
         """Block until `predicate(self)` holds, or `timeout` seconds pass; say which."""

@@ -43,7 +43,7 @@ from typing import Any
 
 import h11
 
-from fake_providers import chat, validation
+from fake_providers import chat, tokens, validation
 from fake_providers.journal import (
     LABEL_PATTERN,
     Attempt,
@@ -104,6 +104,10 @@ class FakeProvider:
         return self.journals[nonce]
 
     def start(self) -> FakeProvider:
+        # The usage figures need the tokenizer, whose first load takes ~0.5 s: loaded now,
+        # the first answer is as quick as the others (a proxy's first-byte timer of a few
+        # hundred ms must not fire on the fake's start-up).
+        tokens.warm_up()
         self._thread = threading.Thread(target=self._run, name="fake-provider", daemon=True)
         self._thread.start()
         self._started.wait()

@@ -20,6 +20,11 @@ def _encoding() -> tiktoken.Encoding:
     return tiktoken.get_encoding(ENCODING)
 
 
+def warm_up() -> None:
+    """Load the encoding now, not on the first answer that needs it."""
+    _encoding()
+
+
 def count(text: str) -> int:
     """Tokens in `text`, special-token text counted as ordinary text."""
     return len(_encoding().encode(text, disallowed_special=()))

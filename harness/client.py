@@ -29,7 +29,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpcore
 import httpx
@@ -37,9 +38,23 @@ import httpx
 from harness.sse import SSEDecoder
 from harness.transcript import Arrival, Transcript, Transport
 
-# Until when (a `time.perf_counter()` instant) the client keeps waiting, and in words what
-# for, given what it has seen so far.
-Patience = Callable[[Transcript], tuple[float, str]]
+
+class Changes(Protocol):
+    """What tells the client to ask its patience again (a fake provider's journal)."""
+
+    def listen(self, listener: Callable[[], None]) -> None: ...
+
+    def unlisten(self, listener: Callable[[], None]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Patience:
+    """Until when (a `time.perf_counter()` instant) the client keeps waiting, and in words
+    what for, given what it has seen so far; asked again at every read, at the deadline,
+    and whenever `changes` changes."""
+
+    until: Callable[[Transcript], tuple[float, str]]
+    changes: Changes | None = None
 
 
 class _RecordingBackend(httpcore.SyncBackend):
@@ -230,11 +245,25 @@ class _Exchange:
                 self._over = True
                 self._changed.notify_all()
 
+    def poke(self) -> None:
+        """Something the patience depends on changed: ask it again."""
+        with self._changed:
+            self._changed.notify_all()
+
     def wait(self, patience: Patience) -> None:
         """Wait for the exchange to end; cut it off once `patience` runs out."""
+        if patience.changes is not None:
+            patience.changes.listen(self.poke)
+        try:
+            self._wait(patience)
+        finally:
+            if patience.changes is not None:
+                patience.changes.unlisten(self.poke)
+
+    def _wait(self, patience: Patience) -> None:
         with self._changed:
             while not self._over:
-                deadline, waiting_for = patience(self.transcript)
+                deadline, waiting_for = patience.until(self.transcript)
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     self._held = f"held: {waiting_for}"

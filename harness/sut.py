@@ -7,6 +7,7 @@ for that one request. Checks compare the two.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -20,10 +21,24 @@ from fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
 from fake_providers.chat import Expected, expected, expected_usage
 from harness.client import Patience, StreamClient
 from harness.feed import FeedConnection, FeedRecorder, StalledClient
+from harness.sse import SSEDecoder
 from harness.targets import OFFERS, Offers, Thresholds, Timeouts
-from harness.transcript import Outcome, Transcript, Transport
+from harness.transcript import DONE, Outcome, Transcript, Transport
 from harness.verdict import CaseFailed, Finding
 
+# The fake's faults that break an answer after its first byte (`Attempt.faults` tokens).
+BREAKS_AFTER_COMMIT = frozenset(
+    {
+        "reset_after",
+        "reset_inside",
+        "stall_after",
+        "close_after",
+        "cut_inside",
+        "malformed",
+        "nonobject",
+        "upstream_error",
+    }
+)
 # What every scenario asks: the fake provider's usage figures are computed for these.
 DEFAULT_MESSAGES: list[dict[str, str]] = list(chat.DEFAULT_MESSAGES)
 
@@ -107,7 +122,25 @@ class Exchange:
         """What every exchange is judged on, whatever the case (docs/verdicts.md): its
         premise happened, the client was not held, no secret came back. Each is a harm
         finding: failed, it fails the case whatever its strength."""
-        return [*self.premise(), _not_held(self.transcript), _no_secret(self)]
+        harms = [*self.premise(), _not_held(self.transcript), _no_secret(self)]
+        if self.broke_after_commit:
+            harms.append(self.failure_shown())
+        return harms
+
+    @property
+    def broke_after_commit(self) -> bool:
+        """The answer the client was given broke on the wire after its first event: the
+        client must see that it failed."""
+        streamed = self.streamed
+        return (
+            streamed is not None
+            and self.transcript.status == 200
+            and self.transcript.transport is not Transport.LEFT
+            and any(f.split("-")[0] in BREAKS_AFTER_COMMIT for f in streamed.faults)
+        )
+
+    def failure_shown(self) -> Finding:
+        return _failure_shown(self)
 
     def premise(self) -> list[Finding]:
         """The upstream was asked, and the whole events it wrote before any fault reached
@@ -189,12 +222,70 @@ def _no_secret(x: Exchange) -> Finding:
     )
 
 
+def _failure_shown(x: Exchange) -> Finding:
+    """A failed stream must not look finished to its client, as the openai SDK reads it:
+    the client sees an error (a payload with an "error" member, a finish_reason "error", a
+    payload it cannot parse, an aborted transfer or an error status), and no finish_reason
+    the upstream did not send is invented. A clean end of the body with neither `[DONE]`
+    nor an error, or a `[DONE]` with no error before it, hands the SDK's caller half an
+    answer as if it were whole: a harm, whatever the case."""
+    t = x.transcript
+    invented = [r for r in t.finish_reasons if r != "error" and r not in _upstream_finish(x)]
+    unreadable = [p for _, p in t.payloads if p is not DONE and not isinstance(p, dict)]
+    # What the openai SDK surfaces: it raises on a payload with an "error" member and on one
+    # it cannot parse, and hands a finish_reason "error" to its caller. An `event: error` or
+    # an `{"object": "error"}` payload without that member it yields as if it were a chunk.
+    raised = [p for _, p in t.payloads if isinstance(p, dict) and p.get("error")]
+    signalled = bool(raised or unreadable or "error" in t.finish_reasons)
+    aborted = t.outcome in (Outcome.RESET, Outcome.HTTP_ERROR, Outcome.NO_RESPONSE)
+    ok = (signalled or aborted) and not invented
+    if invented:
+        observed = f"invented finish reason(s) {invented}"
+    elif ok:
+        observed = (
+            f"{len(raised)} error event(s), {len(unreadable)} unreadable payload(s), "
+            f"outcome {t.outcome.value}" + (f", then {t.done_count} [DONE]" if t.done_count else "")
+        )
+    elif t.error_events:
+        observed = (
+            f'{len(t.error_events)} error event(s), none with an "error" member, outcome '
+            f"{t.outcome.value}: the openai SDK yields them as chunks and returns the half "
+            "answer as complete"
+        )
+    elif t.done_count:
+        observed = f"{t.done_count} [DONE] and no error: the half answer looks complete"
+    else:
+        observed = (
+            f"outcome {t.outcome.value}: the body ended cleanly with neither [DONE] nor an "
+            "error, so an SDK returns the half answer as complete"
+        )
+    return Finding(ok, "the failure is visible to the client, nothing invented", observed, True)
+
+
+def _upstream_finish(x: Exchange) -> set[str]:
+    """The finish reasons in the events the upstream wrote to the client's attempt."""
+    streamed = x.streamed
+    if streamed is None:
+        return set()
+    found: set[str] = set()
+    for event in SSEDecoder().feed(bytes(streamed.data)):
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            continue
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        for choice in choices if isinstance(choices, list) else []:
+            if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
+                found.add(choice["finish_reason"])
+    return found
+
+
 def _tolerance(seconds: float) -> float:
     """Room for scheduling on a loaded 2-core machine around a timer."""
     return seconds + max(0.25, seconds / 2)
 
 
-def patience_for(timeouts: Timeouts, journal: Journal) -> Patience:
+def patience_for(timeouts: Timeouts, journal: Journal | None) -> Patience:
     """How long the client waits, from what it and the upstream have seen so far.
 
     While an upstream attempt is open (the fake is slow, or silent on purpose), the target
@@ -209,14 +300,21 @@ def patience_for(timeouts: Timeouts, journal: Journal) -> Patience:
     settle = max(1.0, idle) if timeouts.declares("idle") else 2.0
     retry = max(1.0, first_byte) if timeouts.declares("first_byte") else 3.0
 
-    def patience(t: Transcript) -> tuple[float, str]:
+    def until(t: Transcript) -> tuple[float, str]:
         last_client = max(t.sent_at, t.headers_at or 0.0, t.chunks[-1].at if t.chunks else 0.0)
+        if journal is None:  # a request the target should answer alone (a bad one)
+            if t.status is None:
+                total = _tolerance(timeouts.bound("total"))
+                return t.sent_at + total, f"the target did not answer in {total:.2f} s"
+            return last_client + settle, (
+                f"the target answered {t.status}, then sent nothing more for {settle:.2f} s"
+            )
         attempts = list(journal.attempts)
         if not attempts:
-            if t.status is not None:
-                return last_client + settle, (
+            if t.status is not None:  # it answered without asking: a second is plenty
+                return last_client + 1.0, (
                     f"the target answered {t.status} but never asked the upstream, and sent "
-                    f"nothing for {settle:.2f} s"
+                    "nothing more for 1 s"
                 )
             # It may be trying providers that are down (connect timeouts) first.
             total = _tolerance(timeouts.bound("total"))
@@ -248,7 +346,7 @@ def patience_for(timeouts: Timeouts, journal: Journal) -> Patience:
             f"again for {wait:.2f} s"
         )
 
-    return patience
+    return Patience(until, journal)
 
 
 def _retry_after(attempt: Attempt) -> float:
@@ -362,6 +460,18 @@ class SystemUnderTest:
             return []
         model = x.scenario.model
         return [line for line in self.log_path.read_text().splitlines() if model in line]
+
+    def send(self, method: str, path: str, **request: Any) -> Exchange:
+        """Any request the target should answer on its own (`StreamClient.send`), with the
+        client's patience: a target that holds it is cut off, and the transcript says so.
+        The exchange has no journal of its own: the upstream need not be asked."""
+        transcript = self.client.send(
+            method, path, patience=patience_for(self.timeouts, None), **request
+        )
+        nonce = secrets.token_hex(6)
+        return Exchange(
+            Scenario(nonce=nonce), transcript, Journal(nonce), self.secrets, asks_upstream=False
+        )
 
     def simple_chat(
         self, scenario: Scenario, *, stream: bool = True, message: str = "hi"

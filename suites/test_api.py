@@ -61,13 +61,14 @@ NOT_JSON = [
 )
 @pytest.mark.parametrize("body", NOT_JSON)
 def test_invalid_json_request(sut: SystemUnderTest, judge: Judge, body: bytes) -> None:
-    t = sut.client.send(
+    x = sut.send(
         "POST",
         "/v1/chat/completions",
         content=body,
         headers={"content-type": "application/json"},
     )
-    judge.check(checks.http_error(t, set(range(400, 500))))
+    judge.saw(x)
+    judge.check(checks.http_error(x.transcript, set(range(400, 500))))
 
 
 @case(
@@ -78,8 +79,9 @@ def test_invalid_json_request(sut: SystemUnderTest, judge: Judge, body: bytes) -
     expected="status 400-499 with {'error': {'message': ...}}",
 )
 def test_request_without_messages(sut: SystemUnderTest, judge: Judge) -> None:
-    t = sut.client.send("POST", "/v1/chat/completions", json={"model": "streamproof"})
-    judge.check(checks.http_error(t, set(range(400, 500))))
+    x = sut.send("POST", "/v1/chat/completions", json={"model": "streamproof"})
+    judge.saw(x)
+    judge.check(checks.http_error(x.transcript, set(range(400, 500))))
 
 
 @case(

@@ -41,7 +41,8 @@ BUGS = {
     "replay": "after a mid-stream failure, asks again and streams the new answer from token 1",
     "done-after-error": "ends a broken stream with an error event and then `data: [DONE]`",
     "invent-finish": "finishes a stream that just stopped with `data: [DONE]`",
-    "swallow-error": "drops the upstream's in-band error events and ends with `[DONE]`",
+    "swallow-error": "drops the upstream's in-band error events (a finish_reason `error` "
+    "becomes `stop`) and ends with `[DONE]`",
     "drop-retry-after": "passes an upstream 429 on without its Retry-After",
     "clean-end": "ends the body cleanly when the upstream's stream stops short: no error "
     "event, no `[DONE]` (an SDK takes the half answer for a whole one)",
@@ -107,8 +108,10 @@ async def _events(chunks: Stream) -> AsyncIterator[str]:
 
 
 def _finishes(event: Event) -> bool:
-    """The event ends the answer: `[DONE]`, a chunk with a finish_reason, or an error."""
-    if event.data == "[DONE]" or event.event == "error":
+    """The event ends the answer where an SDK can see it: `[DONE]`, a chunk with a
+    finish_reason, or an `{"error": ...}` payload (the openai SDK raises on it; an error in
+    another shape it takes for a chunk, so it gets the error event that follows)."""
+    if event.data == "[DONE]":
         return True
     try:
         payload = json.loads(event.data)
@@ -116,7 +119,7 @@ def _finishes(event: Event) -> bool:
         return False
     if not isinstance(payload, dict):
         return False
-    if "error" in payload or payload.get("object") == "error":
+    if payload.get("error"):
         return True
     choices = payload.get("choices")
     return isinstance(choices, list) and any(
@@ -229,15 +232,23 @@ async def _bare_error(chunks: Stream) -> Stream:
 
 async def _benign(chunks: Stream) -> Stream:
     """What the standards allow: comments dropped, JSON re-serialised with other spacing,
-    `data:` without its space, CRLF line endings, and every event cut in two writes."""
-    async for data in _events(chunks):
-        if not data:
-            continue  # an empty data event carries nothing
-        if data != "[DONE]":
-            data = json.dumps(json.loads(data), ensure_ascii=True, separators=(", ", ": "))
-        event = f"data:{data}\r\n\r\n".encode()
-        yield event[: len(event) // 2]
-        yield event[len(event) // 2 :]
+    `data:` without its space, CRLF line endings, and every event cut in two writes (an
+    event's type is kept: it is part of what the event means)."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            data = event.data
+            if not data:
+                continue  # an empty data event carries nothing
+            if data != "[DONE]":
+                data = json.dumps(json.loads(data), ensure_ascii=True, separators=(", ", ": "))
+            kind = f"event:{event.event}\r\n" if event.event != "message" else ""
+            for piece in _halves(f"{kind}data:{data}\r\n\r\n".encode()):
+                yield piece
+
+
+def _halves(event: bytes) -> tuple[bytes, bytes]:
+    return event[: len(event) // 2], event[len(event) // 2 :]
 
 
 async def _naive_framer(chunks: Stream) -> Stream:
@@ -325,6 +336,10 @@ async def _swallow_error(chunks: Stream) -> Stream:
             payload = None
         if isinstance(payload, dict) and ("error" in payload or payload.get("object") == "error"):
             continue  # BUG: the upstream's error never reaches the client
+        for choice in payload.get("choices", []) if isinstance(payload, dict) else []:
+            if isinstance(choice, dict) and choice.get("finish_reason") == "error":
+                choice["finish_reason"] = "stop"  # BUG: and an error finish looks clean
+                data = json.dumps(payload)
         yield f"data: {data}\n\n".encode()
     yield DONE
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from fake_providers.faults import ERROR_MESSAGE
 from harness.checks._words import _difference, _ending
-from harness.sse import SSEDecoder
 from harness.sut import Exchange
 from harness.transcript import DONE, Outcome, Transcript
 from harness.verdict import Finding
@@ -99,51 +96,9 @@ def nothing_replayed(x: Exchange) -> Finding:
 
 
 def not_dressed_up(x: Exchange) -> Finding:
-    """A failed stream must not look finished to its client, as the openai SDK reads it:
-    the client sees an error (an error event, a finish_reason "error", a payload it cannot
-    parse, an aborted transfer or an error status), and no finish_reason the upstream did
-    not send is invented. A clean end of the body with neither `[DONE]` nor an error, or a
-    `[DONE]` with no error before it, hands the SDK's caller half an answer as if it were
-    whole: a harm, whatever the case."""
-    t = x.transcript
-    invented = [r for r in t.finish_reasons if r != "error" and r not in _upstream_finish(x)]
-    unreadable = [p for _, p in t.payloads if p is not DONE and not isinstance(p, dict)]
-    signalled = bool(t.error_events or unreadable)
-    aborted = t.outcome in (Outcome.RESET, Outcome.HTTP_ERROR, Outcome.NO_RESPONSE)
-    ok = (signalled or aborted) and not invented
-    if invented:
-        observed = f"invented finish reason(s) {invented}"
-    elif ok:
-        observed = (
-            f"{len(t.error_events)} error event(s), {len(unreadable)} unreadable payload(s), "
-            f"outcome {t.outcome.value}" + (f", then {t.done_count} [DONE]" if t.done_count else "")
-        )
-    elif t.done_count:
-        observed = f"{t.done_count} [DONE] and no error: the half answer looks complete"
-    else:
-        observed = (
-            f"outcome {t.outcome.value}: the body ended cleanly with neither [DONE] nor an "
-            "error, so an SDK returns the half answer as complete"
-        )
-    return Finding(ok, "the failure is visible to the client, nothing invented", observed, True)
-
-
-def _upstream_finish(x: Exchange) -> set[str]:
-    """The finish reasons in the events the upstream wrote to the client's attempt."""
-    streamed = x.streamed
-    if streamed is None:
-        return set()
-    found: set[str] = set()
-    for event in SSEDecoder().feed(bytes(streamed.data)):
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            continue
-        choices = payload.get("choices") if isinstance(payload, dict) else None
-        for choice in choices if isinstance(choices, list) else []:
-            if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
-                found.add(choice["finish_reason"])
-    return found
+    """A failed stream must not look finished to its client, as the openai SDK reads it
+    (`Exchange.failure_shown`): a harm, whatever the case."""
+    return x.failure_shown()
 
 
 def upstream_message_kept(x: Exchange) -> Finding:
