@@ -15,6 +15,11 @@ A command template may use:
     {port}      its port number
     {api_key}   the key the proxy must send upstream (also in $STREAMPROOF_UPSTREAM_KEY)
     {config}    a reference-proxy config file written for this run
+    {workdir}   the target's own folder for the run
+    {root}      this repository
+
+The same placeholders fill the target's `environment`, its `files` and the headers the
+client sends it (`ProcessTarget.fill`): their values are known only once it is started.
 """
 
 from __future__ import annotations
@@ -157,6 +162,18 @@ class TargetError(RuntimeError):
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|root)\}")
+# What a proxy already running (`--target-url`) has of them: it is not started by us.
+RUNNING_PLACEHOLDERS = frozenset({"python", "upstream", "root"})
+
+
+def placeholders(text: str) -> set[str]:
+    """The names of the placeholders `text` uses."""
+    return {match.group(1) for match in PLACEHOLDER.finditer(text)}
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each placeholder replaced by its value (`values` has every one used)."""
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
 
 
 class ProcessTarget:
@@ -207,6 +224,7 @@ class ProcessTarget:
         self.log_path = workdir / "target.log"  # the process's stdout and stderr
         self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
         self._process: subprocess.Popen[bytes] | None = None
+        self._values: dict[str, str] = {}  # the placeholders' values, once started
         self.port = 0
 
     @property
@@ -219,7 +237,7 @@ class ProcessTarget:
         inherits = "{fd}" in self.template
         config = self.workdir / "proxy-config.toml"
         config.write_text(self._config())
-        values = {
+        self._values = {
             "python": sys.executable,
             "upstream": self.upstream,
             "fd": str(listener.fileno()),
@@ -229,18 +247,14 @@ class ProcessTarget:
             "workdir": str(self.workdir),
             "root": str(ROOT),
         }
-
-        def fill(text: str) -> str:
-            return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-
         for name, text in self.files.items():
-            (self.workdir / name).write_text(fill(text))
-        argv = [fill(part) for part in shlex.split(self.template)]
+            (self.workdir / name).write_text(self.fill(text))
+        argv = [self.fill(part) for part in shlex.split(self.template)]
         env = {
             **os.environ,
             KEY_VARIABLE: self.api_key,
             **({PROXY_KEY_VARIABLE: self.proxy_key} if self.proxy_key else {}),
-            **{name: fill(value) for name, value in self.environment.items()},
+            **{name: self.fill(value) for name, value in self.environment.items()},
         }
         if not inherits:
             listener.close()  # the port is the proxy's to bind now
@@ -264,6 +278,13 @@ class ProcessTarget:
             raise TargetError(
                 f"{self.name!r} did not answer on {self.base_url}: {exc}\n{self.log_tail()}"
             ) from None
+
+    def fill(self, text: str) -> str:
+        """`text` with this run's placeholder values: for the target's headers, whose
+        values (its port, the key, the upstream) exist only once `start` has chosen them."""
+        if not self._values:
+            raise TargetError(f"{self.name!r} is not started: its placeholders have no values")
+        return fill(text, self._values)
 
     def _wait_until_ready(self, timeout: float, *, poll: bool) -> None:
         if not poll:  # the request waits in the backlog of the inherited socket
