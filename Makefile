@@ -7,7 +7,7 @@ REPORT_DIR ?= reports
 # pytest exits 5 when a selection holds no test: not a failure here.
 ALLOW_EMPTY = || [ $$? -eq 5 ]
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm bench soak fuzz repeat
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,43 @@ litellm: $(LITELLM_STAMP)
 ## The conformance suites against LiteLLM's proxy (the `litellm` profile of targets.toml).
 conformance-litellm: $(STAMP) $(LITELLM_STAMP)
 	$(BIN)/python -m pytest suites/ --target litellm -n 2 --report-dir $(REPORT_DIR) --junitxml=$(REPORT_DIR)/junit-litellm.xml $(PYTEST_ARGS) $(ALLOW_EMPTY)
+
+## nginx as a plain reverse proxy (the `nginx` profile of targets.toml), unpacked into .nginx/
+## from Debian's packages, never installed system-wide: `apt-get download` and `dpkg -x` need
+## no root (only the package lists, from an earlier `apt-get update`). Not part of `make test`.
+# On Debian 12 `nginx-light` is a transitional package whose binary is `nginx`'s; on older
+# releases it has the binary itself. Its libraries (libc, libcrypt, libpcre2-8, libssl3, zlib)
+# are checked with ldd: one that is missing is named, to be installed with apt.
+NGINX_DIR   := .nginx
+NGINX_STAMP := $(NGINX_DIR)/.installed
+
+$(NGINX_STAMP):
+	@command -v apt-get >/dev/null && command -v dpkg >/dev/null || { echo "make nginx: needs Debian's apt-get and dpkg"; exit 1; }
+	rm -rf $(NGINX_DIR) && mkdir -p $(NGINX_DIR)/debs
+	cd $(NGINX_DIR)/debs && apt-get download nginx-light || { echo "make nginx: apt-get download failed (no package lists? run apt-get update)"; exit 1; }
+	dpkg -x $(NGINX_DIR)/debs/nginx-light_*.deb $(NGINX_DIR)
+	test -x $(NGINX_DIR)/usr/sbin/nginx || { cd $(NGINX_DIR)/debs && apt-get download nginx && dpkg -x nginx_*.deb ..; }
+	@missing="$$(ldd $(NGINX_DIR)/usr/sbin/nginx | grep 'not found')"; test -z "$$missing" || { echo "make nginx: libraries missing for .nginx/usr/sbin/nginx (install them with apt):"; echo "$$missing"; exit 1; }
+	$(NGINX_DIR)/usr/sbin/nginx -v
+	touch $(NGINX_STAMP)
+
+nginx: $(NGINX_STAMP)
+
+## The Portkey AI gateway (the `portkey` profile of targets.toml) from npm into .portkey/, as
+## pinned by targets/portkey/package.json (it says why @hono/node-server is held at 1.13.8).
+## Needs node >= 18.18 and npm (Debian: apt-get install nodejs npm). Not part of `make test`.
+PORTKEY_DIR   := .portkey
+PORTKEY_STAMP := $(PORTKEY_DIR)/.installed
+
+$(PORTKEY_STAMP): targets/portkey/package.json
+	@command -v npm >/dev/null || { echo "make portkey: npm is not installed (Debian: apt-get install nodejs npm)"; exit 1; }
+	mkdir -p $(PORTKEY_DIR)
+	cp targets/portkey/package.json $(PORTKEY_DIR)/package.json
+	cd $(PORTKEY_DIR) && npm install --no-audit --no-fund --ignore-scripts --omit=dev
+	node -e 'const v = (p) => require("./$(PORTKEY_DIR)/node_modules/" + p + "/package.json").version; console.log("portkey gateway " + v("@portkey-ai/gateway") + ", @hono/node-server " + v("@hono/node-server"))'
+	touch $(PORTKEY_STAMP)
+
+portkey: $(PORTKEY_STAMP)
 
 ## The relay benchmark: the same streams direct from the fake provider and through the bundled
 ## proxy; reports/bench.json and reports/bench.svg. `BENCH_ARGS=--quick` for a short run,

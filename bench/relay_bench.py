@@ -675,6 +675,8 @@ def start_target(name: str, fake: Fake, workdir: Path, extra: list[str], stack: 
     if len(started) != 1:
         raise TargetError(f"{name}: expected one new process, found {sorted(started)}")
     extra.append(command)
+    # The headers' placeholders ({api_key}, {upstream}, ...) have values once it is started.
+    headers = {header: target.fill(value) for header, value in headers.items()}
     return Route(name, target.port, headers, leader=started.pop())
 
 

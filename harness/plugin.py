@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import html
 import os
+import sys
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -49,13 +50,17 @@ from harness.targets import (
     BUNDLED,
     OFFERS,
     REFERENCE_TIMEOUTS,
+    ROOT,
+    RUNNING_PLACEHOLDERS,
     TIMERS,
     UNDECLARED,
     Offers,
     ProcessTarget,
     TargetError,
     Timeouts,
+    fill,
     parse_readiness,
+    placeholders,
     sigterm_interrupts,
 )
 from harness.verdict import Case, CaseFailed, Judge, Level
@@ -119,6 +124,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="'NAME: VALUE'",
         help="a header for every request to the target (its own auth); may be repeated; "
+        "its value may use the placeholders of --target-cmd, filled when the target starts; "
         "never written to any report",
     )
     group.addoption(
@@ -294,6 +300,15 @@ def profile_of(config: pytest.Config) -> Profile:
         own = profile.command == BUNDLED or "config" in offers
         timeouts = profile.timeouts or (REFERENCE_TIMEOUTS if own else UNDECLARED)
     headers = {**profile.headers, **_headers(config.getoption("streamproof_target_headers"))}
+    if profile.url is not None:
+        for name, value in headers.items():
+            unknown = placeholders(value) - RUNNING_PLACEHOLDERS
+            if unknown:
+                usable = " ".join(f"{{{p}}}" for p in sorted(RUNNING_PLACEHOLDERS))
+                raise pytest.UsageError(
+                    f"header {name}: {{{min(unknown)}}} has a value only in a target the harness "
+                    f"starts; with --target-url, header values may use {usable}"
+                )
     profile = replace(
         profile, offers=offers, timeouts=timeouts, headers=headers, readiness=readiness
     )
@@ -471,14 +486,16 @@ def sut(
         workers = getattr(pytestconfig, "workerinput", {}).get("workercount", 1)
         if workers > 1:
             pytest.exit("--target-url runs without -n: the fake provider has one port", 4)
-        client = StreamClient(profile.url, headers=dict(profile.headers), read_timeout=read_timeout)
+        running = {"python": sys.executable, "upstream": fake_provider.base_url, "root": str(ROOT)}
+        headers = {name: fill(value, running) for name, value in profile.headers.items()}
+        client = StreamClient(profile.url, headers=headers, read_timeout=read_timeout)
         under = SystemUnderTest(
             profile.name,
             client,
             fake_provider,
             timeouts,
             offers,
-            headers=dict(profile.headers),
+            headers=headers,
             max_wait=max_wait_of(pytestconfig),
         )
         try:
@@ -504,7 +521,8 @@ def sut(
     @contextlib.contextmanager
     def run(target: ProcessTarget) -> Iterator[SystemUnderTest]:
         target.start()
-        headers = dict(profile.headers)
+        # Filled now: the port, the key and the upstream are this process's.
+        headers = {name: target.fill(value) for name, value in profile.headers.items()}
         if target.proxy_key:
             headers["Authorization"] = f"Bearer {target.proxy_key}"
         client = StreamClient(target.base_url, headers=headers, read_timeout=read_timeout)
@@ -588,14 +606,14 @@ def _report_dir(config: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def live_proxies(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[live.LiveProvider], str]]:
+) -> Iterator[Callable[[live.LiveProvider], ProcessTarget]]:
     """The target under test (the bundled proxy by default) wired to one real provider:
     started on first use, one per provider, with that provider's base URL as {upstream},
     its key as the key to send, and a {config} routing its model to it."""
     started: dict[str, ProcessTarget] = {}
     profile = profile_of(pytestconfig)
 
-    def base_url(provider: live.LiveProvider) -> str:
+    def target_for(provider: live.LiveProvider) -> ProcessTarget:
         if profile.command is None:
             pytest.skip("the target is a running proxy: its routes to real providers are its own")
         if provider.name not in started:
@@ -614,10 +632,10 @@ def live_proxies(
             )
             target.start()
             started[provider.name] = target
-        return started[provider.name].base_url
+        return started[provider.name]
 
     try:
-        yield base_url
+        yield target_for
     finally:
         for name, target in started.items():
             target.stop()
@@ -628,7 +646,7 @@ def live_proxies(
 def live_route(
     request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,
-    live_proxies: Callable[[live.LiveProvider], str],
+    live_proxies: Callable[[live.LiveProvider], ProcessTarget],
 ) -> Iterator[live.LiveRoute]:
     """One of live.ROUTES (`kimi-direct`, `kimi-proxy`, ...), or a skip saying why not."""
     if not pytestconfig.getoption("streamproof_live"):
@@ -646,8 +664,11 @@ def live_route(
         )
         path = "/chat/completions"
     else:
-        headers = dict(profile_of(pytestconfig).headers)
-        client = StreamClient(live_proxies(provider), headers=headers, read_timeout=read_timeout)
+        target = live_proxies(provider)
+        headers = {
+            name: target.fill(value) for name, value in profile_of(pytestconfig).headers.items()
+        }
+        client = StreamClient(target.base_url, headers=headers, read_timeout=read_timeout)
         path = "/v1/chat/completions"
     try:
         yield live.LiveRoute(provider, via, client, path)

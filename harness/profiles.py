@@ -19,11 +19,12 @@ or, for a proxy that is already running (wired by its user to a fake provider on
     url = "http://127.0.0.1:4000"
     upstream_port = 9999
 
-Every string of `command`, `environment` and `files` may use the placeholders of
-`harness.targets` ({python} {upstream} {fd} {port} {api_key} {config}) and {workdir} (the
-target's own folder for the run) and {root} (this repository). Every key is checked: an
-unknown one, a wrong type or a bad value is a `ProfileError` that names it and says what
-is accepted.
+Every string of `command`, `environment`, `files` and `headers` may use the placeholders
+of `harness.targets` ({python} {upstream} {fd} {port} {api_key} {config}) and {workdir}
+(the target's own folder for the run) and {root} (this repository), filled when the
+target is started: a gateway that picks its upstream from a request header gets
+`{ "x-portkey-custom-host" = "{upstream}" }`. Every key is checked: an unknown one, a
+wrong type or a bad value is a `ProfileError` that names it and says what is accepted.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ A command template may use:
     {port}      its port number
     {api_key}   the key the proxy must send upstream (also in $STREAMPROOF_UPSTREAM_KEY)
     {config}    a reference-proxy config file written for this run
+    {workdir}   the target's own folder for the run
+    {root}      this repository
+
+The same placeholders fill the target's `environment`, its `files` and the headers the
+client sends it (`ProcessTarget.fill`): their values are known only once it is started.
 
 The harness talks to the target over loopback only, and never through a proxy of the
 environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY): its probes do not trust the environment,
@@ -236,6 +241,18 @@ def _exit_status(code: int) -> str:
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|root)\}")
+# What a proxy already running (`--target-url`) has of them: it is not started by us.
+RUNNING_PLACEHOLDERS = frozenset({"python", "upstream", "root"})
+
+
+def placeholders(text: str) -> set[str]:
+    """The names of the placeholders `text` uses."""
+    return {match.group(1) for match in PLACEHOLDER.finditer(text)}
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each placeholder replaced by its value (`values` has every one used)."""
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
 
 
 class ProcessTarget:
@@ -286,6 +303,7 @@ class ProcessTarget:
         self.log_path = workdir / "target.log"  # the process's stdout and stderr
         self.proxy_log_path = workdir / "proxy.log"  # the bundled proxy's own log file
         self._process: subprocess.Popen[bytes] | None = None
+        self._values: dict[str, str] = {}  # the placeholders' values, once started
         self.port = 0
         self.command_line = ""  # the command as started, placeholders filled
 
@@ -300,7 +318,7 @@ class ProcessTarget:
         inherits = "{fd}" in self.template
         config = self.workdir / "proxy-config.toml"
         config.write_text(self._config())
-        values = {
+        self._values = {
             "python": sys.executable,
             "upstream": self.upstream,
             "fd": str(listener.fileno()),
@@ -310,14 +328,10 @@ class ProcessTarget:
             "workdir": str(self.workdir),
             "root": str(ROOT),
         }
-
-        def fill(text: str) -> str:
-            return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-
         for name, text in self.files.items():
-            (self.workdir / name).write_text(fill(text))
+            (self.workdir / name).write_text(self.fill(text))
         try:
-            argv = [fill(part) for part in shlex.split(self.template)]
+            argv = [self.fill(part) for part in shlex.split(self.template)]
         except ValueError as exc:  # e.g. "No closing quotation"
             listener.close()
             raise TargetError(self._failure(f"its command cannot be split: {exc}")) from None
@@ -329,7 +343,7 @@ class ProcessTarget:
             **os.environ,
             KEY_VARIABLE: self.api_key,
             **({PROXY_KEY_VARIABLE: self.proxy_key} if self.proxy_key else {}),
-            **{name: fill(value) for name, value in self.environment.items()},
+            **{name: self.fill(value) for name, value in self.environment.items()},
         }
         # Both spellings, the same value: programs differ in which one they read first.
         env["NO_PROXY"] = env["no_proxy"] = no_proxy(env.get("NO_PROXY"), env.get("no_proxy"))
@@ -361,6 +375,13 @@ class ProcessTarget:
         except BaseException:  # interrupted while waiting (Ctrl-C, SIGTERM): stop it now
             self.stop()
             raise
+
+    def fill(self, text: str) -> str:
+        """`text` with this run's placeholder values: for the target's headers, whose
+        values (its port, the key, the upstream) exist only once `start` has chosen them."""
+        if not self._values:
+            raise TargetError(f"{self.name!r} is not started: its placeholders have no values")
+        return fill(text, self._values)
 
     def _wait_until_ready(self, timeout: float, *, poll: bool) -> None:
         # Never through a proxy of the environment: the target is on loopback.

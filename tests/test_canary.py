@@ -1,7 +1,8 @@
 """No key ever reaches a report, a log or an artifact: proved with canary keys.
 
 One run plants a distinctive key everywhere a key can enter — the key the proxy sends
-upstream, the target's own `Authorization` header, a live provider's key (its stand-in is
+upstream (also in a target header, from `{api_key}`), the target's own `Authorization`
+header, a live provider's key (its stand-in is
 the fake provider) and the proxy's own key (case 6.10 starts a proxy that wants it) — over
 cases that pass, fail and error out, and then reads every file the run left behind, and its
 output, looking for them.
@@ -45,6 +46,8 @@ def test_canary_keys_appear_nowhere(
             "--live",
             "--target-header",
             f"Authorization: Bearer {canaries['target']}",
+            "--target-header",  # a header filled from a placeholder when the target starts
+            "X-Upstream-Key: {api_key}",
             "--report-dir",
             str(reports),
             "--html",

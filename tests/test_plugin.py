@@ -100,7 +100,11 @@ def test_plugin_bad_fail_on_is_a_usage_error(pytester: pytest.Pytester) -> None:
     [
         ("--target-offers", "health,websocket", "*unknown offer 'websocket' (accepted: all,*"),
         ("--target-timeouts", "idle=30,stall=2", "*unknown timeout 'stall' (accepted: connect,*"),
-        ("--target-timeouts", "idle=soon", "*idle takes a number of seconds, not 'soon'*"),
+        (
+            "--target-timeouts",
+            "idle=soon",
+            "*idle takes a number of seconds or 'none', not 'soon'*",
+        ),
         ("--target-timeouts", "total=-1", "*total takes a positive number of seconds*"),
     ],
 )
@@ -274,3 +278,20 @@ def test_plugin_without_collect_only_has_no_catalogue(pytester: pytest.Pytester)
     pytester.makepyfile(test_catalogue=CATALOGUE)
     result = pytester.runpytest()
     result.stdout.no_fnmatch_line("*streamproof catalogue*")
+
+
+def test_timeouts_left_out_are_undeclared_never_filled_in() -> None:
+    timeouts = Timeouts.parse("idle=2")
+    assert timeouts == Timeouts(idle=2.0)
+    assert timeouts.declares("idle")
+    assert not timeouts.declares("total")
+    assert timeouts.bound("total") == 10.0  # judged by its bound, not the bundled proxy's 5 s
+    assert "total undeclared" in timeouts.describe()
+
+
+def test_timeouts_none_is_a_timer_the_target_does_not_have() -> None:
+    timeouts = Timeouts.parse("idle=none,first_byte=2")
+    assert not timeouts.declares("idle")
+    assert timeouts.bound("idle") == 5.0
+    assert "idle none" in timeouts.describe()
+    assert timeouts.declared

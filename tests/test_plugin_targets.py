@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.profiles import ProfileError, load_profiles, parse_profile
-from harness.targets import Offers, Timeouts
+from harness.targets import Offers, ProcessTarget, TargetError, Timeouts, fill, placeholders
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"
@@ -63,7 +64,10 @@ def test_profiles_file_is_read_and_checked(tmp_path: Path) -> None:
         ({"url": "http://a"}, "targets.t.upstream_port: a running proxy needs the port"),
         ({"command": "x", "upstream_port": 9}, "only with url"),
         ({"command": "x", "offers": ["websocket"]}, "unknown offer 'websocket'"),
-        ({"command": "x", "timeouts": {"idle": "slow"}}, "targets.t.timeouts: must be a table"),
+        (
+            {"command": "x", "timeouts": {"idle": "slow"}},
+            "targets.t: idle takes a number of seconds or 'none'",
+        ),
         ({"command": "x", "timeouts": {"stall": 1}}, "unknown timeout 'stall'"),
         ({"command": "x", "headers": {"A": 1}}, "targets.t.headers: must be a table of strings"),
         ({"command": 3}, "targets.t.command: must be a string"),
@@ -83,6 +87,13 @@ def test_profile_errors_name_the_key(table: dict[str, object], words: str) -> No
         (["--target-url", "http://127.0.0.1:1"], "*--target-url and --upstream-port go together*"),
         (["--target-url", "nowhere", "--upstream-port", "9"], "*--target-url: *http://*"),
         (["--target-header", "Bearer x"], "*--target-header takes 'Name: value'*"),
+        (
+            [
+                *("--target-url", "http://127.0.0.1:1", "--upstream-port", "9"),
+                *("--target-header", "Authorization: Bearer {api_key}"),
+            ],
+            "*header Authorization: {api_key} has a value only in a target the harness starts*",
+        ),
     ],
 )
 def test_bad_target_options_are_usage_errors(
@@ -199,3 +210,68 @@ def test_target_profile_with_a_port_is_polled_until_ready(pytester: pytest.Pytes
     logs = list((pytester.path / "reports" / "logs").glob("target*.log"))
     assert logs, "the target's output is kept with the report"
     assert "Application startup complete" in logs[0].read_text()
+
+
+def test_placeholders_are_named_and_filled() -> None:
+    text = "Bearer {api_key} via {upstream}, not {model}"
+    assert placeholders(text) == {"api_key", "upstream"}
+    filled = fill(text, {"api_key": "sk-1", "upstream": "http://127.0.0.1:9/v1"})
+    assert filled == "Bearer sk-1 via http://127.0.0.1:9/v1, not {model}"
+
+
+def test_target_fill_needs_a_started_target(tmp_path: Path) -> None:
+    target = ProcessTarget("{python} -m proxy --port {port}", "http://127.0.0.1:9/v1", tmp_path)
+    with pytest.raises(TargetError, match="not started"):
+        target.fill("Bearer {api_key}")
+
+
+# The reference proxy made to want the upstream key as its own key: a request reaches the
+# fake only if the header's {api_key} was filled with this run's key.
+OWN_KEY_CONFIG = """
+[logging]
+file = "{workdir}/own.log"
+[server]
+api_key_env = "STREAMPROOF_UPSTREAM_KEY"
+[providers.fake]
+base_url = "{upstream}"
+api_key_env = "STREAMPROOF_UPSTREAM_KEY"
+[[routes]]
+model = "*"
+providers = ["fake"]
+"""
+
+
+@pytest.mark.parametrize("where", ["profile", "option"])
+def test_header_placeholders_are_filled_when_the_target_starts(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    canary = f"sk-canary-header-{secrets.token_hex(8)}"
+    monkeypatch.setenv("STREAMPROOF_UPSTREAM_KEY", canary)
+    headers = 'headers = { Authorization = "Bearer {api_key}" }' if where == "profile" else ""
+    pytester.makefile(
+        ".toml",
+        targets=textwrap.dedent(
+            f"""
+            [targets.keyed]
+            command = "{{python}} -m proxy --config {{workdir}}/own.toml --port {{port}}"
+            {headers}
+            [targets.keyed.files]
+            "own.toml" = '''{OWN_KEY_CONFIG}'''
+            """
+        ),
+    )
+    option = ["--target-header", "Authorization: Bearer {api_key}"] if where == "option" else []
+    verdicts = _verdicts(
+        pytester,
+        "--targets-file",
+        str(pytester.path / "targets.toml"),
+        "--target",
+        "keyed",
+        *option,
+        "--case",
+        "1.1",
+    )
+    assert verdicts == {"1.1": "PASS"}
+    for path in pytester.path.rglob("*"):
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), f"the key is in {path}"
