@@ -59,6 +59,11 @@ from fake_providers.validation import InvalidRequest
 MAX_BODY = 8 * 1024 * 1024
 SECRET_HEADERS = {"authorization", "api-key", "x-api-key", "proxy-authorization"}
 STALL_LIMIT = 30.0  # a stall ends by itself after this long, so no test can hang on it
+# A reset that follows a body's bytes waits this long first (or until the peer leaves), so
+# that a proxy which reads as data comes has read what came before the fault: a client
+# library that raises a stored reset before the data it buffered (aiohttp) would otherwise
+# lose those events or not, by scheduling, and the case would judge a race, not the proxy.
+RESET_GRACE = 0.05
 
 
 class FakeProvider:
@@ -366,6 +371,8 @@ class _Writer:
             await asyncio.wait([peer_left], timeout=self.conn.provider.stall_limit)
             self._end("stall")
             return False
+        if self.attempt.status is not None:  # after the headers: see RESET_GRACE
+            await asyncio.wait([peer_left], timeout=RESET_GRACE)
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()
