@@ -63,7 +63,7 @@ from harness.targets import (
     placeholders,
     sigterm_interrupts,
 )
-from harness.verdict import Case, CaseFailed, Judge, Level
+from harness.verdict import Case, CaseFailed, Judge, Judged, Level
 
 FAIL_ON = {
     "fail": {Level.FAIL, Level.ERROR},
@@ -707,6 +707,8 @@ def pytest_runtest_makereport(
         return report
     case: Case = marker.args[0]
     judge = item.stash.get(_judge_key, None)
+    if call.excinfo is not None and call.excinfo.errisinstance(Judged) and report.failed:
+        report.outcome, report.longrepr = "passed", None  # a verdict reached early
     level, reason = _verdict(report, call, judge)
     cid = case_id(item) or case.id
     accepted = item.config.stash[_expectations_key].accepts(cid, level)

@@ -69,6 +69,7 @@ class Finding:
     check: str  # what was checked, in a few words
     observed: str  # what was seen, in words
     harm: bool = False  # failed, it is a FAIL whatever the case's strength
+    should: bool = False  # failed, it is NON-STRICT even in a MUST case (a client survives)
 
     def __str__(self) -> str:
         return f"{'ok' if self.ok else 'NOT OK'}: {self.check}: {self.observed}"
@@ -107,17 +108,20 @@ class Judge:
         """Record findings; stop the case at once if a MUST-level or a harm one failed."""
         self.findings.extend(findings)
         strength = self.case.strength if self.case else Strength.MUST
-        failed = [f for f in findings if not f.ok and (f.harm or strength is Strength.MUST)]
+        failed = [f for f in findings if not f.ok and _fails(f, strength)]
         if failed:
             raise CaseFailed("; ".join(f"{f.check}: {f.observed}" for f in failed))
 
-    def offered(self, feature: str, honest: Finding) -> None:
+    def offered(self, feature: str, *honest: Finding) -> None:
         """The case needs `feature`, which the target does not offer: it is judged on
-        failing honestly without it. `honest` held: NOT-OFFERED (the case ends here);
-        it failed: a FAIL, with its reason, as any harm."""
-        self.check(replace(honest, harm=True))
+        failing honestly without it, and ends here. Every finding held: NOT-OFFERED; a
+        `should` one failed: NON-STRICT; any other: FAIL, as a harm."""
+        self.check(*(f if f.should else replace(f, harm=True) for f in honest))
+        if any(not f.ok for f in honest):
+            raise Judged()
         self.not_offered = feature
-        pytest.skip(f"not offered: {feature}; it failed honestly without: {honest.observed}")
+        said = "; ".join(f.observed for f in honest)
+        pytest.skip(f"not offered: {feature}; it failed honestly without: {said}")
 
     def attach(self, title: str, text: str) -> None:
         self.evidence.append((title, text))
@@ -150,6 +154,8 @@ class Judge:
             return Level.INFO if self.case and self.case.strength is Strength.INFO else Level.PASS
         if any(f.harm for f in failed):
             return Level.FAIL
+        if all(f.should for f in failed):
+            return Level.NON_STRICT
         if self.case and self.case.strength is Strength.SHOULD:
             return Level.NON_STRICT
         if self.case and self.case.strength is Strength.INFO:
@@ -162,6 +168,15 @@ class Judge:
         if failed:
             return "; ".join(f"{f.check}: {f.observed}" for f in failed)
         return "; ".join(f.observed for f in self.findings)
+
+
+def _fails(finding: Finding, strength: Strength) -> bool:
+    """A failed finding that makes the case a FAIL (and stops it)."""
+    return finding.harm or (strength is Strength.MUST and not finding.should)
+
+
+class Judged(Exception):
+    """The case has its verdict (NON-STRICT) and ends here; see `Judge.offered`."""
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -36,7 +36,7 @@ def test_non_streaming_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1), stream=False)
     judge.saw(x)
     if "retries" not in sut.offers and len(x.attempts) == 1:
-        judge.offered("retries", checks.failed_honestly(x))
+        judge.offered("retries", *checks.failed_honestly(x))
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.message_content_intact(x),

@@ -49,7 +49,7 @@ def _without_retries(
         return
     if x.transcript.status == 200:  # it had committed: the failure must show in the stream
         judge.offered("retries", checks.not_dressed_up(x))
-    judge.offered("retries", checks.failed_honestly(x, retry_after=retry_after))
+    judge.offered("retries", *checks.failed_honestly(x, retry_after=retry_after))
 
 
 def _whole_after_a_retry(x: Exchange) -> tuple[Finding, ...]:

@@ -21,7 +21,12 @@ def ended_within(t: Transcript, since: float, seconds: float) -> Finding:
 
 
 def http_error(t: Transcript, statuses: set[int]) -> Finding:
-    """A real error status with an OpenAI-style JSON error body, not a 200."""
+    """A real error status with an OpenAI-style JSON error body, not a 200.
+
+    A status of the wrong class (a 200, a 408 for an upstream that timed out, a 500 for a
+    bad request) misleads the client: it fails. The right class with another status or
+    another body (nginx's HTML 502 page, a 500 where a 502 is meant) is `should`: the
+    client knows the request failed, and why less well."""
     body = t.json_body
     shaped = (
         isinstance(body, dict)
@@ -29,31 +34,35 @@ def http_error(t: Transcript, statuses: set[int]) -> Finding:
         and isinstance(body["error"].get("message"), str)
     )
     ok = t.status in statuses and shaped
+    classes = {status // 100 for status in statuses}
+    right_class = t.status is not None and t.status // 100 in classes
     wanted = _statuses(statuses)
     observed = f"status {t.status}, body {'is' if shaped else 'is not'} a JSON error object"
-    return Finding(ok, f"status {wanted} with a JSON error body", observed)
+    return Finding(ok, f"status {wanted} with a JSON error body", observed, should=right_class)
 
 
 GATEWAY_ERRORS = {502, 503, 504}  # the statuses of a gateway whose upstream failed
 
 
-def failed_honestly(x: Exchange, *, retry_after: bool = False) -> Finding:
+def failed_honestly(x: Exchange, *, retry_after: bool = False) -> tuple[Finding, ...]:
     """Without retries, a failure before the commit point still reaches the client as one:
     the upstream's own error status, or a gateway error (502, 503, 504), with an
     OpenAI-style JSON error body; with `retry_after`, the upstream's Retry-After kept."""
     t = x.transcript
     said = [a.status for a in x.attempts if a.status is not None and a.status >= 400]
     statuses = GATEWAY_ERRORS | set(said[-1:])
-    finding = http_error(t, statuses)
-    kept = True
+    findings = [http_error(t, statuses)]
     if retry_after:
         kept = "retry-after" in t.headers
-        finding = Finding(
-            finding.ok and kept,
-            finding.check + ", Retry-After kept",
-            finding.observed + ("" if kept else ", no Retry-After"),
+        findings.append(
+            Finding(
+                kept,
+                "Retry-After kept",
+                f"Retry-After {t.headers['retry-after']}" if kept else "no Retry-After",
+                harm=True,
+            )
         )
-    return finding
+    return tuple(findings)
 
 
 def upstream_error_kept(x: Exchange) -> Finding:
