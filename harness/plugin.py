@@ -536,9 +536,12 @@ def sut(
                 log_path=target.proxy_log_path if "config" in offers else None,
                 chains=target.chains if "config" in offers else frozenset(),
                 thresholds=target.thresholds,
-                fresh=lambda proxy_key=None: run(
-                    target.fresh(tmp_path_factory.mktemp("fresh"), proxy_key=proxy_key)
+                fresh=lambda proxy_key=None, upstream=None: run(
+                    target.fresh(
+                        tmp_path_factory.mktemp("fresh"), proxy_key=proxy_key, upstream=upstream
+                    )
                 ),
+                down=dict(dead_upstreams),
                 headers=headers,
                 secrets=tuple(key for key in (target.api_key, target.proxy_key) if key),
                 max_wait=max_wait_of(pytestconfig),

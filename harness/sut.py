@@ -374,9 +374,11 @@ class SystemUnderTest:
         headers: dict[str, str] | None = None,
         secrets: tuple[str, ...] = (),
         max_wait: float = 60.0,
+        down: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.max_wait = max_wait  # the longest a timing case may wait (--max-wait)
+        self.down = dict(down or {})  # base URLs of providers that are down, by kind
         self.client = client
         self.provider = provider
         self.timeouts = timeouts
@@ -426,6 +428,16 @@ class SystemUnderTest:
         if self._fresh is None:
             pytest.skip("the target cannot be started afresh for one case")
         return self._fresh(proxy_key=proxy_key)
+
+    def upstream_down(self, kind: str) -> AbstractContextManager[SystemUnderTest]:
+        """Another process of the same target whose `{upstream}` is down: `refused` (nothing
+        listens) or `blackhole` (connects never complete), so that every proxy is judged on
+        them, whether or not it runs on the harness's config; stopped when the block ends."""
+        if self._fresh is None:
+            pytest.skip("the target cannot be started again with another upstream")
+        if kind not in self.down:
+            pytest.skip(f"no {kind} address on this platform")
+        return self._fresh(upstream=self.down[kind])
 
     def health(self) -> Any:
         """`GET /health`, parsed; a failed case if it is not JSON (the target offers it)."""
@@ -496,8 +508,11 @@ class SystemUnderTest:
         stream: bool = True,
         leave_after_events: int | None = None,
         leave_before_response: float | None = None,
+        asks_upstream: bool = True,
         **body: Any,
     ) -> Exchange:
+        """Send `scenario` through the target; `asks_upstream=False` where the fake is not
+        the upstream (one that is down), so the premise is not that it was asked."""
         scenario = replace(scenario, nonce=secrets.token_hex(6))
         request = {
             "model": scenario.model,
@@ -512,4 +527,6 @@ class SystemUnderTest:
             leave_before_response=leave_before_response,
             patience=patience_for(self.timeouts, journal),
         )
-        return self._keep(Exchange(scenario, transcript, journal, self.secrets))
+        return self._keep(
+            Exchange(scenario, transcript, journal, self.secrets, asks_upstream=asks_upstream)
+        )

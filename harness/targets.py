@@ -446,12 +446,15 @@ class ProcessTarget:
         have = {"fake", *self.upstreams}
         return frozenset(m for m, chain in CHAINS.items() if all(p in have for p in chain))
 
-    def fresh(self, workdir: Path, *, proxy_key: str | None = None) -> ProcessTarget:
+    def fresh(
+        self, workdir: Path, *, proxy_key: str | None = None, upstream: str | None = None
+    ) -> ProcessTarget:
         """Another process of the same target, with nothing recorded yet (not started);
-        with `proxy_key`, the config the harness writes makes the proxy want that key."""
+        with `proxy_key`, the config the harness writes makes the proxy want that key; with
+        `upstream`, its `{upstream}` is that base URL (a provider that is down)."""
         return ProcessTarget(
             self.template,
-            self.upstream,
+            upstream or self.upstream,
             workdir,
             timeouts=self.timeouts,
             name=self.name,

@@ -93,6 +93,7 @@ def test_request_without_messages(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_non_streaming_answer_is_json(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=3), stream=False)
+    judge.saw(x)
     judge.check(checks.content_type_is(x.transcript, "application/json"))
 
 

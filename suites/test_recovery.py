@@ -493,3 +493,38 @@ def test_persistent_429_keeps_retry_after(sut: SystemUnderTest, judge: Judge) ->
             f"Retry-After: {t.headers['retry-after']}" if "retry-after" in t.headers else "none",
         ),
     )
+
+
+@case(
+    "5.38",
+    "A provider that refuses connections: an honest error, not a hang",
+    requirement="If the upstream cannot be reached, the client gets a real HTTP error status "
+    "with an OpenAI-style JSON error body (502), never a 200 and never a hang. Judged on the "
+    "target started again with `{upstream}` where nothing listens.",
+    source=COMMIT,
+    expected="status 502 (or another 5xx) with {'error': {'message': ...}}, promptly",
+)
+def test_upstream_refuses_connections(sut: SystemUnderTest, judge: Judge) -> None:
+    with sut.upstream_down("refused") as down:
+        x = down.chat(Scenario(chunks=4), asks_upstream=False)
+        judge.saw(x)
+    judge.check(checks.http_error(x.transcript, {502, 503}))
+
+
+@case(
+    "5.39",
+    "A provider whose connects never complete: an error within the timers, not a hang",
+    requirement="A connect that never completes is bounded by the connect timer: the client "
+    "gets a real error status with a JSON error body (504 or 502) within the target's timers. "
+    "Judged on the target started again with `{upstream}` where connects never complete.",
+    source=COMMIT,
+    expected="a 5xx with a JSON error body, within the declared total timeout (with tolerance)",
+)
+def test_upstream_connects_never_complete(sut: SystemUnderTest, judge: Judge) -> None:
+    bound = _tolerance(sut.timeouts.bound("total"))
+    sut.waits(bound, "the connect and total timers")
+    with sut.upstream_down("blackhole") as down:
+        x = down.chat(Scenario(chunks=4), asks_upstream=False)
+        judge.saw(x)
+    t = x.transcript
+    judge.check(checks.http_error(t, {502, 503, 504}), checks.ended_within(t, t.sent_at, bound))
