@@ -41,6 +41,7 @@ BUGS = {
     "replay": "after a mid-stream failure, asks again and streams the new answer from token 1",
     "done-after-error": "ends a broken stream with an error event and then `data: [DONE]`",
     "invent-finish": "finishes a stream that just stopped with `data: [DONE]`",
+    "hang-before-headers": "when the upstream fails before its headers, never answers the client",
     "swallow-error": "drops the upstream's in-band error events (a finish_reason `error` "
     "becomes `stop`) and ends with `[DONE]`",
     "drop-retry-after": "passes an upstream 429 on without its Retry-After",
@@ -583,9 +584,11 @@ def build(upstream: str, bug: str) -> Starlette:
                 response = await _unless_client_leaves(request, open_stream(body))
         except ClientLeft:
             return Response(status_code=499)  # nobody is listening any more
-        except httpx.TimeoutException:
-            return _error("upstream timed out", 504)
-        except FAILURES:
+        except FAILURES as exc:
+            if bug == "hang-before-headers":
+                await asyncio.Event().wait()  # BUG: the error is logged, the client forgotten
+            if isinstance(exc, httpx.TimeoutException):
+                return _error("upstream timed out", 504)
             return _error("upstream failed", 502)
         if response.status_code != 200 or not body.get("stream"):
             content = await response.aread()

@@ -212,12 +212,13 @@ def test_expectations_accepted_under_xdist(pytester: pytest.Pytester) -> None:
         ),
         pytest.param(
             '["9.2"]\nverdict = "BROKEN"\nreason = "r"\n',
-            "*entry [\"9.2\"]: verdict 'BROKEN' is not one of PASS, NON-STRICT, FAIL, INFO, SKIP*",
+            "*entry [\"9.2\"]: verdict 'BROKEN' is not one of PASS, NON-STRICT, FAIL, INFO, "
+            "NOT-OFFERED, SKIP*",
             id="not-a-level",
         ),
         pytest.param(
             '["9.2"]\nverdict = "fail"\nreason = "r"\n',
-            "*verdict 'fail' is not one of PASS, NON-STRICT, FAIL, INFO, SKIP*",
+            "*verdict 'fail' is not one of PASS, NON-STRICT, FAIL, INFO, NOT-OFFERED, SKIP*",
             id="lower-case",
         ),
         pytest.param(

@@ -115,6 +115,7 @@ def test_results_json_has_the_documented_shape(pytester: pytest.Pytester) -> Non
         "NON-STRICT": 1,
         "FAIL": 2,
         "INFO": 1,
+        "NOT-OFFERED": 0,
         "SKIP": 1,
         "ERROR": 1,
     }
@@ -306,6 +307,9 @@ class Seen:
 
     def axes(self):
         return ("whole", "done")
+
+    def harms(self):
+        return []
 
 @case("9.1", "case 9.1", requirement="r", source="s", expected="e")
 def test_saw_two(judge):

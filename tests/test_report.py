@@ -348,7 +348,10 @@ def test_report_matrix_merges_the_targets_by_group(published: Path) -> None:
     table = json.loads((published / "index.json").read_text())
     assert [t["name"] for t in table["targets"]] == ["reference proxy", f"mine {HOSTILE}"]
     reference, hostile = (t["slug"] for t in table["targets"])
-    assert table["targets"][0]["counts"] == dict.fromkeys(pages.LEVELS, 1) | {"PASS": 2}
+    assert table["targets"][0]["counts"] == dict.fromkeys(pages.LEVELS, 1) | {
+        "PASS": 2,
+        "NOT-OFFERED": 0,
+    }
     assert table["targets"][0]["description"] == "streamproof's bundled reference proxy"
     assert [(g["group"], g["name"]) for g in table["groups"]] == [
         (1, "SSE framing"),
