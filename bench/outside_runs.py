@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUTSIDE = ROOT / "tests" / "outside"
 TIMERS = ["--target-timeouts", "connect=0.25,first_byte=0.5,idle=0.3,total=5"]
+RELAY_TIMERS = ["--target-timeouts", "connect=0.25,first_byte=1,idle=1,total=none"]
 LEVELS = ("PASS", "NON-STRICT", "FAIL", "INFO", "NOT-OFFERED", "SKIP", "ERROR")
 # name → (what must be installed, the target options)
 PROFILES = {
@@ -49,6 +50,8 @@ def options(name: str) -> list[str] | None:
         needs, chosen = PROFILES[name]
         return None if needs and not (ROOT / needs).exists() else chosen
     command = f"{{python}} {OUTSIDE / name}.py --upstream {{upstream}} --fd {{fd}}"
+    if name == "relay":  # as tests/test_outside_proxies.py runs it, with its own timers
+        return ["--target-cmd", f"{command} --idle 1", *RELAY_TIMERS]
     # total_deadline declares nothing: its total deadline must show against the bounds.
     return ["--target-cmd", command, *([] if name == "total_deadline" else TIMERS)]
 

@@ -134,7 +134,7 @@ CAUGHT_BY: dict[str, dict[str, str]] = {
         for kind in ("combining", "control", "emoji", "rtl", "whitespace")
     },
     "truncate-long": {"2.11[run-events]": FAIL, "2.13": FAIL},
-    "drop-contentless": {"2.15": FAIL, "3.4[finish]": FAIL},  # its finish "error" chunk dropped
+    "drop-contentless": {"2.15": FAIL, "3.4[object]": FAIL},  # the {"error": ...} event dropped
     "drop-tool-calls": {"2.16": FAIL},
     "first-choice-only": {"2.17": FAIL},
     "skip-bad-events": {"3.1": FAIL},
