@@ -2,15 +2,19 @@
 
 Upstream errors pass as they came (status, JSON body, `Retry-After`), an unreachable upstream
 is a 502 and a silent one a 504; mid-stream, a reset, a stall or an answer that stops before
-it finished ends with one `data: {"error": ...}` event and no `[DONE]`."""
+it finished ends with one `data: {"error": ...}` event and no `[DONE]`. A client that hangs
+up while it waits for the upstream cancels the upstream request."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import httpx
 import uvicorn
@@ -51,6 +55,27 @@ async def relay(response: httpx.Response) -> AsyncIterator[bytes]:
     yield b"data: " + json.dumps(problem).encode() + b"\n\n"
 
 
+async def unless_gone(
+    request: Request, answer: Coroutine[Any, Any, httpx.Response]
+) -> httpx.Response | None:
+    """The upstream's answer, or None if the client hangs up first (the upstream request is
+    cancelled then, which closes it: nobody would read what it generates)."""
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            continue
+
+    waiting, watching = asyncio.create_task(answer), asyncio.create_task(hung_up())
+    await asyncio.wait({waiting, watching}, return_when=asyncio.FIRST_COMPLETED)
+    watching.cancel()
+    if waiting.done():
+        return waiting.result()
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    return None
+
+
 async def chat_completions(request: Request) -> Response:
     body = await request.body()
     try:
@@ -59,7 +84,9 @@ async def chat_completions(request: Request) -> Response:
         return JSONResponse(error("not a JSON object", "invalid_json", "invalid_request"), 400)
     try:
         outgoing = client.build_request("POST", "/chat/completions", content=body)
-        response = await client.send(outgoing, stream=True)
+        response = await unless_gone(request, client.send(outgoing, stream=True))
+        if response is None:
+            return Response(status_code=499)  # the client left before the upstream answered
         content_type = response.headers.get("content-type", "application/json")
         if response.is_success and streaming:
             closing = BackgroundTask(response.aclose)  # also runs when the client has left
