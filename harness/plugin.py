@@ -62,6 +62,7 @@ from harness.targets import (
     parse_readiness,
     placeholders,
     sigterm_interrupts,
+    tolerance,
 )
 from harness.verdict import Case, CaseFailed, Judge, Judged, Level
 
@@ -390,8 +391,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"streamproof: target {target}; fake provider on 127.0.0.1 (ephemeral ports)",
         f"streamproof: timers {timeouts.describe()}; a stall case waits up to "
-        f"{stall + max(0.25, stall / 2):.1f} s, an unanswered request up to "
-        f"{1.5 * timeouts.bound('total'):.1f} s (--max-wait {max_wait_of(config):g} s)",
+        f"{tolerance(stall):.1f} s, an unanswered request up to "
+        f"{tolerance(timeouts.bound('total')):.1f} s (--max-wait {max_wait_of(config):g} s)",
     ]
 
 

@@ -22,7 +22,7 @@ from fake_providers.chat import Expected, expected, expected_usage
 from harness.client import Patience, StreamClient
 from harness.feed import FeedConnection, FeedRecorder, StalledClient
 from harness.sse import SSEDecoder
-from harness.targets import OFFERS, Offers, Thresholds, Timeouts
+from harness.targets import OFFERS, Offers, Thresholds, Timeouts, tolerance
 from harness.transcript import DONE, Outcome, Transcript, Transport
 from harness.verdict import CaseFailed, Finding
 
@@ -280,11 +280,6 @@ def _upstream_finish(x: Exchange) -> set[str]:
     return found
 
 
-def _tolerance(seconds: float) -> float:
-    """Room for scheduling on a loaded 2-core machine around a timer."""
-    return seconds + max(0.25, seconds / 2)
-
-
 def patience_for(timeouts: Timeouts, journal: Journal | None) -> Patience:
     """How long the client waits, from what it and the upstream have seen so far.
 
@@ -295,8 +290,8 @@ def patience_for(timeouts: Timeouts, journal: Journal | None) -> Patience:
     A target that never asks the upstream has `settle` after its headers, or the
     first-byte bound from the request. Past that the client is held: it gives up.
     """
-    first_byte = _tolerance(timeouts.bound("first_byte"))
-    idle = _tolerance(timeouts.bound("idle"))
+    first_byte = tolerance(timeouts.bound("first_byte"))
+    idle = tolerance(timeouts.bound("idle"))
     settle = max(1.0, idle) if timeouts.declares("idle") else 2.0
     retry = max(1.0, first_byte) if timeouts.declares("first_byte") else 3.0
 
@@ -304,7 +299,7 @@ def patience_for(timeouts: Timeouts, journal: Journal | None) -> Patience:
         last_client = max(t.sent_at, t.headers_at or 0.0, t.chunks[-1].at if t.chunks else 0.0)
         if journal is None:  # a request the target should answer alone (a bad one)
             if t.status is None:
-                total = _tolerance(timeouts.bound("total"))
+                total = tolerance(timeouts.bound("total"))
                 return t.sent_at + total, f"the target did not answer in {total:.2f} s"
             return last_client + settle, (
                 f"the target answered {t.status}, then sent nothing more for {settle:.2f} s"
@@ -317,7 +312,7 @@ def patience_for(timeouts: Timeouts, journal: Journal | None) -> Patience:
                     "nothing more for 1 s"
                 )
             # It may be trying providers that are down (connect timeouts) first.
-            total = _tolerance(timeouts.bound("total"))
+            total = tolerance(timeouts.bound("total"))
             return t.sent_at + total, (
                 f"the target neither answered nor asked the upstream in {total:.2f} s"
             )

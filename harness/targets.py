@@ -126,6 +126,12 @@ class Timeouts:
         return ", ".join(words)
 
 
+def tolerance(seconds: float) -> float:
+    """Room for scheduling on a loaded 2-core machine around a timer: what every timing
+    case and the client's patience allow a target past its own timer."""
+    return seconds + max(0.25, seconds / 2)
+
+
 TIMERS = ("connect", "first_byte", "idle", "total")
 NONE = float("inf")  # a timer the target says it does not have
 # What an undeclared timer (or one the target does not have) is judged by: bounds, not

@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 
 from harness import Exchange, Judge, Strength, SystemUnderTest, case, checks
+from harness.targets import tolerance
 from harness.upstream import (
     CloseAfter,
     Malformed,
@@ -33,11 +34,6 @@ from harness.verdict import Finding
 COMMIT = "streamproof policy: the commit point (docs/design.md)"
 FAILURES = "streamproof policy: retry and fallback (docs/design.md)"
 NEVER_ANSWERS = Scenario(chunks=4, faults=(StallBeforeHeaders(),))
-
-
-def _tolerance(seconds: float) -> float:
-    """Room for scheduling on a loaded 2-core machine around a declared timer."""
-    return seconds + max(0.25, seconds / 2)
 
 
 def _without_retries(
@@ -199,7 +195,7 @@ def test_clean_close_reported(sut: SystemUnderTest, judge: Judge) -> None:
     expected="the stream is over within the declared idle timeout (with tolerance), without [DONE]",
 )
 def test_stall_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
-    sut.waits(_tolerance(sut.timeouts.bound("idle")), "the idle timer")
+    sut.waits(tolerance(sut.timeouts.bound("idle")), "the idle timer")
     x = sut.chat(Scenario(chunks=8, faults=(StallAfter(4),)))
     judge.saw(x)
     streamed = x.streamed
@@ -207,7 +203,7 @@ def test_stall_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
         streamed.last_write_at if streamed and streamed.last_write_at else x.transcript.sent_at
     )
     judge.check(
-        checks.ended_within(x.transcript, last_write, _tolerance(sut.timeouts.bound("idle"))),
+        checks.ended_within(x.transcript, last_write, tolerance(sut.timeouts.bound("idle"))),
         checks.not_dressed_up(x),
         checks.nothing_replayed(x),
     )
@@ -320,13 +316,13 @@ def test_persistent_reset(sut: SystemUnderTest, judge: Judge) -> None:
     expected="a 5xx status with a JSON error body, within the declared total timeout",
 )
 def test_upstream_never_answers(sut: SystemUnderTest, judge: Judge) -> None:
-    sut.waits(_tolerance(sut.timeouts.bound("total")), "the total timer")
+    sut.waits(tolerance(sut.timeouts.bound("total")), "the total timer")
     x = sut.chat(NEVER_ANSWERS)
     judge.saw(x)
     judge.check(
         checks.http_error(x.transcript, set(range(500, 600))),
         checks.ended_within(
-            x.transcript, x.transcript.sent_at, _tolerance(sut.timeouts.bound("total"))
+            x.transcript, x.transcript.sent_at, tolerance(sut.timeouts.bound("total"))
         ),
     )
 
@@ -341,7 +337,7 @@ def test_upstream_never_answers(sut: SystemUnderTest, judge: Judge) -> None:
     strength=Strength.SHOULD,
 )
 def test_upstream_timeout_is_504(sut: SystemUnderTest, judge: Judge) -> None:
-    sut.waits(_tolerance(sut.timeouts.bound("total")), "the total timer")
+    sut.waits(tolerance(sut.timeouts.bound("total")), "the total timer")
     x = sut.chat(NEVER_ANSWERS)
     judge.saw(x)
     judge.check(checks.http_error(x.transcript, {504}))
@@ -521,7 +517,7 @@ def test_upstream_refuses_connections(sut: SystemUnderTest, judge: Judge) -> Non
     expected="a 5xx with a JSON error body, within the declared total timeout (with tolerance)",
 )
 def test_upstream_connects_never_complete(sut: SystemUnderTest, judge: Judge) -> None:
-    bound = _tolerance(sut.timeouts.bound("total"))
+    bound = tolerance(sut.timeouts.bound("total"))
     sut.waits(bound, "the connect and total timers")
     with sut.upstream_down("blackhole") as down:
         x = down.chat(Scenario(chunks=4), asks_upstream=False)
