@@ -10,6 +10,8 @@ stream with an in-band error at the first payload it cannot relay).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness import Judge, Strength, SystemUnderTest, case, checks
@@ -142,7 +144,11 @@ def test_unterminated_done_completed(sut: SystemUnderTest, judge: Judge) -> None
 def test_empty_data_event(sut: SystemUnderTest, judge: Judge, split: tuple[str, ...]) -> None:
     x = sut.chat(scenario("chunks-8", "empty_data", *split))
     judge.saw(x)
-    judge.check(checks.answer_intact(x), checks.ends_with_single_done(x.transcript))
+    # The stream is legal: an answer that does not arrive whole is content lost (a harm),
+    # however soon the proxy hung up on the upstream after the empty event.
+    judge.check(
+        replace(checks.answer_intact(x), harm=True), checks.ends_with_single_done(x.transcript)
+    )
 
 
 @case(
