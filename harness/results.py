@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -254,31 +255,145 @@ class Results:
         if self.verdicts_json is not None:
             write_json(self.verdicts_json, redacted([_flat(r) for r in self.sorted()]))
 
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.records:
-            return
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> Generator[None]:
+        """Failures first: pytest's own sections (FAILURES, the short summary) leave out the
+        cases this section shows, and this section comes last, just above pytest's line of
+        counts. With -v, pytest shows everything, and so does this section."""
+        verbose = self.config.get_verbosity() > 0
+        hidden = {} if verbose or not self.records else _hide_cases(terminalreporter)
+        try:
+            return (yield)
+        finally:
+            terminalreporter.stats.update(hidden)
+            if self.records:
+                self.summary(terminalreporter, verbose=verbose)
+
+    def summary(self, terminalreporter: pytest.TerminalReporter, *, verbose: bool) -> None:
         write = terminalreporter.write_line
+        width = max(60, terminalreporter._tw.fullwidth)
         terminalreporter.section("streamproof verdicts")
+        by_level: dict[str, list[CaseRecord]] = {}
         for r in self.sorted():
-            line = f"{r['id']:<28} {label(r):<11} {r['title']}"
-            if r["verdict"] not in ("PASS", "INFO"):
-                line += f" — {r['reason']}"
-            write(line)
-        write(self.counts())
+            accepted = r["accepted"] is not None and r["verdict"] != Level.PASS.value
+            by_level.setdefault(ACCEPTED if accepted else r["verdict"], []).append(r)
+        for level in SHOWN_FIRST:
+            records = by_level.get(level.value, [])
+            if level is Level.NON_STRICT and by_level.get(ACCEPTED):
+                self._accepted(write, by_level[ACCEPTED], width)
+            if not records or (level in QUIET and not verbose):
+                continue
+            write("")
+            write(f"{level.value} · {len(records)} — {MEANING[level]}", bold=True)
+            if level is Level.SKIP and not verbose:
+                for reason, skipped in _by_reason(records).items():
+                    write(_wrapped(f"{', '.join(skipped)}: {reason}", width, "  ", "    "))
+                continue
+            for r, shown in _folded(records):
+                write(f"  {shown:<26} {r['strength']:<6} {r['title']}")
+                if r["accepted"] is not None:
+                    write(_wrapped(f"accepted: {r['accepted']}", width, "    ", "    "))
+                if r["reason"] and level is not Level.PASS:
+                    write(_wrapped(r["reason"], width, "    ", "    "))
         if self.expectations:
             verdicts = {r["id"]: r["verdict"] for r in self.records.values()}
             misses = self.expectations.misses(verdicts)
             if misses:
-                write("expectations not met:")
+                write("")
+                write("expectations not met:", bold=True)
                 for miss in sorted(misses, key=lambda m: sort_key(m.case)):
                     write(f"  {miss}")
             unused = self.expectations.unused(verdicts)
             if unused:
                 write(f"expectations not used (no such case collected): {', '.join(unused)}")
+        write("")
         for path in self.written:
             write(f"results: {path}")
         if self.report is not None:
             write(f"report: {self.report}")
+        failed = any(r["verdict"] in ("FAIL", "ERROR") for r in self.records.values())
+        write(f"streamproof: {self.counts()} — target {self.target}", bold=True, red=failed)
+
+    @staticmethod
+    def _accepted(write: Any, records: list[CaseRecord], width: int) -> None:
+        write("")
+        write(f"{ACCEPTED} · {len(records)} — verdicts the expectations file expects", bold=True)
+        for r in records:
+            write(f"  {r['id']:<26} {label(r)}")
+            write(_wrapped(r["reason"], width, "    ", "    "))
+
+
+ACCEPTED = "ACCEPTED"  # a verdict other than PASS that the --expectations file expects
+
+# The order the verdicts are shown in: what harms first. PASS and INFO only with -v.
+SHOWN_FIRST = (
+    Level.FAIL,
+    Level.ERROR,
+    Level.NON_STRICT,
+    Level.NOT_OFFERED,
+    Level.SKIP,
+    Level.INFO,
+    Level.PASS,
+)
+QUIET = frozenset({Level.PASS, Level.INFO})
+MEANING = {
+    Level.FAIL: "a client is harmed (docs/verdicts.md)",
+    Level.ERROR: "not judged: the harness failed, or the target did not start",
+    Level.NON_STRICT: "what a careful proxy does, not done; no client harmed",
+    Level.NOT_OFFERED: "a feature the target does not claim; it failed honestly without it",
+    Level.SKIP: "not run",
+    Level.INFO: "recorded, not judged",
+    Level.PASS: "",
+}
+
+
+def _hide_cases(terminalreporter: pytest.TerminalReporter) -> dict[str, list[Any]]:
+    """Take the cases whose verdict this plugin shows out of pytest's stats, for the length
+    of the summary, and return what to put back. A case's ERROR stays: its traceback is
+    what a person needs to see."""
+    hidden = {}
+    for key in ("failed", "skipped"):
+        reports = terminalreporter.stats.get(key)
+        if reports:
+            hidden[key] = reports
+            terminalreporter.stats[key] = [r for r in reports if not _shown_here(r)]
+    return hidden
+
+
+def _shown_here(report: Any) -> bool:
+    found = record_of(report) if isinstance(report, pytest.TestReport) else None
+    return found is not None and found["verdict"] != Level.ERROR.value
+
+
+def _folded(records: list[CaseRecord]) -> list[tuple[CaseRecord, str]]:
+    """The variants of a case that got the same reason, as one entry: 4.10[a, b, c]."""
+    folded: list[tuple[CaseRecord, list[str]]] = []
+    for r in records:
+        base, _, variant = r["id"].partition("[")
+        last = folded[-1][0] if folded else None
+        if (
+            last is not None
+            and variant
+            and last["id"].partition("[")[0] == base
+            and (last["reason"], last["accepted"]) == (r["reason"], r["accepted"])
+        ):
+            folded[-1][1].append(variant.removesuffix("]"))
+        else:
+            folded.append((r, [variant.removesuffix("]")] if variant else []))
+    return [(r, r["id"].partition("[")[0] + (f"[{', '.join(v)}]" if v else "")) for r, v in folded]
+
+
+def _by_reason(records: list[CaseRecord]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for r in records:
+        grouped.setdefault(r["reason"] or "no reason given", []).append(r["id"])
+    return grouped
+
+
+def _wrapped(text: str, width: int, first: str, rest: str) -> str:
+    return textwrap.fill(
+        text, width=width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
+    )
 
 
 def _flat(record: CaseRecord) -> dict[str, str]:

@@ -72,7 +72,11 @@ class Finding:
     should: bool = False  # failed, it is NON-STRICT even in a MUST case (a client survives)
 
     def __str__(self) -> str:
-        return f"{'ok' if self.ok else 'NOT OK'}: {self.check}: {self.observed}"
+        return f"{'ok' if self.ok else 'NOT OK'}: {self.said()}"
+
+    def said(self) -> str:
+        """The finding in a reason: what was expected, then what was observed."""
+        return f"expected {self.check}, observed {self.observed}"
 
 
 class CaseFailed(Exception):
@@ -110,7 +114,7 @@ class Judge:
         strength = self.case.strength if self.case else Strength.MUST
         failed = [f for f in findings if not f.ok and _fails(f, strength)]
         if failed:
-            raise CaseFailed("; ".join(f"{f.check}: {f.observed}" for f in failed))
+            raise CaseFailed("; ".join(f.said() for f in failed))
 
     def offered(self, feature: str, *honest: Finding) -> None:
         """The case needs `feature`, which the target does not offer: it is judged on
@@ -166,7 +170,7 @@ class Judge:
     def reason(self) -> str:
         failed = [f for f in self.findings if not f.ok]
         if failed:
-            return "; ".join(f"{f.check}: {f.observed}" for f in failed)
+            return "; ".join(f.said() for f in failed)
         return "; ".join(f.observed for f in self.findings)
 
 

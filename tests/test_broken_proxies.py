@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from fake_providers import FakeProvider
-from harness.plugin import case_id, selects
+from harness.options import case_id, selects
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"

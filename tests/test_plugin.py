@@ -76,7 +76,7 @@ def test_plugin_verdict_levels(pytester: pytest.Pytester) -> None:
         "9.7[one]": "PASS",
         "9.7[two]": "FAIL",
     }
-    assert verdicts["9.2"]["reason"] == "holds: it broke"
+    assert verdicts["9.2"]["reason"] == "expected holds, observed it broke"
     assert verdicts["9.5"]["reason"] == "the target offers no /ws"
     assert "KeyError" in verdicts["9.6"]["reason"]
     result.assert_outcomes(passed=4, failed=3, skipped=1)
@@ -128,9 +128,15 @@ def test_plugin_terminal_summary_lists_verdicts(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(
         [
             "*streamproof verdicts*",
-            "9.2 * FAIL * case 9.2 — holds: it broke",
-            "9.3 * NON-STRICT * case 9.3 — should hold: it did not",
-            "8 cases: 2 PASS, 1 NON-STRICT, 2 FAIL, 1 INFO, 1 SKIP, 1 ERROR",
+            "FAIL · 2 — a client is harmed*",
+            "  9.2 * MUST * case 9.2",
+            "    expected holds, observed it broke",
+            "ERROR · 1 — *",
+            "NON-STRICT · 1 — *",
+            "  9.3 * SHOULD case 9.3",
+            "    expected should hold, observed it did not",
+            "SKIP · 1 — not run",
+            "streamproof: 8 cases: 2 PASS, 1 NON-STRICT, 2 FAIL, 1 INFO, 1 SKIP, 1 ERROR — *",
         ]
     )
 

@@ -70,8 +70,10 @@ def test_expectations_accepted_failure_does_not_fail_the_run(pytester: pytest.Py
     assert cases["9.1"]["accepted"] is None
     result.stdout.fnmatch_lines(
         [
-            "9.2 * FAIL (accepted: tracked in #12) case 9.2 — holds: it broke",
-            "2 cases: 1 PASS, 1 FAIL",
+            "ACCEPTED · 1 — *",
+            "  9.2 * FAIL (accepted: tracked in #12)",
+            "    expected holds, observed it broke",
+            "streamproof: 2 cases: 1 PASS, 1 FAIL — *",
         ]
     )
     result.stdout.no_fnmatch_line("*expectations not*")
@@ -80,7 +82,7 @@ def test_expectations_accepted_failure_does_not_fail_the_run(pytester: pytest.Py
 def test_expectations_accepted_failure_keeps_its_traceback(pytester: pytest.Pytester) -> None:
     result, _ = _run(pytester, ACCEPT_9_2, "--case", "9.2", "-rP")
     result.stdout.fnmatch_lines(
-        ["*streamproof: accepted failure*", "*CaseFailed: holds: it broke*"]
+        ["*streamproof: accepted failure*", "*CaseFailed: expected holds, observed it broke*"]
     )
 
 
@@ -174,7 +176,7 @@ def test_expectations_from_the_ini_file_are_read_beside_it(
     monkeypatch.chdir(pytester.mkdir("elsewhere"))
     result = pytester.runpytest(str(pytester.path / "test_cases.py"), "--case", "9.2")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["9.2 * FAIL (accepted: tracked in #12)*"])
+    result.stdout.fnmatch_lines(["  9.2 * FAIL (accepted: tracked in #12)"])
 
 
 def test_expectations_accepted_under_xdist(pytester: pytest.Pytester) -> None:
@@ -192,7 +194,7 @@ def test_expectations_accepted_under_xdist(pytester: pytest.Pytester) -> None:
         "--case",
         "9.2",
     )
-    result.stdout.fnmatch_lines(["*2 workers*", "9.2 * FAIL (accepted: tracked in #12)*"])
+    result.stdout.fnmatch_lines(["*2 workers*", "  9.2 * FAIL (accepted: tracked in #12)"])
     assert result.ret == pytest.ExitCode.OK
 
 

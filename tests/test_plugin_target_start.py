@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from harness.client import StreamClient
-from harness.plugin import profile_of
+from harness.options import profile_of
 from harness.targets import (
     ProcessTarget,
     TargetError,

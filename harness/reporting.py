@@ -1,0 +1,161 @@
+"""streamproof's verdicts as pytest reports: each case's record, pytest-html's table."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from harness import results
+from harness.expectations import selects as selects  # re-exported, for `--case`
+from harness.options import (
+    CALL_DURATION_KEY,
+    EXPECTATIONS_KEY,
+    FAIL_ON,
+    JUDGE_KEY,
+    case_id,
+    option,
+)
+from harness.results import CaseRecord, Results
+from harness.sut import SystemUnderTest
+from harness.verdict import Case, CaseFailed, Judge, Judged, Level
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
+    """After a case ran to its end, every exchange it sent is judged on its harms."""
+    judge = item.stash.get(JUDGE_KEY, None)
+    sut = getattr(item, "funcargs", {}).get("sut")
+    before = len(sut.exchanges) if isinstance(sut, SystemUnderTest) else 0
+    yield
+    if judge is not None and isinstance(sut, SystemUnderTest):
+        judge.judge_unseen(list(sut.exchanges[before:]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    marker = item.get_closest_marker("case")
+    if report.when == "call":
+        item.stash[CALL_DURATION_KEY] = report.duration
+    if marker is None or not (report.when == "call" or report.outcome != "passed"):
+        return report
+    case: Case = marker.args[0]
+    judge = item.stash.get(JUDGE_KEY, None)
+    if call.excinfo is not None and call.excinfo.errisinstance(Judged) and report.failed:
+        report.outcome, report.longrepr = "passed", None  # a verdict reached early
+    level, reason = _verdict(report, call, judge)
+    cid = case_id(item) or case.id
+    accepted = item.config.stash[EXPECTATIONS_KEY].accepts(cid, level)
+    if report.failed and report.when == "setup":
+        accepted = None  # were it made a pass, pytest would run the case without its fixtures
+    fail_on = FAIL_ON[option(item.config, "streamproof_fail_on")]
+    if accepted is not None and report.failed:
+        report.sections.append(("streamproof: accepted failure", str(report.longrepr)))
+        report.outcome = "passed"
+        report.longrepr = None
+    elif accepted is None and level is Level.NON_STRICT and level in fail_on:
+        report.outcome = "failed"
+        report.longrepr = f"NON-STRICT: {reason}"
+    if call.excinfo is not None and call.excinfo.errisinstance(CaseFailed) and report.failed:
+        # A FAIL is a verdict, not a crash: its reason says it all, a traceback adds noise.
+        report.longrepr = f"{cid} FAIL: {reason}"
+    record = results.record(
+        case,
+        cid,
+        level,
+        reason,
+        duration=item.stash.get(CALL_DURATION_KEY, report.duration),
+        nodeid=item.nodeid,
+        accepted=accepted,
+        axes=judge.axes if judge else None,
+        wire=judge.wire if judge else None,
+    )
+    report.user_properties.append((results.KEY, record))
+    _add_html_extra(report, record, judge)
+    return report
+
+
+def _verdict(
+    report: pytest.TestReport, call: pytest.CallInfo[None], judge: Judge | None
+) -> tuple[Level, str]:
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if judge is not None and judge.not_offered is not None:
+            return Level.NOT_OFFERED, reason
+        return Level.SKIP, reason
+    if report.failed:
+        excinfo = call.excinfo
+        if excinfo is not None and excinfo.errisinstance(CaseFailed):
+            return Level.FAIL, str(excinfo.value)
+        # Anything else, an AssertionError included, is streamproof's own fault: ERROR.
+        what = f"{excinfo.typename}: {excinfo.value}" if excinfo is not None else "unknown"
+        return Level.ERROR, f"harness error during {report.when}: {what}"
+    if judge is None:
+        return Level.PASS, ""
+    return judge.level, judge.reason
+
+
+def _add_html_extra(report: pytest.TestReport, record: CaseRecord, judge: Judge | None) -> None:
+    try:
+        from pytest_html import extras
+    except ImportError:  # pragma: no cover - pytest-html is a dependency, but may be disabled
+        return
+    parts = [
+        f"<p><b>{html.escape(record['id'])} {html.escape(record['title'])}</b> — "
+        f"{html.escape(results.label(record))}</p>",
+        f"<p><b>Requirement</b> ({html.escape(record['strength'])}, "
+        f"{html.escape(record['source'])}): {html.escape(record['requirement'])}</p>",
+        f"<p><b>Expected</b>: {html.escape(record['expected'])}</p>",
+        f"<p><b>Observed</b>: {html.escape(record['reason'] or '-')}</p>",
+    ]
+    if record["content"] is not None:
+        parts.append(
+            f"<p><b>Content</b>: {html.escape(record['content'])} · "
+            f"<b>Ending</b>: {html.escape(record['ending'] or '-')}</p>"
+        )
+    for title, text in judge.evidence if judge else []:
+        parts.append(f"<p><b>{html.escape(title)}</b></p><pre>{html.escape(text)}</pre>")
+    # pytest-html reads `report.extras`, an attribute it expects plugins to set.
+    setattr(report, "extras", [*getattr(report, "extras", []), extras.html("\n".join(parts))])  # noqa: B010
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "streamproof conformance report"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
+    log = session.config.pluginmanager.get_plugin("streamproof-results")
+    if isinstance(log, Results) and log.records:
+        prefix.append(f"<p><b>Target</b>: {html.escape(str(log.target))}</p>")
+        prefix.append(f"<p><b>Verdicts</b>: {html.escape(log.counts())}</p>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, '<th class="sortable" data-column-type="case">Case</th>')
+    cells.insert(2, '<th class="sortable" data-column-type="verdict">Verdict</th>')
+    cells.insert(3, "<th>Reason</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    record = results.record_of(report)
+    case, title, level, label, reason = (
+        (record["id"], record["title"], record["verdict"], results.label(record), record["reason"])
+        if record
+        else ("", "", "", "", "")
+    )
+    cells.insert(1, f'<td class="col-case"><b>{html.escape(case)}</b> {html.escape(title)}</td>')
+    cells.insert(2, f'<td class="col-verdict verdict-{level.lower()}">{html.escape(label)}</td>')
+    cells.insert(3, f'<td class="col-reason">{html.escape(reason)}</td>')
