@@ -9,7 +9,7 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -100,6 +100,12 @@ fuzz: $(STAMP)
 ## identical (reports/repeat.json). `REPEAT_ARGS='--runs 3 --parallel-runs 3'` for fewer.
 repeat: $(STAMP)
 	$(BIN)/python bench/repeat_verdicts.py --out $(REPORT_DIR)/repeat.json $(REPEAT_ARGS)
+
+## The README's picture of a failing case (docs/img/failing-case.png): the suites against the
+## naive pass-through of examples/relay.py in a temporary folder, then headless chromium on the
+## page of a case it FAILs. Needs chromium (Debian: apt-get install chromium).
+screenshot: $(STAMP)
+	$(BIN)/python scripts/screenshots.py $(SCREENSHOT_ARGS)
 
 ## streamproof's own tests (no proxy needed).
 unit: $(STAMP)

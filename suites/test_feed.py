@@ -5,8 +5,8 @@ The seed is a proxy *dashboard*: people watch their streams live over `ws://HOST
 hit — abnormal closures (1006), messages that are corrupted or not JSON — and its real
 implementation broke when clients connected or left during a broadcast (docs/failures.md).
 
-The protocol is the reference proxy's (README, "The live feed"); a target that does not
-offer the feed has these cases skipped. Events are matched to streams by model: every
+The protocol is the reference proxy's (docs/reference-proxy.md, "The live feed"); a target
+that does not offer the feed has these cases skipped. Events are matched to streams by model: every
 scenario's model name carries a fresh nonce.
 """
 

@@ -3,8 +3,8 @@
 A proxy that recovers well must also tell its operator what happened: its health report,
 its metrics and its log must agree with what each client saw, and its alerts must fire
 exactly at their thresholds (docs/design.md; the seed's "Stream Health Monitoring"). The report's
-shape is the reference proxy's (README, "The health report"); a target that does not offer
-it has these cases skipped.
+shape is the reference proxy's (docs/reference-proxy.md, "Health and alerts"); a target that
+does not offer it has these cases skipped.
 """
 
 from __future__ import annotations

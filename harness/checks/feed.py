@@ -1,6 +1,6 @@
 """Checks of the live feed (`/ws`): what a watcher was told against what really happened.
 
-The protocol is the reference proxy's (see `proxy.feed` and the README): JSON objects with
+The protocol is the reference proxy's (`proxy.feed`, docs/reference-proxy.md): JSON objects with
 `type` and a per-connection `seq` that starts at 1 and grows by one per message; `init`
 first, then `stream_started` / `stream_ended` / `alert` events, and replies to the
 client's own messages (`pong`, `error`).
