@@ -158,6 +158,41 @@ def test_plugin_html_report_has_verdict_columns(pytester: pytest.Pytester) -> No
 
 
 @pytest.mark.parametrize(
+    ("selectors", "message"),
+    [
+        pytest.param(
+            ["9.70"], ["--case 9.70: no such case*", "  group 9: 9.1, 9.2, *"], id="no-prefix-match"
+        ),
+        pytest.param(
+            ["99.9"], ["--case 99.9: no such case*", "  groups: 9 (7 cases)"], id="no-group"
+        ),
+        pytest.param(["9.1", "9.99"], ["--case 9.99: no such case*"], id="one-of-two"),
+        pytest.param(
+            ["9.7[three]"],
+            [
+                "--case 9.7[[]three]: no such case*",
+                "  9.7 has the variants: 9.7[[]one], 9.7[[]two]",
+            ],
+            id="variant",
+        ),
+        pytest.param(["abc"], ["*--case takes a case id (5.5)*not 'abc'"], id="malformed"),
+        pytest.param(["9.7[]"], ["*--case takes a case id*not '9.7[[]]'"], id="empty-variant"),
+    ],
+)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_plugin_case_option_selecting_nothing_is_a_usage_error(
+    pytester: pytest.Pytester, selectors: list[str], message: list[str], workers: int
+) -> None:
+    pytester.makepyfile(test_cases=CASES)
+    xdist = ["-p", "xdist", "-n", str(workers)] if workers else []
+    args = [arg for selector in selectors for arg in ("--case", selector)]
+    result = pytester.runpytest_subprocess(*xdist, *args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: " + message[0].lstrip("*"), *message[1:]])
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+@pytest.mark.parametrize(
     ("selectors", "expected"),
     [
         pytest.param(["9.2"], {"9.2"}, id="one-case"),
@@ -165,7 +200,6 @@ def test_plugin_html_report_has_verdict_columns(pytester: pytest.Pytester) -> No
         pytest.param(["9.7[two]"], {"9.7[two]"}, id="one-variant"),
         pytest.param(["9"], {f"9.{n}" for n in range(1, 7)} | {"9.7[one]", "9.7[two]"}, id="group"),
         pytest.param(["9.1", "9.3"], {"9.1", "9.3"}, id="repeated"),
-        pytest.param(["9.70"], set(), id="no-prefix-match"),
     ],
 )
 def test_plugin_case_option_selects_cases(
