@@ -16,7 +16,6 @@ from fake_providers import FakeProvider
 from fake_providers.dead import Blackhole, RefusingAddress
 from harness import live
 from harness.client import StreamClient
-from harness.expectations import selects as selects  # re-exported, for `--case`
 from harness.feed import FeedRecorder, Refused, ws_url
 from harness.options import (
     JUDGE_KEY,
@@ -26,6 +25,7 @@ from harness.options import (
     target_of,
     timeouts_of,
 )
+from harness.report import log_folder
 from harness.sut import SystemUnderTest
 from harness.targets import (
     ROOT,
@@ -151,7 +151,9 @@ def sut(
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(sigterm_interrupts())  # a SIGTERM stops the target as Ctrl-C does
-        stack.callback(target.keep_log, report_dir / "logs")
+        named = target_of(pytestconfig)
+        logs = log_folder(report_dir, {"name": named.name, "command": named.command})
+        stack.callback(target.keep_log, logs)
         failure: str | None = None
         try:
             under = stack.enter_context(run(target))

@@ -77,6 +77,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"the TOML file of target profiles (default: {DEFAULT_FILE} in the rootdir)",
     )
     group.addoption(
+        "--target-name",
+        dest="streamproof_target_name",
+        default=None,
+        metavar="NAME",
+        help="the target's name in the report (its column, its folder): default the "
+        "profile's name, or for --target-cmd the command without its placeholders",
+    )
+    group.addoption(
         "--target-url",
         dest="streamproof_target_url",
         default=None,
@@ -347,11 +355,15 @@ def _headers(values: list[str]) -> dict[str, str]:
 
 def target_of(config: pytest.Config) -> Target:
     profile = profile_of(config)
+    named = config.getoption("streamproof_target_name")
+    offers = tuple(sorted(profile.offers.names))
+    timers = timeouts_of(config).describe()
     if profile.name == "reference":
-        return Target("reference proxy", description=REFERENCE.description)
+        return Target(named or "reference proxy", None, REFERENCE.description, offers, timers)
     if profile.url is not None:
-        return Target(profile.name, None, profile.description or f"the proxy at {profile.url}")
-    return Target(profile.name, profile.command, profile.description)
+        about = profile.description or f"the proxy at {profile.url}"
+        return Target(named or profile.name, None, about, offers, timers)
+    return Target(named or profile.name, profile.command, profile.description, offers, timers)
 
 
 def offers_of(config: pytest.Config) -> Offers:

@@ -31,21 +31,26 @@ def index_html(table: Mapping[str, Any]) -> str:
         for t in targets
     )
     body: list[str] = []
+    open_cases = 0
     for group in table["groups"]:
+        settled = [_settled(case, targets) for case in group["cases"]]
+        open_cases += settled.count(False)
         body.append(
-            f'<tr class="group" id="group-{group["group"]}"><th colspan="{3 + len(targets)}" '
+            f'<tr class="group{" settled" if all(settled) else ""}" id="group-{group["group"]}">'
+            f'<th colspan="{3 + len(targets)}" '
             f'scope="rowgroup">{group["group"]} · {e(group["name"])} '
             f"<small>{_plural(len(group['cases']), 'case')}</small></th></tr>"
         )
         previous = ""
-        for case in group["cases"]:
+        for case, done in zip(group["cases"], settled, strict=True):
             cells = "".join(_cell(case["verdicts"].get(t["slug"])) for t in targets)
             number, _, variant = case["id"].partition("[")
             again = number == previous  # another variant of the case above: its title again
             previous = number
             shown = f'<span class="variant">[{e(variant)}</span>' if variant else ""
+            row_class = ' class="settled"' if done else ""
             body.append(
-                f'<tr id="c-{e(case["slug"])}"><th scope="row" class="id">'
+                f'<tr id="c-{e(case["slug"])}"{row_class}><th scope="row" class="id">'
                 f'{e(number)}{shown}</th><td class="strength">{e(case["strength"])}</td>'
                 f'<td class="title{" again" if again else ""}">{e(case["title"])}</td>'
                 f"{cells}</tr>"
@@ -53,6 +58,7 @@ def index_html(table: Mapping[str, Any]) -> str:
     totals = "".join(f"<td>{_counts(t['counts'])}</td>" for t in targets)
     cards = "".join(_target_card(t) for t in targets)
     generated = f"streamproof {e(table['streamproof'])} · generated {e(table['generated'])}"
+    every = sum(len(g["cases"]) for g in table["groups"])
     nothing = "" if targets else "<p>No results yet: run <code>pytest suites/</code>.</p>"
     nothing += "".join(f'<p class="note">Not shown: {e(what)}</p>' for what in table["unreadable"])
     return _page(
@@ -60,11 +66,20 @@ def index_html(table: Mapping[str, Any]) -> str:
         f"""<header><h1>streamproof conformance report</h1><p class="meta">{generated}</p>
 {_legend()}</header>
 <section class="targets">{cards}</section>{nothing}
+<input type="checkbox" id="only-open" checked>
+<label for="only-open" class="filter">show only the {_plural(open_cases, "case")} that some target
+did not PASS (untick to see all {_plural(every, "case")})</label>
 <table class="matrix"><thead><tr><th scope="col">case</th><th scope="col">strength</th>
 <th scope="col">title</th>{head}</tr></thead>
 <tbody>{"".join(body)}</tbody>
 <tfoot><tr><th colspan="3" scope="row">verdicts</th>{totals}</tr></tfoot></table>""",
     )
+
+
+def _settled(case: Mapping[str, Any], targets: list[Mapping[str, Any]]) -> bool:
+    """Every target that ran the case passed it (or only recorded it): a row to hide."""
+    verdicts = [case["verdicts"].get(t["slug"]) for t in targets]
+    return all(v is None or v["verdict"] in ("PASS", "INFO") for v in verdicts)
 
 
 def _plural(n: int, noun: str) -> str:
@@ -96,10 +111,41 @@ def _target_card(target: Mapping[str, Any]) -> str:
         if counts[level]
     )
     when = str(target.get("finished") or "")[:19].replace("T", " ")
+    offers = target.get("offers")
+    offered = (
+        ""
+        if offers is None
+        else f'<p class="offers">offers: {e(", ".join(offers)) if offers else "chat only"}'
+        + (f" · timers: {e(target['timers'])}" if target.get("timers") else "")
+        + "</p>"
+    )
+    later = target.get("merged") or []
+    partial = ""
+    if later:
+        ids = [i for m in later for i in m.get("cases", [])]
+        shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        last = str(later[-1].get("finished") or "")[:19].replace("T", " ")
+        partial = (
+            f'<p class="partial">partial: {e(shown)} from {_plural(len(later), "later run")}'
+            f" (the last {e(last)} UTC), the rest from the run below</p>"
+        )
+    if target.get("partial"):
+        partial += '<p class="partial">a partial run: only some cases were run</p>'
+    failed = "".join(
+        f"<li>{group['group']} · {e(group['name'])}: "
+        + ", ".join(
+            f'<a class="{_level_class(c["verdict"])}" href="{e(c["page"])}" '
+            f'title="{e(c["title"])}">{e(c["id"])}</a>'
+            for c in group["cases"]
+        )
+        + "</li>"
+        for group in target.get("failed") or []
+    )
+    failures = f'<ul class="failed">{failed}</ul>' if failed else ""
     return (
         f'<div class="card"><h2>{e(target["label"])}</h2>'
-        f'<p class="desc">{e(target["description"])}</p>'
-        f'<div class="bar">{bar}</div><p>{_counts(counts)}</p>'
+        f'<p class="desc">{e(target["description"])}</p>{offered}'
+        f'<div class="bar">{bar}</div><p>{_counts(counts)}</p>{failures}{partial}'
         f'<p class="meta">streamproof {e(target.get("streamproof"))} · run {e(when)} UTC · '
         f"{e(target.get('duration_s'))} s · "
         f'<a href="{e(target["results"])}">results.json</a></p></div>'
@@ -142,9 +188,11 @@ def case_html(
     about: str,
     group: str,
     back: str,
+    log: str | None = None,
 ) -> str:
     """The page of one case of a run: `target` names what ran and `about` says what it is,
-    `group` names the case's group, `back` links to the case's row of the matrix."""
+    `group` names the case's group, `back` links to the case's row of the matrix, `log` to
+    the output of the target's process that served the case (None: none was kept)."""
     level = str(record.get("verdict"))
     accepted = record.get("accepted")
     axes = ""
@@ -170,6 +218,8 @@ def case_html(
         ("run", f"{e(run.get('finished'))} · case took {e(record.get('duration_s'))} s"),
         ("streamproof", e(run.get("streamproof"))),
     ]
+    if log is not None:
+        facts.insert(1, ("target's log", f'<a href="{e(log)}">its output during the run</a>'))
     wire = record.get("wire")
     exchanges: list[ExchangeLog] = wire["exchanges"] if wire else []
     sections = [
@@ -194,7 +244,8 @@ def case_html(
 <h3>Expected</h3><p>{e(record.get("expected", ""))}</p>
 <h3>Observed</h3><ul class="observed">{"".join(f"<li>{e(o)}</li>" for o in observed)}</ul>
 <dl>{"".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)}</dl></section>
-<section class="wire"><h2>On the wire</h2>{_wire_help()}{"".join(sections)}</section>""",
+<section class="wire"><h2>On the wire</h2>{_wire_help()}{timeline.legend()}
+{"".join(sections)}</section>""",
     )
 
 
@@ -431,6 +482,13 @@ margin:14px 0}dt{color:var(--muted)}dd{margin:0;word-break:break-word}
 word-break:break-all}
 .summary{font-size:12.5px;color:var(--muted)}
 .picture{overflow-x:auto;margin:6px 0}
+#only-open:checked~table.matrix tr.settled{display:none}
+label.filter{display:inline-block;margin:.6em 0 .4em .3em}
+.card ul.failed{margin:.3em 0;padding-left:1.1em;font-size:.9em}.card ul.failed a{
+font-weight:600;margin-right:.15em}.card .offers,.card .partial{font-size:.85em;color:var(--muted)}
+ul.timeline-legend{display:flex;flex-wrap:wrap;gap:.2em 1.4em;list-style:none;padding:0;
+margin:.4em 0 1em;font-size:.85em;color:var(--muted)}ul.timeline-legend li{display:flex;
+align-items:center;gap:.4em}svg.timeline.mark{width:24px;height:34px;background:none}
 svg.timeline{width:100%;height:auto;font:11px system-ui,sans-serif;background:#fff}
 svg .lane{fill:#fbfcfd;stroke:#eaeef2}svg .name{font-weight:600;fill:#1f2328}
 svg .detail{fill:var(--muted);font-size:10.5px}

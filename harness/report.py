@@ -1,6 +1,6 @@
 """The conformance report: every target's latest run in one matrix, and a page per case.
 
-    python -m harness.report [--report-dir reports] [RESULTS.json ...]
+    python -m harness.report [--report-dir reports] [--drop TARGET] [RESULTS.json ...]
 
 From `results.json` files (`harness.results`) it writes, in the report directory:
 
@@ -14,8 +14,11 @@ From `results.json` files (`harness.results`) it writes, in the report directory
 
 A run replaces its target's `results.json` (and pages) and leaves the other targets'
 alone, so the matrix compares the bundled proxy, LiteLLM and any other target, each by its
-latest run. At the end of a session the plugin publishes the run (`publish`); the command
-line stores the files it is given, if any, then rebuilds every page (`rebuild`).
+latest run. A partial run (`--case`, `-k`, a file) is merged into its target's latest run
+instead, and the column says which cases came later; a run whose target never started is
+not published at all; `--drop TARGET` removes a column. At the end of a session the
+plugin publishes the run (`publish`); the command line stores the files it is given, if
+any, then rebuilds every page (`rebuild`).
 
 A target's folder is its *slug*, made from its label: its name, or for a `--target-cmd`
 (whose name is the command) the command without its placeholders. The label in lower
@@ -40,6 +43,7 @@ import argparse
 import hashlib
 import json
 import re
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -161,9 +165,48 @@ def runs(report_dir: Path) -> tuple[list[Run], list[str]]:
 
 
 def publish(run: Run, report_dir: Path) -> Path:
-    """Keep `run` as its target's latest, write its pages, rebuild the matrix."""
+    """Keep `run` as its target's latest, write its pages, rebuild the matrix. A partial
+    run (some cases only) is merged into the target's latest run, if it has one."""
+    if run.get("partial"):
+        run = merged(run, report_dir / TARGETS / target_slug(run) / RESULTS_JSON)
     write_pages(run, store(run, report_dir))
     return write_index(report_dir, *runs(report_dir))
+
+
+def merged(partial: Run, latest: Path) -> Run:
+    """`partial`'s cases put over those of the run kept in `latest`: its other cases stay,
+    and the run says which cases came later, and when (`merged`)."""
+    try:
+        base = load(latest)
+    except (OSError, ValueError):
+        return partial  # nothing to merge into: the partial run stands alone, marked so
+    ids = [str(r["id"]) for r in partial["cases"]]
+    cases = {str(r["id"]): r for r in base["cases"]} | {str(r["id"]): r for r in partial["cases"]}
+    later = [*base.get("merged", []), {"finished": partial.get("finished"), "cases": ids}]
+    counts = Counter(str(r.get("verdict")) for r in cases.values())
+    return {
+        **base,
+        "target": partial["target"],
+        "streamproof": partial.get("streamproof"),
+        "partial": bool(base.get("partial")),
+        "merged": later,
+        "counts": {level: counts[level] for level in LEVELS},
+        "cases": sorted(cases.values(), key=lambda r: sort_key(str(r["id"]))),
+    }
+
+
+def drop(report_dir: Path, name: str) -> list[str]:
+    """Remove the targets whose folder or label is `name` from the report; their labels."""
+    gone = []
+    for folder in sorted((report_dir / TARGETS).glob("*/")):
+        try:
+            shown = label(load(folder / RESULTS_JSON)["target"])
+        except (OSError, ValueError):
+            shown = folder.name
+        if name in (folder.name, shown):
+            shutil.rmtree(folder)
+            gone.append(shown)
+    return gone
 
 
 def rebuild(report_dir: Path) -> Path:
@@ -196,12 +239,30 @@ def write_pages(run: Run, folder: Path) -> None:
             about=description(run["target"]),
             group=f"{group} · {group_name(group)}",
             back=f"../../../{INDEX_HTML}#c-{name}",
+            log=_log_of(folder, record),
         )
         write_text(cases / f"{name}.html", page)
         written.add(f"{name}.html")
     for stale in cases.glob("*.html"):
         if stale.name not in written:
             stale.unlink(missing_ok=True)
+
+
+def log_folder(report_dir: Path, target: Mapping[str, Any]) -> Path:
+    """Where a target's output is kept (`ProcessTarget.keep_log`): beside its results."""
+    return (
+        report_dir
+        / TARGETS
+        / slug(str(target.get("name") or "unnamed target"), label(target))
+        / "logs"
+    )
+
+
+def _log_of(folder: Path, record: Mapping[str, Any]) -> str | None:
+    """The link from a case's page to the output of the target process that served it."""
+    worker = record.get("worker")
+    name = f"target-{worker}.log" if worker else "target.log"
+    return f"../logs/{name}" if (folder / "logs" / name).is_file() else None
 
 
 # --- the matrix --------------------------------------------------------------------------
@@ -227,6 +288,11 @@ def matrix(targets: Sequence[Run], unreadable: Sequence[str] = ()) -> Matrix:
                 "duration_s": run.get("duration_s"),
                 "counts": {level: counts[level] for level in LEVELS},
                 "results": f"{TARGETS}/{key}/{RESULTS_JSON}",
+                "offers": run["target"].get("offers"),
+                "timers": run["target"].get("timers"),
+                "partial": bool(run.get("partial")),
+                "merged": run.get("merged", []),
+                "failed": _failed_by_group(run, key),
             }
         )
         for record in run["cases"]:
@@ -265,6 +331,25 @@ def matrix(targets: Sequence[Run], unreadable: Sequence[str] = ()) -> Matrix:
     }
 
 
+def _failed_by_group(run: Run, key: str) -> list[dict[str, Any]]:
+    """A target's FAILs (and ERRORs), by group: what its summary lists first."""
+    groups: dict[int, list[dict[str, str]]] = {}
+    for record in sorted(run["cases"], key=lambda r: sort_key(str(r["id"]))):
+        if record.get("verdict") in ("FAIL", "ERROR") and record.get("accepted") is None:
+            groups.setdefault(int(record.get("group", 0)), []).append(
+                {
+                    "id": str(record["id"]),
+                    "verdict": str(record["verdict"]),
+                    "title": str(record.get("title", "")),
+                    "page": f"{TARGETS}/{key}/cases/{case_slug(str(record['id']))}.html",
+                }
+            )
+    return [
+        {"group": number, "name": group_name(number), "cases": cases}
+        for number, cases in sorted(groups.items())
+    ]
+
+
 # --- the command line --------------------------------------------------------------------
 
 
@@ -282,7 +367,21 @@ def main(argv: Iterable[str] | None = None) -> int:
         help="runs to add first, each as its target's latest (a run's results.json)",
     )
     parser.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR")
+    parser.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="remove this target's column (its name as shown, or its folder under "
+        "targets/); may be repeated",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
+    for name in args.drop:
+        gone = drop(args.report_dir, name)
+        if not gone:
+            known = ", ".join(sorted(p.name for p in (args.report_dir / TARGETS).glob("*/")))
+            parser.error(f"--drop {name}: no such target in {args.report_dir} ({known or 'none'})")
+        print(f"dropped: {', '.join(gone)}")
     try:
         for path in args.results:
             store(load(path), args.report_dir)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from harness import results
-from harness.expectations import selects as selects  # re-exported, for `--case`
 from harness.options import (
     CALL_DURATION_KEY,
     EXPECTATIONS_KEY,
@@ -18,7 +18,8 @@ from harness.options import (
     case_id,
     option,
 )
-from harness.results import CaseRecord, Results
+from harness.report import case_slug, log_folder
+from harness.results import NOT_STARTED, CaseRecord, Results
 from harness.sut import SystemUnderTest
 from harness.verdict import Case, CaseFailed, Judge, Judged, Level
 
@@ -94,6 +95,8 @@ def _verdict(
         excinfo = call.excinfo
         if excinfo is not None and excinfo.errisinstance(CaseFailed):
             return Level.FAIL, str(excinfo.value)
+        if report.when == "setup" and excinfo is not None and NOT_STARTED in str(excinfo.value):
+            return Level.ERROR, str(excinfo.value)  # the target's fault, said in its words
         # Anything else, an AssertionError included, is streamproof's own fault: ERROR.
         what = f"{excinfo.typename}: {excinfo.value}" if excinfo is not None else "unknown"
         return Level.ERROR, f"harness error during {report.when}: {what}"
@@ -126,6 +129,29 @@ def _add_html_extra(report: pytest.TestReport, record: CaseRecord, judge: Judge 
     setattr(report, "extras", [*getattr(report, "extras", []), extras.html("\n".join(parts))])  # noqa: B010
 
 
+_results_of: dict[str, Results] = {}  # this session's, for pytest-html's rows
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    log = config.pluginmanager.get_plugin("streamproof-results")
+    if isinstance(log, Results):
+        _results_of["log"] = log
+
+
+def _case_page(report: pytest.TestReport, case: str) -> str | None:
+    """The link from pytest-html's row to the case's page, relative to the HTML file."""
+    log = _results_of.get("log")
+    html_path = getattr(log.config.option, "htmlpath", None) if log else None
+    if log is None or not html_path:
+        return None
+    target = {"name": log.target.name, "command": log.target.command}
+    folder = log_folder(log.report_dir, target).parent
+    page = folder / "cases" / f"{case_slug(case)}.html"
+    start = (log.config.invocation_params.dir / html_path).parent
+    return os.path.relpath(page, start)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_report_title(report: Any) -> None:
     report.title = "streamproof conformance report"
@@ -156,6 +182,10 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
         if record
         else ("", "", "", "", "")
     )
-    cells.insert(1, f'<td class="col-case"><b>{html.escape(case)}</b> {html.escape(title)}</td>')
+    page = _case_page(report, case) if record else None
+    shown = f"<b>{html.escape(case)}</b> {html.escape(title)}"
+    if page is not None:
+        shown = f'<a href="{html.escape(page)}">{shown}</a>'
+    cells.insert(1, f'<td class="col-case">{shown}</td>')
     cells.insert(2, f'<td class="col-verdict verdict-{level.lower()}">{html.escape(label)}</td>')
     cells.insert(3, f'<td class="col-reason">{html.escape(reason)}</td>')

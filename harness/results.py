@@ -59,6 +59,7 @@ class CaseRecord(TypedDict):
     content: str | None  # the content axis: whole, prefix, none or damaged (None: no exchange)
     ending: str | None  # the ending axis: done, error, truncated, reset, timed_out, …
     wire: Wire | None  # both sides' wire logs of the exchanges seen (None: no exchange)
+    worker: str | None  # the pytest-xdist worker that ran it ("gw0"; None: no xdist)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class Target:
     name: str
     command: str | None = None  # None: the bundled reference proxy
     description: str = ""  # in words, for the report (its profile's); "" to let it say
+    offers: tuple[str, ...] = ()  # what it offers beyond POST /v1/chat/completions
+    timers: str = ""  # its timers, in words (`Timeouts.describe`)
 
     def __str__(self) -> str:
         if self.command:
@@ -103,6 +106,7 @@ def record(
         "content": axes[0] if axes else None,
         "ending": axes[1] if axes else None,
         "wire": wire,
+        "worker": os.environ.get("PYTEST_XDIST_WORKER") or None,
     }
 
 
@@ -203,6 +207,8 @@ class Results:
         self.clock = time.perf_counter()
         self.written: list[Path] = []
         self.report: Path | None = None  # the conformance report's index.html, once written
+        self.partial = _partial(config)
+        self.unpublished = ""  # why the run is not in the report, if it is not
 
     def pytest_sessionstart(self) -> None:
         self.started = datetime.now(UTC)
@@ -230,7 +236,12 @@ class Results:
                 "name": self.target.name,
                 "command": self.target.command,
                 "description": self.target.description or None,
+                "offers": list(self.target.offers),
+                "timers": self.target.timers or None,
             },
+            # A run of some cases only (--case, -k, a file): the report merges it into the
+            # target's last full run rather than replace it (harness.report.publish).
+            "partial": self.partial,
             "started": self.started.isoformat(timespec="milliseconds"),
             "finished": finished.isoformat(timespec="milliseconds"),
             "duration_s": round(duration, 3),
@@ -251,7 +262,11 @@ class Results:
         # Imported here: harness.report reads what this module writes, and imports it.
         from harness.report import publish
 
-        self.report = publish(run, self.report_dir)
+        if never_started(self.records.values()):
+            # No case reached the target: a column of ERRORs would only hide its last run.
+            self.unpublished = "the target never started, so the report keeps its last run"
+        else:
+            self.report = publish(run, self.report_dir)
         if self.verdicts_json is not None:
             write_json(self.verdicts_json, redacted([_flat(r) for r in self.sorted()]))
 
@@ -311,6 +326,8 @@ class Results:
             write(f"results: {path}")
         if self.report is not None:
             write(f"report: {self.report}")
+        if self.unpublished:
+            write(f"report: not updated: {self.unpublished}")
         failed = any(r["verdict"] in ("FAIL", "ERROR") for r in self.records.values())
         write(f"streamproof: {self.counts()} — target {self.target}", bold=True, red=failed)
 
@@ -394,6 +411,33 @@ def _wrapped(text: str, width: int, first: str, rest: str) -> str:
     return textwrap.fill(
         text, width=width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
     )
+
+
+NOT_STARTED = "could not start: "  # in the reason of every case whose target never started
+
+
+def never_started(records: Iterable[CaseRecord]) -> bool:
+    """No case of the run reached the target: each was skipped, or is an ERROR because the
+    target could not start."""
+    seen = list(records)
+    return any(NOT_STARTED in r["reason"] for r in seen) and all(
+        r["verdict"] == Level.SKIP.value
+        or (r["verdict"] == Level.ERROR.value and NOT_STARTED in r["reason"])
+        for r in seen
+    )
+
+
+def _partial(config: pytest.Config) -> bool:
+    """Whether the run chose some cases only: by --case, -k, -m, --deselect, or a file or
+    a test named on the command line rather than a folder."""
+    chosen = (
+        config.getoption("streamproof_cases", None)
+        or config.getoption("keyword", None)
+        or config.getoption("markexpr", None)
+        or config.getoption("deselect", None)
+    )
+    named = [a for a in config.args if "::" in a or a.endswith(".py")]
+    return bool(chosen or named)
 
 
 def _flat(record: CaseRecord) -> dict[str, str]:

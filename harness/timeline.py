@@ -51,6 +51,41 @@ def svg(exchange: ExchangeLog) -> str:
     return "\n".join(parts)
 
 
+def legend() -> str:
+    """What the marks of the pictures mean: each drawn as the pictures draw it."""
+    top, x = -8, 12.0
+
+    def mark(svg_body: str, words: str) -> str:
+        return (
+            f'<li><svg class="timeline mark" viewBox="0 0 24 34" width="24" height="34" '
+            f'aria-hidden="true" xmlns="http://www.w3.org/2000/svg">{svg_body}</svg>{words}</li>'
+        )
+
+    marks = [
+        mark(
+            f'<circle class="up" cx="{x}" cy="17" r="3.5"/>',
+            "a request arrives (upstream lanes) or is sent (the client's)",
+        ),
+        mark(
+            f'<line class="tick up" x1="{x}" y1="6" x2="{x}" y2="26"/>',
+            "a write upstream (taller: more bytes)",
+        ),
+        mark(
+            f'<line class="tick client" x1="{x}" y1="10" x2="{x}" y2="26"/>',
+            "a read by the client",
+        ),
+        mark(_band(2, 22, top, "stall"), "silence: a stall, or a client waiting"),
+        mark(_cross(x, top, "reset"), "a connection reset"),
+        mark(
+            f'<g class="hangup"><path d="M{x - 6},8 l12,0 l-6,10 z"/></g>',
+            "the proxy hung up on the upstream",
+        ),
+        mark(_flag(6, top, "status"), "the client got the status and headers"),
+        mark(_bar(x, top, "end", "client"), "a stream's end (its label says how)"),
+    ]
+    return f'<ul class="timeline-legend">{"".join(marks)}</ul>'
+
+
 def _end(exchange: ExchangeLog) -> float:
     client = exchange["client"]
     times = [client["ended_ms"], client["headers_ms"], *(row[1] for row in client["rows"])]
