@@ -7,7 +7,9 @@ The protocol (every server message is one JSON object, sent as one text frame):
 - `stream_started` (`stream`: id, model, endpoint, stream, started_at) and `stream_ended`
   (`stream`: the health record: result, status, error_class, chunks, usage, duration, ...)
   for every request, and `alert` (`change`: raised or cleared, `alert`) for every alert
-  change; each event carries `summary`, the report's headline figures after it;
+  change; each event carries `summary`, the report's headline figures after it, the alerts
+  in force with their current figures included (an alert's message follows the numbers
+  while it holds; its `alert` event is sent only when it is raised and when it clears);
 - `{"type": "ping"}` is answered by `{"type": "pong"}` (with the ping's `id`, if it had a
   short one); anything else a client sends gets an `error` message (`code`: invalid_json,
   not_an_object, unknown_type, binary_not_accepted, ...) and the connection stays open;

@@ -30,10 +30,16 @@ Decisions, stated once:
   `min_chunks_per_stream` with at least `min_requests` of them in the window.
   A threshold of 0 turns its alert off. An alert is raised once when its condition
   starts to hold and cleared once when it stops; listeners hear both.
+- An alert's figures are the current ones: while it holds, its `value` and its `message`
+  are rebuilt after every request, so the report, the summary and the live feed say the
+  same numbers as the success rate next to them. Only its `since` stays that of the raise.
+  A percentage is written as the dashboard writes it (`percent`): "62.5 %".
 
 Listeners (the log, the live feed) hear every request start (`begin_listeners`), end
 (`record_listeners`) and alert change (`alert_listeners`), synchronously: a listener must
-not block and must not raise.
+not block and must not raise. When a request ends, every figure (the alerts included) is
+brought up to date first; then the record listeners hear it, then the alert listeners hear
+what changed, so whatever a listener reads from `summary()` is the state after the request.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from proxy.config import HealthConfig
@@ -50,6 +57,15 @@ from proxy.usage import Usage
 
 # The upper bounds (seconds) of the request-duration histogram, as Prometheus wants them.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with one decimal, "62.5 %", exactly as the dashboard
+    writes it: JavaScript's `(fraction * 100).toFixed(1)`, which rounds a tie up. Python's
+    own format rounds a tie to even: 1/16 would be "6.2%" in a message and 6.3 % on the
+    page (562 of the k/n for n up to 1,000 differ that way)."""
+    scaled = Decimal(fraction * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{scaled} %"
 
 
 class Result(enum.Enum):
@@ -236,7 +252,7 @@ class Health:
         return started
 
     def end(self, started: Started, outcome: Outcome) -> Record:
-        """Count a finished request, re-check the alerts, and tell the listeners."""
+        """Count a finished request, re-check the alerts, then tell the listeners."""
         del self.active[started.id]
         duration = time.monotonic() - started.started
         record = Record(
@@ -261,10 +277,13 @@ class Health:
             self.consecutive_failures += 1
             self.failures_by_class[outcome.error_class or "Unknown"] += 1
             self.window.add(False, started.stream, outcome.chunks)
+        changes = self._check_alerts()
         self.recent.appendleft(record)
         for listener in self.record_listeners:
             listener(record)
-        self._check_alerts()
+        for change, alert in changes:
+            for alert_listener in self.alert_listeners:
+                alert_listener(change, alert)
         return record
 
     def _observe_duration(self, seconds: float) -> None:
@@ -283,11 +302,14 @@ class Health:
         chunks = self.window.streamed_successes()
         return sum(chunks) / len(chunks) if chunks else None
 
-    def _check_alerts(self) -> None:
+    def _check_alerts(self) -> list[tuple[str, Alert]]:
+        """Bring every alert up to date; the changes ("raised" or "cleared", the alert)."""
         config = self.config
         rate = self.success_rate()
         enough = len(self.window.entries) >= config.min_requests
+        changes: list[tuple[str, Alert]] = []
         self._set(
+            changes,
             "low_success_rate",
             config.min_success_rate > 0
             and enough
@@ -296,12 +318,13 @@ class Health:
             rate or 0.0,
             config.min_success_rate,
             lambda value, threshold: (
-                f"success rate {value:.1%} is below {threshold:.1%} over "
+                f"success rate {percent(value)} is below {percent(threshold)} over "
                 f"the last {len(self.window.entries)} requests"
             ),
         )
         run = self.consecutive_failures
         self._set(
+            changes,
             "consecutive_failures",
             config.max_consecutive_failures > 0 and run >= config.max_consecutive_failures,
             float(run),
@@ -313,6 +336,7 @@ class Health:
         streamed = self.window.streamed_successes()
         average = self.average_chunks()
         self._set(
+            changes,
             "few_chunks",
             config.min_chunks_per_stream > 0
             and len(streamed) >= config.min_requests
@@ -324,9 +348,11 @@ class Health:
                 f"{value:.1f} chunks per successful stream on average, below {threshold:g}"
             ),
         )
+        return changes
 
     def _set(
         self,
+        changes: list[tuple[str, Alert]],
         name: str,
         holds: bool,
         value: float,
@@ -344,15 +370,15 @@ class Health:
             )
             self.alerts[name] = alert
             if current is None:
-                for listener in self.alert_listeners:
-                    listener("raised", alert)
+                changes.append(("raised", alert))
         elif current is not None:
             del self.alerts[name]
-            for listener in self.alert_listeners:
-                listener("cleared", current)
+            changes.append(("cleared", current))
 
     def summary(self) -> dict[str, Any]:
-        """The report's headline figures, which the live feed sends with every event."""
+        """The report's headline figures, which the live feed sends with every event: all
+        of one moment, the alerts in force with their current figures among them, so a page
+        that draws them side by side never shows two moments."""
         return {
             "status": "degraded" if self.alerts else "ok",
             "requests": {
@@ -363,8 +389,10 @@ class Health:
                 "active": len(self.active),
             },
             "success_rate": self.success_rate(),
+            "window": {"size": self.config.window, "requests": len(self.window.entries)},
             "consecutive_failures": self.consecutive_failures,
             "failures_by_class": dict(self.failures_by_class.most_common()),
+            "alerts": [alert.as_json() for alert in self.alerts.values()],
         }
 
     def report(self) -> dict[str, Any]:
@@ -380,14 +408,12 @@ class Health:
                 "reported": self.reported.as_json(),
                 "estimated": self.estimated.as_json(),
             },
-            "window": {"size": config.window, "requests": len(self.window.entries)},
             "thresholds": {
                 "min_success_rate": config.min_success_rate,
                 "max_consecutive_failures": config.max_consecutive_failures,
                 "min_chunks_per_stream": config.min_chunks_per_stream,
                 "min_requests": config.min_requests,
             },
-            "alerts": [alert.as_json() for alert in self.alerts.values()],
             "active_requests": [started.as_json() for started in self.active.values()],
             "recent": [record.as_json() for record in self.recent],
         }

@@ -395,6 +395,53 @@ def test_feed_alert_raised_and_cleared_are_events_with_the_summary():
     assert cleared["summary"]["status"] == "ok"
 
 
+def test_feed_summary_alerts_say_the_numbers_of_their_own_event():
+    """While an alert holds, each event's summary carries it with the figures of that
+    moment (one `alert` event when raised, one when cleared): a page that draws the alert
+    next to the success rate from one message shows one moment."""
+    thresholds = HealthConfig(
+        window=8,
+        min_requests=4,
+        min_success_rate=0.75,
+        max_consecutive_failures=0,
+        min_chunks_per_stream=0,
+    )
+    ok, bad = Outcome.success(chunks=3), Outcome.failure(200, "ReadError", "upstream_reset", "x")
+    outcomes = [ok, ok, ok, bad, bad, ok, bad, ok, ok, ok, ok, ok]
+    with feed_client(health=thresholds) as (client, board, _), connect(client) as ws:
+        recv(ws)
+
+        def run() -> None:
+            for outcome in outcomes:
+                board.end(begin(board), outcome)
+
+        on_loop(client, run)
+        got = [recv(ws) for _ in range(2 * len(outcomes) + 2)]  # one raise, one clear
+    changes = [(m["change"], m["alert"]["name"]) for m in got if m["type"] == "alert"]
+    assert changes == [("raised", "low_success_rate"), ("cleared", "low_success_rate")]
+    shown = []
+    for message in got:
+        if message["type"] != "stream_ended":
+            continue
+        summary = message["summary"]
+        rate = summary["success_rate"]
+        assert summary["status"] == ("degraded" if summary["alerts"] else "ok")
+        for alert in summary["alerts"]:
+            assert alert["value"] == rate
+            shown.append(alert["message"])
+    assert shown == [
+        "success rate 60.0 % is below 75.0 % over the last 5 requests",
+        "success rate 66.7 % is below 75.0 % over the last 6 requests",
+        "success rate 57.1 % is below 75.0 % over the last 7 requests",
+        *["success rate 62.5 % is below 75.0 % over the last 8 requests"] * 4,
+    ]
+    # The raise comes after the end that raised it, whose summary already carries it.
+    kinds = [m["type"] for m in got]
+    raised = kinds.index("alert")
+    assert kinds[raised - 1] == "stream_ended"
+    assert got[raised - 1]["summary"]["alerts"] == [got[raised]["alert"]]
+
+
 def test_feed_drops_a_client_that_falls_behind_with_1008():
     with feed_client(queue=3) as (client, board, feed), connect(client) as ws:
         assert recv(ws)["type"] == "init"
@@ -876,13 +923,19 @@ def test_health_summary_is_the_head_of_the_report():
         "status",
         "requests",
         "success_rate",
+        "window",
         "consecutive_failures",
         "failures_by_class",
+        "alerts",
     }
     assert summary["status"] == "degraded"
     assert summary["success_rate"] == 0.0
+    assert summary["window"] == {"size": 100, "requests": 2}
     assert summary["consecutive_failures"] == 2
     assert summary["failures_by_class"] == {"ReadError": 2}
+    assert [alert["message"] for alert in summary["alerts"]] == [
+        "2 consecutive failures (threshold 2)"
+    ]
     report = board.report()
     assert {key: report[key] for key in summary} == summary
 
