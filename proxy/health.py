@@ -14,7 +14,9 @@ ended (`end`, with an `Outcome`), and it keeps
   estimated by the proxy), including the partial usage of failed and abandoned streams;
 - a sliding window of the last `window` finished requests, over which the success rate
   and the average chunks per successful stream are computed;
-- the alerts, each checked after every request.
+- the alerts, each checked after every request;
+- a timeline: requests and chunks per 5-second bucket over the last two minutes, with the
+  success rate as it stood at the end of each bucket (what the dashboard's chart draws).
 
 Decisions, stated once:
 
@@ -45,6 +47,7 @@ what changed, so whatever a listener reads from `summary()` is the state after t
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -57,6 +60,9 @@ from proxy.usage import Usage
 
 # The upper bounds (seconds) of the request-duration histogram, as Prometheus wants them.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# The timeline: buckets of this many seconds, this many of them (two minutes).
+TIMELINE_SECONDS = 5.0
+TIMELINE_BUCKETS = 24
 
 
 def percent(fraction: float) -> str:
@@ -213,14 +219,112 @@ class _Window:
         return [chunks for ok, streamed, chunks in self.entries if ok and streamed]
 
 
+@dataclass(slots=True)
+class Bucket:
+    """The requests that ended in one bucket of the timeline, `start` to `start + seconds`."""
+
+    start: float  # wall clock, a multiple of the bucket's length
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    chunks: int = 0
+    # The success rate (over the window, as the report's) after the bucket's last request.
+    success_rate: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "chunks": self.chunks,
+            "success_rate": self.success_rate,
+        }
+
+
+class Timeline:
+    """What ended when: the last `buckets` buckets of `seconds` each, the one in progress
+    included. Only buckets in which a request ended are kept; the others are empty.
+
+    A request is counted in the bucket of the wall-clock time it ended (if the clock steps
+    back, in the latest bucket: buckets are never reordered). Its chunks count there too,
+    all of them, though a long stream relayed them over its whole life.
+    """
+
+    def __init__(self, seconds: float = TIMELINE_SECONDS, buckets: int = TIMELINE_BUCKETS) -> None:
+        self.seconds = seconds
+        self.size = buckets
+        self.buckets: deque[Bucket] = deque()
+        self._rate_before: float | None = None  # as it stood after the last bucket forgotten
+
+    def start_of(self, at: float) -> float:
+        return math.floor(at / self.seconds) * self.seconds
+
+    def add(self, at: float, result: Result, chunks: int, rate: float | None) -> Bucket:
+        """Count one request that ended at `at`; `rate` is the success rate after it."""
+        start = self.start_of(at)
+        if not self.buckets or self.buckets[-1].start < start:
+            self.buckets.append(Bucket(start))
+        bucket = self.buckets[-1]
+        if result is Result.SUCCESS:
+            bucket.succeeded += 1
+        elif result is Result.FAILURE:
+            bucket.failed += 1
+        else:
+            bucket.cancelled += 1
+        bucket.chunks += chunks
+        bucket.success_rate = rate
+        first = self._first(bucket.start)
+        while self.buckets[0].start < first:
+            self._rate_before = self.buckets.popleft().success_rate
+        return bucket
+
+    def latest(self) -> dict[str, Any] | None:
+        """The bucket the last request was counted in, as it stands."""
+        return self.buckets[-1].as_json() if self.buckets else None
+
+    def _first(self, current: float) -> float:
+        """The start of the oldest bucket shown when `current` is the one in progress."""
+        return current - (self.size - 1) * self.seconds
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        """The buckets up to the one `now` is in; `rate_before` is the success rate as it
+        stood when the first of them began (None: no request had ended by then)."""
+        current = self.start_of(now)
+        if self.buckets and self.buckets[-1].start > current:  # the clock stepped back
+            current = self.buckets[-1].start
+        first = self._first(current)
+        rate_before = self._rate_before
+        shown = []
+        for bucket in self.buckets:
+            if bucket.start < first:
+                rate_before = bucket.success_rate
+            else:
+                shown.append(bucket.as_json())
+        return {
+            "bucket_seconds": self.seconds,
+            "buckets": self.size,
+            "current": round(current, 3),
+            "rate_before": rate_before,
+            "points": shown,
+        }
+
+
 AlertListener = Callable[[str, Alert], None]  # ("raised" | "cleared", alert)
 RecordListener = Callable[[Record], None]
 BeginListener = Callable[[Started], None]
 
 
 class Health:
-    def __init__(self, config: HealthConfig, *, recent: int = 50) -> None:
+    def __init__(
+        self,
+        config: HealthConfig,
+        *,
+        recent: int = 50,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self._clock = clock  # the wall clock; durations are measured on time.monotonic
         self._next_id = 1
         self.active: dict[int, Started] = {}
         self.results: Counter[Result] = Counter()
@@ -235,6 +339,7 @@ class Health:
         self.window = _Window(config.window)
         self.recent: deque[Record] = deque(maxlen=recent)
         self.alerts: dict[str, Alert] = {}
+        self.timeline = Timeline()
         self.alert_listeners: list[AlertListener] = []
         self.record_listeners: list[RecordListener] = []
         self.begin_listeners: list[BeginListener] = []
@@ -244,7 +349,7 @@ class Health:
         return sum(self.results.values())
 
     def begin(self, model: str, *, stream: bool, endpoint: str) -> Started:
-        started = Started(self._next_id, model, stream, endpoint, time.time(), time.monotonic())
+        started = Started(self._next_id, model, stream, endpoint, self._clock(), time.monotonic())
         self._next_id += 1
         self.active[started.id] = started
         for listener in self.begin_listeners:
@@ -278,6 +383,7 @@ class Health:
             self.failures_by_class[outcome.error_class or "Unknown"] += 1
             self.window.add(False, started.stream, outcome.chunks)
         changes = self._check_alerts()
+        self.timeline.add(self._clock(), outcome.result, outcome.chunks, self.success_rate())
         self.recent.appendleft(record)
         for listener in self.record_listeners:
             listener(record)
@@ -366,7 +472,7 @@ class Health:
                 message(value, threshold),
                 value,
                 threshold,
-                current.since if current else time.time(),
+                current.since if current else self._clock(),
             )
             self.alerts[name] = alert
             if current is None:
@@ -377,9 +483,10 @@ class Health:
 
     def summary(self) -> dict[str, Any]:
         """The report's headline figures, which the live feed sends with every event: all
-        of one moment, the alerts in force with their current figures among them, so a page
-        that draws them side by side never shows two moments."""
+        of one moment (`time`, wall clock), the alerts in force with their current figures
+        among them, so a page that draws them side by side never shows two moments."""
         return {
+            "time": round(self._clock(), 3),
             "status": "degraded" if self.alerts else "ok",
             "requests": {
                 "total": self.total,
@@ -398,8 +505,9 @@ class Health:
     def report(self) -> dict[str, Any]:
         """The health report: what `GET /health` answers and `/metrics` exposes."""
         config = self.config
+        summary = self.summary()
         return {
-            **self.summary(),
+            **summary,
             "chunks": {
                 "total": self.chunks,
                 "average_per_stream": self.average_chunks(),
@@ -414,6 +522,7 @@ class Health:
                 "min_chunks_per_stream": config.min_chunks_per_stream,
                 "min_requests": config.min_requests,
             },
+            "timeline": self.timeline.as_json(summary["time"]),
             "active_requests": [started.as_json() for started in self.active.values()],
             "recent": [record.as_json() for record in self.recent],
         }

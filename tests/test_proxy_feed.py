@@ -48,6 +48,7 @@ with warnings.catch_warnings():
 PROXY_KEY = "sp-proxy-key-5f1c0e9a7b"
 KEY_VARIABLE = "STREAMPROOF_PROXY_KEY"
 ENDED = "streamproof.ended"
+NOW = 1_700_000_000.0  # the wall clock of the feed's Health
 T = TypeVar("T")
 
 
@@ -62,8 +63,9 @@ def feed_client(
     auth_timeout: float = 5.0,
     health: HealthConfig | None = None,
 ) -> Iterator[tuple[TestClient, Health, Feed]]:
-    """A TestClient of an app that is only the feed, on a `Health` the test drives."""
-    board = Health(health or HealthConfig())
+    """A TestClient of an app that is only the feed, on a `Health` the test drives, whose
+    wall clock stands still (a snapshot taken later says the same `time`)."""
+    board = Health(health or HealthConfig(), clock=lambda: NOW)
     feed = Feed(board, FeedConfig(queue=queue, auth_timeout=auth_timeout), key)
     app = Starlette(routes=[WebSocketRoute("/ws", feed)])
     with TestClient(Tracked(app)) as client:
@@ -915,11 +917,12 @@ def test_health_begin_tells_its_listeners_and_counts_the_active():
 
 
 def test_health_summary_is_the_head_of_the_report():
-    board = Health(HealthConfig(max_consecutive_failures=2, min_success_rate=0))
+    board = Health(HealthConfig(max_consecutive_failures=2, min_success_rate=0), clock=lambda: NOW)
     for _ in range(2):
         board.end(begin(board), Outcome.failure(502, "ReadError", "upstream_reset", "x"))
     summary = board.summary()
     assert set(summary) == {
+        "time",
         "status",
         "requests",
         "success_rate",
@@ -928,6 +931,7 @@ def test_health_summary_is_the_head_of_the_report():
         "failures_by_class",
         "alerts",
     }
+    assert summary["time"] == NOW
     assert summary["status"] == "degraded"
     assert summary["success_rate"] == 0.0
     assert summary["window"] == {"size": 100, "requests": 2}

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.config import HealthConfig
-from proxy.health import Health, Outcome, Result, percent
+from proxy.health import Health, Outcome, Result, Timeline, percent
 from proxy.logs import RedactingFilter
 from proxy.metrics import exposition, registry_for
 from proxy.usage import Usage
@@ -200,6 +200,84 @@ def test_health_listeners_read_the_state_after_the_request():
 )
 def test_percent_writes_what_the_page_writes(fraction, text):
     assert percent(fraction) == text
+
+
+def test_timeline_counts_requests_and_chunks_per_bucket_with_the_rate_after_each():
+    timeline = Timeline(seconds=5.0, buckets=4)
+    timeline.add(100.0, Result.SUCCESS, 4, 1.0)
+    timeline.add(104.999, Result.FAILURE, 2, 0.5)
+    timeline.add(105.0, Result.CANCELLED, 1, 0.5)
+    assert timeline.as_json(106.0) == {
+        "bucket_seconds": 5.0,
+        "buckets": 4,
+        "current": 105.0,
+        "rate_before": None,
+        "points": [
+            {
+                "start": 100.0,
+                "succeeded": 1,
+                "failed": 1,
+                "cancelled": 0,
+                "chunks": 6,
+                "success_rate": 0.5,
+            },
+            {
+                "start": 105.0,
+                "succeeded": 0,
+                "failed": 0,
+                "cancelled": 1,
+                "chunks": 1,
+                "success_rate": 0.5,
+            },
+        ],
+    }
+    assert timeline.latest() == timeline.as_json(106.0)["points"][-1]
+
+
+def test_timeline_forgets_old_buckets_and_keeps_the_rate_they_left():
+    timeline = Timeline(seconds=5.0, buckets=3)  # the current bucket and the two before it
+    timeline.add(0.0, Result.FAILURE, 0, 0.0)
+    timeline.add(6.0, Result.SUCCESS, 3, 0.5)
+    assert [p["start"] for p in timeline.as_json(14.9)["points"]] == [0.0, 5.0]
+    quiet = timeline.as_json(15.0)  # nothing ended since: the view moves on all the same
+    assert [p["start"] for p in quiet["points"]] == [5.0]
+    assert quiet["rate_before"] == 0.0
+    assert timeline.as_json(100.0)["points"] == []
+    assert timeline.as_json(100.0)["rate_before"] == 0.5
+    timeline.add(100.0, Result.SUCCESS, 3, 2 / 3)
+    assert len(timeline.buckets) == 1  # the old ones are gone, not only hidden
+    assert timeline.as_json(100.0)["rate_before"] == 0.5
+
+
+def test_timeline_never_reorders_when_the_clock_steps_back():
+    timeline = Timeline(seconds=5.0, buckets=3)
+    timeline.add(50.0, Result.SUCCESS, 1, 1.0)
+    timeline.add(20.0, Result.FAILURE, 1, 0.5)  # the wall clock was set back
+    [bucket] = timeline.as_json(21.0)["points"]
+    assert (bucket["start"], bucket["succeeded"], bucket["failed"]) == (50.0, 1, 1)
+
+
+def test_health_timeline_is_in_the_report_at_the_summary_time():
+    now = [1000.0]
+    health = Health(HealthConfig(), clock=lambda: now[0])
+    finish(health, ok(chunks=4))
+    now[0] = 1003.0
+    finish(health, failed())
+    now[0] = 1007.0
+    report = health.report()
+    assert report["time"] == 1007.0
+    timeline = report["timeline"]
+    assert timeline["current"] == 1005.0
+    assert timeline["points"] == [
+        {
+            "start": 1000.0,
+            "succeeded": 1,
+            "failed": 1,
+            "cancelled": 0,
+            "chunks": 6,
+            "success_rate": 0.5,
+        }
+    ]
 
 
 def test_health_window_forgets_old_requests():
