@@ -89,14 +89,6 @@ def create_app(
     async def metrics(request: Request) -> Response:
         return Response(exposition(registry), media_type=METRICS_CONTENT_TYPE)
 
-    async def dashboard(request: Request) -> Response:
-        return Response(DASHBOARD, media_type="text/html; charset=utf-8", headers=STATIC_HEADERS)
-
-    async def dashboard_script(request: Request) -> Response:
-        return Response(
-            DASHBOARD_SCRIPT, media_type="text/javascript; charset=utf-8", headers=STATIC_HEADERS
-        )
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool.open()
@@ -186,6 +178,16 @@ STATIC_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 }
+
+
+async def dashboard(request: Request) -> Response:
+    return Response(DASHBOARD, media_type="text/html; charset=utf-8", headers=STATIC_HEADERS)
+
+
+async def dashboard_script(request: Request) -> Response:
+    return Response(
+        DASHBOARD_SCRIPT, media_type="text/javascript; charset=utf-8", headers=STATIC_HEADERS
+    )
 
 
 def _log_alert(change: str, alert: Alert) -> None:

@@ -5,9 +5,12 @@ The protocol (every server message is one JSON object, sent as one text frame):
 - on connect, `init`: the health report (its `recent` records and `active_requests`
   included), so a page can draw itself from one message;
 - `stream_started` (`stream`: id, model, endpoint, stream, started_at) and `stream_ended`
-  (`stream`: the health record: result, status, error_class, chunks, usage, duration, ...)
-  for every request, and `alert` (`change`: raised or cleared, `alert`) for every alert
-  change; each event carries `summary`, the report's headline figures after it;
+  (`stream`: the health record: result, status, error_class, chunks, usage, duration, ...;
+  `bucket`: the report's timeline bucket it was counted in, as it stands after it) for
+  every request, and `alert` (`change`: raised or cleared, `alert`) for every alert
+  change; each event carries `summary`, the report's headline figures after it, the alerts
+  in force with their current figures included (an alert's message follows the numbers
+  while it holds; its `alert` event is sent only when it is raised and when it clears);
 - `{"type": "ping"}` is answered by `{"type": "pong"}` (with the ping's `id`, if it had a
   short one); anything else a client sends gets an `error` message (`code`: invalid_json,
   not_an_object, unknown_type, binary_not_accepted, ...) and the connection stays open;
@@ -132,7 +135,8 @@ class Feed:
         self.publish({"type": "stream_started", "stream": started.as_json()})
 
     def _ended(self, record: Record) -> None:
-        self.publish({"type": "stream_ended", "stream": record.as_json()})
+        bucket = self._health.timeline.latest()
+        self.publish({"type": "stream_ended", "stream": record.as_json(), "bucket": bucket})
 
     def _alert(self, change: str, alert: Alert) -> None:
         self.publish({"type": "alert", "change": change, "alert": alert.as_json()})

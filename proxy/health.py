@@ -14,7 +14,9 @@ ended (`end`, with an `Outcome`), and it keeps
   estimated by the proxy), including the partial usage of failed and abandoned streams;
 - a sliding window of the last `window` finished requests, over which the success rate
   and the average chunks per successful stream are computed;
-- the alerts, each checked after every request.
+- the alerts, each checked after every request;
+- a timeline: requests and chunks per 5-second bucket over the last two minutes, with the
+  success rate as it stood at the end of each bucket (what the dashboard's chart draws).
 
 Decisions, stated once:
 
@@ -30,19 +32,27 @@ Decisions, stated once:
   `min_chunks_per_stream` with at least `min_requests` of them in the window.
   A threshold of 0 turns its alert off. An alert is raised once when its condition
   starts to hold and cleared once when it stops; listeners hear both.
+- An alert's figures are the current ones: while it holds, its `value` and its `message`
+  are rebuilt after every request, so the report, the summary and the live feed say the
+  same numbers as the success rate next to them. Only its `since` stays that of the raise.
+  A percentage is written as the dashboard writes it (`percent`): "62.5 %".
 
 Listeners (the log, the live feed) hear every request start (`begin_listeners`), end
 (`record_listeners`) and alert change (`alert_listeners`), synchronously: a listener must
-not block and must not raise.
+not block and must not raise. When a request ends, every figure (the alerts included) is
+brought up to date first; then the record listeners hear it, then the alert listeners hear
+what changed, so whatever a listener reads from `summary()` is the state after the request.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from proxy.config import HealthConfig
@@ -50,6 +60,18 @@ from proxy.usage import Usage
 
 # The upper bounds (seconds) of the request-duration histogram, as Prometheus wants them.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# The timeline: buckets of this many seconds, this many of them (two minutes).
+TIMELINE_SECONDS = 5.0
+TIMELINE_BUCKETS = 24
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with one decimal, "62.5 %", exactly as the dashboard
+    writes it: JavaScript's `(fraction * 100).toFixed(1)`, which rounds a tie up. Python's
+    own format rounds a tie to even: 1/16 would be "6.2%" in a message and 6.3 % on the
+    page (562 of the k/n for n up to 1,000 differ that way)."""
+    scaled = Decimal(fraction * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{scaled} %"
 
 
 class Result(enum.Enum):
@@ -197,14 +219,112 @@ class _Window:
         return [chunks for ok, streamed, chunks in self.entries if ok and streamed]
 
 
+@dataclass(slots=True)
+class Bucket:
+    """The requests that ended in one bucket of the timeline, `start` to `start + seconds`."""
+
+    start: float  # wall clock, a multiple of the bucket's length
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    chunks: int = 0
+    # The success rate (over the window, as the report's) after the bucket's last request.
+    success_rate: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "chunks": self.chunks,
+            "success_rate": self.success_rate,
+        }
+
+
+class Timeline:
+    """What ended when: the last `buckets` buckets of `seconds` each, the one in progress
+    included. Only buckets in which a request ended are kept; the others are empty.
+
+    A request is counted in the bucket of the wall-clock time it ended (if the clock steps
+    back, in the latest bucket: buckets are never reordered). Its chunks count there too,
+    all of them, though a long stream relayed them over its whole life.
+    """
+
+    def __init__(self, seconds: float = TIMELINE_SECONDS, buckets: int = TIMELINE_BUCKETS) -> None:
+        self.seconds = seconds
+        self.size = buckets
+        self.buckets: deque[Bucket] = deque()
+        self._rate_before: float | None = None  # as it stood after the last bucket forgotten
+
+    def start_of(self, at: float) -> float:
+        return math.floor(at / self.seconds) * self.seconds
+
+    def add(self, at: float, result: Result, chunks: int, rate: float | None) -> Bucket:
+        """Count one request that ended at `at`; `rate` is the success rate after it."""
+        start = self.start_of(at)
+        if not self.buckets or self.buckets[-1].start < start:
+            self.buckets.append(Bucket(start))
+        bucket = self.buckets[-1]
+        if result is Result.SUCCESS:
+            bucket.succeeded += 1
+        elif result is Result.FAILURE:
+            bucket.failed += 1
+        else:
+            bucket.cancelled += 1
+        bucket.chunks += chunks
+        bucket.success_rate = rate
+        first = self._first(bucket.start)
+        while self.buckets[0].start < first:
+            self._rate_before = self.buckets.popleft().success_rate
+        return bucket
+
+    def latest(self) -> dict[str, Any] | None:
+        """The bucket the last request was counted in, as it stands."""
+        return self.buckets[-1].as_json() if self.buckets else None
+
+    def _first(self, current: float) -> float:
+        """The start of the oldest bucket shown when `current` is the one in progress."""
+        return current - (self.size - 1) * self.seconds
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        """The buckets up to the one `now` is in; `rate_before` is the success rate as it
+        stood when the first of them began (None: no request had ended by then)."""
+        current = self.start_of(now)
+        if self.buckets and self.buckets[-1].start > current:  # the clock stepped back
+            current = self.buckets[-1].start
+        first = self._first(current)
+        rate_before = self._rate_before
+        shown = []
+        for bucket in self.buckets:
+            if bucket.start < first:
+                rate_before = bucket.success_rate
+            else:
+                shown.append(bucket.as_json())
+        return {
+            "bucket_seconds": self.seconds,
+            "buckets": self.size,
+            "current": round(current, 3),
+            "rate_before": rate_before,
+            "points": shown,
+        }
+
+
 AlertListener = Callable[[str, Alert], None]  # ("raised" | "cleared", alert)
 RecordListener = Callable[[Record], None]
 BeginListener = Callable[[Started], None]
 
 
 class Health:
-    def __init__(self, config: HealthConfig, *, recent: int = 50) -> None:
+    def __init__(
+        self,
+        config: HealthConfig,
+        *,
+        recent: int = 50,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self._clock = clock  # the wall clock; durations are measured on time.monotonic
         self._next_id = 1
         self.active: dict[int, Started] = {}
         self.results: Counter[Result] = Counter()
@@ -219,6 +339,7 @@ class Health:
         self.window = _Window(config.window)
         self.recent: deque[Record] = deque(maxlen=recent)
         self.alerts: dict[str, Alert] = {}
+        self.timeline = Timeline()
         self.alert_listeners: list[AlertListener] = []
         self.record_listeners: list[RecordListener] = []
         self.begin_listeners: list[BeginListener] = []
@@ -228,7 +349,7 @@ class Health:
         return sum(self.results.values())
 
     def begin(self, model: str, *, stream: bool, endpoint: str) -> Started:
-        started = Started(self._next_id, model, stream, endpoint, time.time(), time.monotonic())
+        started = Started(self._next_id, model, stream, endpoint, self._clock(), time.monotonic())
         self._next_id += 1
         self.active[started.id] = started
         for listener in self.begin_listeners:
@@ -236,7 +357,7 @@ class Health:
         return started
 
     def end(self, started: Started, outcome: Outcome) -> Record:
-        """Count a finished request, re-check the alerts, and tell the listeners."""
+        """Count a finished request, re-check the alerts, then tell the listeners."""
         del self.active[started.id]
         duration = time.monotonic() - started.started
         record = Record(
@@ -261,10 +382,14 @@ class Health:
             self.consecutive_failures += 1
             self.failures_by_class[outcome.error_class or "Unknown"] += 1
             self.window.add(False, started.stream, outcome.chunks)
+        changes = self._check_alerts()
+        self.timeline.add(self._clock(), outcome.result, outcome.chunks, self.success_rate())
         self.recent.appendleft(record)
         for listener in self.record_listeners:
             listener(record)
-        self._check_alerts()
+        for change, alert in changes:
+            for alert_listener in self.alert_listeners:
+                alert_listener(change, alert)
         return record
 
     def _observe_duration(self, seconds: float) -> None:
@@ -283,11 +408,14 @@ class Health:
         chunks = self.window.streamed_successes()
         return sum(chunks) / len(chunks) if chunks else None
 
-    def _check_alerts(self) -> None:
+    def _check_alerts(self) -> list[tuple[str, Alert]]:
+        """Bring every alert up to date; the changes ("raised" or "cleared", the alert)."""
         config = self.config
         rate = self.success_rate()
         enough = len(self.window.entries) >= config.min_requests
+        changes: list[tuple[str, Alert]] = []
         self._set(
+            changes,
             "low_success_rate",
             config.min_success_rate > 0
             and enough
@@ -296,12 +424,13 @@ class Health:
             rate or 0.0,
             config.min_success_rate,
             lambda value, threshold: (
-                f"success rate {value:.1%} is below {threshold:.1%} over "
+                f"success rate {percent(value)} is below {percent(threshold)} over "
                 f"the last {len(self.window.entries)} requests"
             ),
         )
         run = self.consecutive_failures
         self._set(
+            changes,
             "consecutive_failures",
             config.max_consecutive_failures > 0 and run >= config.max_consecutive_failures,
             float(run),
@@ -313,6 +442,7 @@ class Health:
         streamed = self.window.streamed_successes()
         average = self.average_chunks()
         self._set(
+            changes,
             "few_chunks",
             config.min_chunks_per_stream > 0
             and len(streamed) >= config.min_requests
@@ -324,9 +454,11 @@ class Health:
                 f"{value:.1f} chunks per successful stream on average, below {threshold:g}"
             ),
         )
+        return changes
 
     def _set(
         self,
+        changes: list[tuple[str, Alert]],
         name: str,
         holds: bool,
         value: float,
@@ -340,20 +472,21 @@ class Health:
                 message(value, threshold),
                 value,
                 threshold,
-                current.since if current else time.time(),
+                current.since if current else self._clock(),
             )
             self.alerts[name] = alert
             if current is None:
-                for listener in self.alert_listeners:
-                    listener("raised", alert)
+                changes.append(("raised", alert))
         elif current is not None:
             del self.alerts[name]
-            for listener in self.alert_listeners:
-                listener("cleared", current)
+            changes.append(("cleared", current))
 
     def summary(self) -> dict[str, Any]:
-        """The report's headline figures, which the live feed sends with every event."""
+        """The report's headline figures, which the live feed sends with every event: all
+        of one moment (`time`, wall clock), the alerts in force with their current figures
+        among them, so a page that draws them side by side never shows two moments."""
         return {
+            "time": round(self._clock(), 3),
             "status": "degraded" if self.alerts else "ok",
             "requests": {
                 "total": self.total,
@@ -363,15 +496,18 @@ class Health:
                 "active": len(self.active),
             },
             "success_rate": self.success_rate(),
+            "window": {"size": self.config.window, "requests": len(self.window.entries)},
             "consecutive_failures": self.consecutive_failures,
             "failures_by_class": dict(self.failures_by_class.most_common()),
+            "alerts": [alert.as_json() for alert in self.alerts.values()],
         }
 
     def report(self) -> dict[str, Any]:
         """The health report: what `GET /health` answers and `/metrics` exposes."""
         config = self.config
+        summary = self.summary()
         return {
-            **self.summary(),
+            **summary,
             "chunks": {
                 "total": self.chunks,
                 "average_per_stream": self.average_chunks(),
@@ -380,14 +516,13 @@ class Health:
                 "reported": self.reported.as_json(),
                 "estimated": self.estimated.as_json(),
             },
-            "window": {"size": config.window, "requests": len(self.window.entries)},
             "thresholds": {
                 "min_success_rate": config.min_success_rate,
                 "max_consecutive_failures": config.max_consecutive_failures,
                 "min_chunks_per_stream": config.min_chunks_per_stream,
                 "min_requests": config.min_requests,
             },
-            "alerts": [alert.as_json() for alert in self.alerts.values()],
+            "timeline": self.timeline.as_json(summary["time"]),
             "active_requests": [started.as_json() for started in self.active.values()],
             "recent": [record.as_json() for record in self.recent],
         }

@@ -48,6 +48,7 @@ with warnings.catch_warnings():
 PROXY_KEY = "sp-proxy-key-5f1c0e9a7b"
 KEY_VARIABLE = "STREAMPROOF_PROXY_KEY"
 ENDED = "streamproof.ended"
+NOW = 1_700_000_000.0  # the wall clock of the feed's Health
 T = TypeVar("T")
 
 
@@ -62,8 +63,9 @@ def feed_client(
     auth_timeout: float = 5.0,
     health: HealthConfig | None = None,
 ) -> Iterator[tuple[TestClient, Health, Feed]]:
-    """A TestClient of an app that is only the feed, on a `Health` the test drives."""
-    board = Health(health or HealthConfig())
+    """A TestClient of an app that is only the feed, on a `Health` the test drives, whose
+    wall clock stands still (a snapshot taken later says the same `time`)."""
+    board = Health(health or HealthConfig(), clock=lambda: NOW)
     feed = Feed(board, FeedConfig(queue=queue, auth_timeout=auth_timeout), key)
     app = Starlette(routes=[WebSocketRoute("/ws", feed)])
     with TestClient(Tracked(app)) as client:
@@ -393,6 +395,53 @@ def test_feed_alert_raised_and_cleared_are_events_with_the_summary():
     assert raised["summary"]["failures_by_class"] == {"ConnectError": 1}
     assert (cleared["change"], cleared["alert"]["name"]) == ("cleared", "consecutive_failures")
     assert cleared["summary"]["status"] == "ok"
+
+
+def test_feed_summary_alerts_say_the_numbers_of_their_own_event():
+    """While an alert holds, each event's summary carries it with the figures of that
+    moment (one `alert` event when raised, one when cleared): a page that draws the alert
+    next to the success rate from one message shows one moment."""
+    thresholds = HealthConfig(
+        window=8,
+        min_requests=4,
+        min_success_rate=0.75,
+        max_consecutive_failures=0,
+        min_chunks_per_stream=0,
+    )
+    ok, bad = Outcome.success(chunks=3), Outcome.failure(200, "ReadError", "upstream_reset", "x")
+    outcomes = [ok, ok, ok, bad, bad, ok, bad, ok, ok, ok, ok, ok]
+    with feed_client(health=thresholds) as (client, board, _), connect(client) as ws:
+        recv(ws)
+
+        def run() -> None:
+            for outcome in outcomes:
+                board.end(begin(board), outcome)
+
+        on_loop(client, run)
+        got = [recv(ws) for _ in range(2 * len(outcomes) + 2)]  # one raise, one clear
+    changes = [(m["change"], m["alert"]["name"]) for m in got if m["type"] == "alert"]
+    assert changes == [("raised", "low_success_rate"), ("cleared", "low_success_rate")]
+    shown = []
+    for message in got:
+        if message["type"] != "stream_ended":
+            continue
+        summary = message["summary"]
+        rate = summary["success_rate"]
+        assert summary["status"] == ("degraded" if summary["alerts"] else "ok")
+        for alert in summary["alerts"]:
+            assert alert["value"] == rate
+            shown.append(alert["message"])
+    assert shown == [
+        "success rate 60.0 % is below 75.0 % over the last 5 requests",
+        "success rate 66.7 % is below 75.0 % over the last 6 requests",
+        "success rate 57.1 % is below 75.0 % over the last 7 requests",
+        *["success rate 62.5 % is below 75.0 % over the last 8 requests"] * 4,
+    ]
+    # The raise comes after the end that raised it, whose summary already carries it.
+    kinds = [m["type"] for m in got]
+    raised = kinds.index("alert")
+    assert kinds[raised - 1] == "stream_ended"
+    assert got[raised - 1]["summary"]["alerts"] == [got[raised]["alert"]]
 
 
 def test_feed_drops_a_client_that_falls_behind_with_1008():
@@ -868,21 +917,29 @@ def test_health_begin_tells_its_listeners_and_counts_the_active():
 
 
 def test_health_summary_is_the_head_of_the_report():
-    board = Health(HealthConfig(max_consecutive_failures=2, min_success_rate=0))
+    board = Health(HealthConfig(max_consecutive_failures=2, min_success_rate=0), clock=lambda: NOW)
     for _ in range(2):
         board.end(begin(board), Outcome.failure(502, "ReadError", "upstream_reset", "x"))
     summary = board.summary()
     assert set(summary) == {
+        "time",
         "status",
         "requests",
         "success_rate",
+        "window",
         "consecutive_failures",
         "failures_by_class",
+        "alerts",
     }
+    assert summary["time"] == NOW
     assert summary["status"] == "degraded"
     assert summary["success_rate"] == 0.0
+    assert summary["window"] == {"size": 100, "requests": 2}
     assert summary["consecutive_failures"] == 2
     assert summary["failures_by_class"] == {"ReadError": 2}
+    assert [alert["message"] for alert in summary["alerts"]] == [
+        "2 consecutive failures (threshold 2)"
+    ]
     report = board.report()
     assert {key: report[key] for key in summary} == summary
 
