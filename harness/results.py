@@ -73,8 +73,12 @@ class Target:
     timers: str = ""  # its timers, in words (`Timeouts.describe`)
 
     def __str__(self) -> str:
+        if self.command and self.name != self.command:
+            return f"{self.name} (command {self.command!r})"
         if self.command:
             return f"command {self.command!r}"
+        if self.name != "reference proxy":
+            return f"{self.name} ({self.description or 'the bundled reference proxy'})"
         return self.description or "the bundled reference proxy"
 
 
