@@ -21,7 +21,7 @@ install: $(STAMP)
 ## The conformance suites against the bundled reference proxy: reports/index.html (the
 ## matrix of every target run so far), conformance.html (pytest-html) and junit.xml.
 conformance: $(STAMP)
-	$(BIN)/python -m pytest suites/ --report-dir=$(REPORT_DIR) --html=$(REPORT_DIR)/conformance.html --self-contained-html --junitxml=$(REPORT_DIR)/junit.xml $(PYTEST_ARGS)
+	$(BIN)/python -m pytest suites/ --report-dir=$(REPORT_DIR) --html=$(REPORT_DIR)/conformance.html --self-contained-html -o render_collapsed=passed,skipped --junitxml=$(REPORT_DIR)/junit.xml $(PYTEST_ARGS)
 
 ## LiteLLM's proxy in a virtual environment of its own (never .venv; not part of `make test`).
 # 1.103.7: the newest whose requirements the package index here can meet (later ones need

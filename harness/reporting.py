@@ -75,6 +75,7 @@ def pytest_runtest_makereport(
         accepted=accepted,
         axes=judge.axes if judge else None,
         wire=judge.wire if judge else None,
+        worker=getattr(item.config, "workerinput", {}).get("workerid"),
     )
     report.user_properties.append((results.KEY, record))
     _add_html_extra(report, record, judge)

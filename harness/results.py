@@ -93,6 +93,7 @@ def record(
     accepted: str | None = None,
     axes: tuple[str, str] | None = None,
     wire: Wire | None = None,
+    worker: str | None = None,
 ) -> CaseRecord:
     return {
         "id": case_id,
@@ -110,7 +111,7 @@ def record(
         "content": axes[0] if axes else None,
         "ending": axes[1] if axes else None,
         "wire": wire,
-        "worker": os.environ.get("PYTEST_XDIST_WORKER") or None,
+        "worker": worker,
     }
 
 
@@ -243,11 +244,11 @@ class Results:
                 "offers": list(self.target.offers),
                 "timers": self.target.timers or None,
             },
+            "started": self.started.isoformat(timespec="milliseconds"),
+            "finished": finished.isoformat(timespec="milliseconds"),
             # A run of some cases only (--case, -k, a file): the report merges it into the
             # target's last full run rather than replace it (harness.report.publish).
             "partial": self.partial,
-            "started": self.started.isoformat(timespec="milliseconds"),
-            "finished": finished.isoformat(timespec="milliseconds"),
             "duration_s": round(duration, 3),
             "counts": {level.value: counts[level.value] for level in Level},
             "cases": self.sorted(),

@@ -72,6 +72,7 @@ CASE_KEYS = [
     "content",
     "ending",
     "wire",
+    "worker",
 ]
 REPORT = ["index.html", "index.json", "results.json", "targets"]  # what a run writes
 
@@ -95,6 +96,7 @@ def test_results_json_has_the_documented_shape(pytester: pytest.Pytester) -> Non
         "target",
         "started",
         "finished",
+        "partial",
         "duration_s",
         "counts",
         "cases",
@@ -104,7 +106,10 @@ def test_results_json_has_the_documented_shape(pytester: pytest.Pytester) -> Non
         "name": "reference proxy",
         "command": None,
         "description": "streamproof's bundled reference proxy",
+        "offers": ["api-chat", "config", "dashboard", "feed", "health", "metrics", "retries"],
+        "timers": "connect 0.25 s, first_byte 0.5 s, idle 0.3 s, total 5 s",
     }
+    assert results["partial"] is False
     started = datetime.fromisoformat(results["started"])
     finished = datetime.fromisoformat(results["finished"])
     assert started.utcoffset() == finished.utcoffset() == timedelta(0)
@@ -146,6 +151,7 @@ def test_results_json_case_values(pytester: pytest.Pytester) -> None:
         "content": None,  # the case saw no exchange
         "ending": None,
         "wire": None,
+        "worker": None,  # no xdist
     }
     assert {cid: case["group"] for cid, case in cases.items()} == {
         cid: 10 if cid == "10.1" else 9 for cid in IDS
@@ -204,6 +210,8 @@ def test_results_json_names_a_command_target(pytester: pytest.Pytester) -> None:
         "name": "my-proxy --port {port}",
         "command": "my-proxy --port {port}",
         "description": None,
+        "offers": [],
+        "timers": "connect undeclared, first_byte undeclared, idle undeclared, total undeclared",
     }
 
 

@@ -207,7 +207,7 @@ def test_target_profile_with_a_port_is_polled_until_ready(pytester: pytest.Pytes
         "5.28[reset]",
     )
     assert verdicts == {"1.1": "PASS", "5.28[reset]": "PASS"}
-    logs = list((pytester.path / "reports" / "logs").glob("target*.log"))
+    logs = list((pytester.path / "reports" / "targets" / "own-port" / "logs").glob("target*.log"))
     assert logs, "the target's output is kept with the report"
     assert "Application startup complete" in logs[0].read_text()
 
