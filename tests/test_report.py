@@ -571,3 +571,80 @@ def test_report_from_a_real_run_of_two_cases(tmp_path: Path) -> None:
     assert "#1 ended: reset" in page
     for path, text in written(out).items():
         assert "sk-streamproof-" not in text, path
+
+
+# --- what the matrix shows first, partial runs, dropped targets ---------------------------
+
+
+def test_report_a_partial_run_merges_into_the_targets_last_run(tmp_path: Path) -> None:
+    report.publish(reference_run(), tmp_path)
+    later = run("reference proxy", None, [record("3.1", "PASS"), record("9.9", "PASS")])
+    later["partial"] = True
+    later["finished"] = "2025-02-01T10:00:00.000+00:00"
+    report.publish(later, tmp_path)
+    kept = json.loads((tmp_path / "targets" / "reference-proxy" / "results.json").read_text())
+    verdicts = {c["id"]: c["verdict"] for c in kept["cases"]}
+    assert verdicts["3.1"] == "PASS"  # the later run's verdict
+    assert verdicts["5.5"] == "SKIP"
+    assert "9.9" in verdicts
+    assert kept["merged"] == [{"finished": later["finished"], "cases": ["3.1", "9.9"]}]
+    assert kept["counts"]["FAIL"] == 0
+    assert kept["counts"]["PASS"] == 4
+    index = (tmp_path / "index.html").read_text()
+    assert "partial: 3.1, 9.9 from 1 later run" in index
+
+
+def test_report_a_partial_run_without_a_base_stands_alone_marked(tmp_path: Path) -> None:
+    alone = run("mine", "mine --port {port}", [record("3.1", "FAIL")])
+    alone["partial"] = True
+    report.publish(alone, tmp_path)
+    assert "a partial run: only some cases were run" in (tmp_path / "index.html").read_text()
+
+
+def test_report_lists_each_targets_fails_by_group_and_hides_settled_rows(tmp_path: Path) -> None:
+    report.publish(reference_run(), tmp_path)
+    table = json.loads((tmp_path / "index.json").read_text())
+    [column] = table["targets"]
+    assert column["failed"] == [
+        {
+            "group": 3,
+            "name": "Malformed upstream SSE",
+            "cases": [
+                {
+                    "id": "3.1",
+                    "verdict": "FAIL",
+                    "title": "title of 3.1",
+                    "page": "targets/reference-proxy/cases/3.1.html",
+                }
+            ],
+        },
+        {
+            "group": 7,
+            "name": "API surface",
+            "cases": [
+                {
+                    "id": "7.1",
+                    "verdict": "ERROR",
+                    "title": "title of 7.1",
+                    "page": "targets/reference-proxy/cases/7.1.html",
+                }
+            ],
+        },
+    ]
+    index = (tmp_path / "index.html").read_text()
+    settled = re.findall(r'<tr id="c-([^"]+)" class="settled">', index)
+    assert settled == ["1.1", "2.1-chop-1", "4.1"]  # PASS and INFO rows fold away
+    assert '<input type="checkbox" id="only-open" checked>' in index
+    assert "#only-open:checked~table.matrix tr.settled{display:none}" in index
+
+
+def test_report_drop_removes_a_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report.publish(reference_run(), tmp_path)
+    report.publish(run("mine", "mine --port {port}", [record("1.1", "FAIL")]), tmp_path)
+    assert report.main(["--report-dir", str(tmp_path), "--drop", "mine"]) == 0
+    assert "dropped: mine" in capsys.readouterr().out
+    table = json.loads((tmp_path / "index.json").read_text())
+    assert [t["label"] for t in table["targets"]] == ["reference proxy"]
+    with pytest.raises(SystemExit):
+        report.main(["--report-dir", str(tmp_path), "--drop", "nobody"])
+    assert "--drop nobody: no such target" in capsys.readouterr().err
