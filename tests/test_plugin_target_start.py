@@ -274,6 +274,10 @@ def test_target_that_cannot_start_is_one_error_and_the_run_stops(
     assert "232 errors" not in text
     results = json.loads((pytester.path / "reports" / "results.json").read_text())
     assert all(case["duration_s"] < 10 for case in results["cases"]), results["cases"]
+    # The run is kept in results.json, but adds no column of ERRORs to the report.
+    assert not (pytester.path / "reports" / "index.json").exists()
+    assert not list((pytester.path / "reports" / "targets").glob("*/results.json"))
+    assert "report: not updated: the target never started" in text
     assert elapsed < 60  # the whole run, interpreter and workers included
 
 
