@@ -7,7 +7,7 @@ REPORT_DIR ?= reports
 # pytest exits 5 when a selection holds no test: not a failure here.
 ALLOW_EMPTY = || [ $$? -eq 5 ]
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat playground
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,15 @@ fuzz: $(STAMP)
 ## identical (reports/repeat.json). `REPEAT_ARGS='--runs 3 --parallel-runs 3'` for fewer.
 repeat: $(STAMP)
 	$(BIN)/python bench/repeat_verdicts.py --out $(REPORT_DIR)/repeat.json $(REPEAT_ARGS)
+
+## The playground, no keys needed: the fake provider on a free port, the reference proxy on it
+## (examples/playground.toml) on 127.0.0.1:$(PLAYGROUND_PORT), its dashboard at /, its log in
+## logs/proxy.log, and requests to try; Ctrl-C stops both. The scenarios: docs/scenarios.md.
+## `make playground PLAYGROUND_PORT=8010` if 8000 is taken (0: a free port).
+PLAYGROUND_PORT ?= 8000
+
+playground: $(STAMP)
+	PLAYGROUND_KEY=playground-not-a-secret $(BIN)/python examples/playground.py --port $(PLAYGROUND_PORT)
 
 ## streamproof's own tests (no proxy needed).
 unit: $(STAMP)
