@@ -9,7 +9,7 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -106,6 +106,15 @@ repeat: $(STAMP)
 ## page of a case it FAILs. Needs chromium (Debian: apt-get install chromium).
 screenshot: $(STAMP)
 	$(BIN)/python scripts/screenshots.py $(SCREENSHOT_ARGS)
+
+## The playground, no keys needed: the fake provider on a free port, the reference proxy on it
+## (examples/playground.toml) on 127.0.0.1:$(PLAYGROUND_PORT), its dashboard at /, its log in
+## logs/proxy.log, and requests to try; Ctrl-C stops both. The scenarios: docs/scenarios.md.
+## `make playground PLAYGROUND_PORT=8010` if 8000 is taken (0: a free port).
+PLAYGROUND_PORT ?= 8000
+
+playground: $(STAMP)
+	PLAYGROUND_KEY=playground-not-a-secret $(BIN)/python examples/playground.py --port $(PLAYGROUND_PORT)
 
 ## streamproof's own tests (no proxy needed).
 unit: $(STAMP)

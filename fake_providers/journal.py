@@ -223,15 +223,20 @@ class Journal:
 
 
 class Journals:
-    """The journals of one fake provider, by request id."""
+    """The journals of one fake provider, by request id.
 
-    def __init__(self) -> None:
+    `journal` makes each new one (a `Journal` subclass may watch its attempts: the command
+    line's prints each attempt as it ends).
+    """
+
+    def __init__(self, journal: Callable[[str], Journal] = Journal) -> None:
         self._lock = threading.Lock()
         self._by_nonce: dict[str, Journal] = {}
+        self._new = journal
 
     def __getitem__(self, nonce: str) -> Journal:
         with self._lock:
             journal = self._by_nonce.get(nonce)
             if journal is None:
-                journal = self._by_nonce[nonce] = Journal(nonce)
+                journal = self._by_nonce[nonce] = self._new(nonce)
             return journal

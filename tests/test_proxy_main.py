@@ -74,3 +74,26 @@ def test_main_bad_config_exits_2_naming_the_key(tmp_path):
     assert process.returncode == 2
     assert "providers.fake.timeout" in log
     assert "unknown key" in log
+
+
+def test_main_shipped_config_without_keys_stops_naming_them_as_its_comment_says():
+    """config.toml without its providers' keys: the proxy does not start (no provider that
+    answers 503 instead), and the file's own comment says so."""
+    root = Path(__file__).resolve().parent.parent
+    variables = ("KIMI_API_KEY", "NVIDIA_API_KEY", "MISTRAL_API_KEY")
+    env = {name: value for name, value in os.environ.items() if name not in variables}
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "--config", "config.toml"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    for name in variables:
+        assert name in result.stderr
+    header = (root / "config.toml").read_text().split("\n\n")[0]
+    assert "stops the proxy at startup (exit 2), naming the variable" in " ".join(header.split())
+    assert "503" not in header
