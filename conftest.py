@@ -7,7 +7,7 @@ import os
 from hypothesis import settings
 
 # Loaded here, not through an entry point: a pytest session elsewhere never sees it.
-pytest_plugins = ["harness.plugin"]
+pytest_plugins = ["streamproof.harness.plugin"]
 
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile("ci", max_examples=300, deadline=None, derandomize=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fake_providers import FakeProvider, Journal
-from fake_providers.journal import Journals
+from streamproof.fake_providers import FakeProvider, Journal
+from streamproof.fake_providers.journal import Journals
 
 
 class Unkept(Journals):

@@ -33,12 +33,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fake_providers import FakeProvider, Journal
-from harness.client import StreamClient
-from harness.sut import Exchange, SystemUnderTest
-from harness.targets import BUNDLED, REFERENCE_TIMEOUTS, ProcessTarget
-from harness.transcript import Outcome
-from harness.upstream import Scenario, Slow, StallAfter, StallBeforeHeaders
+from streamproof.fake_providers import FakeProvider, Journal
+from streamproof.harness.client import StreamClient
+from streamproof.harness.sut import Exchange, SystemUnderTest
+from streamproof.harness.targets import BUNDLED, REFERENCE_TIMEOUTS, ProcessTarget
+from streamproof.harness.transcript import Outcome
+from streamproof.harness.upstream import Scenario, Slow, StallAfter, StallBeforeHeaders
 
 REPORT = Path(__file__).resolve().parent.parent / "reports" / "recovery_timings.json"
 FIGURES = (("median_ms", 10), ("p90_ms", 8), ("worst_ms", 9))  # table columns, widths

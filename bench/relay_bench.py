@@ -69,7 +69,7 @@ from bench.relay_probes import steal_ticks
 from bench.relay_report import make_document, table
 from bench.relay_run import ROOT, run
 from bench.relay_svg import picture
-from harness.profiles import DEFAULT_FILE
+from streamproof.harness.profiles import DEFAULT_FILE
 
 REPORT = ROOT / "reports" / "bench.json"
 PICTURE = ROOT / "reports" / "bench.svg"

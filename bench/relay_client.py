@@ -10,7 +10,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from fake_providers.chat import DEFAULT_MESSAGES
+from streamproof.fake_providers.chat import DEFAULT_MESSAGES
 
 DIRECT, REFERENCE = "direct", "reference"
 

@@ -28,8 +28,8 @@ from bench.relay_measures import (
     ttfb_figures,
 )
 from bench.relay_probes import Meters, children, group, peak_rss_mib
-from harness.profiles import DEFAULT_FILE, ProfileError, load_profiles
-from harness.targets import BUNDLED, ProcessTarget, TargetError, Timeouts
+from streamproof.harness.profiles import DEFAULT_FILE, ProfileError, load_profiles
+from streamproof.harness.targets import BUNDLED, ProcessTarget, TargetError, Timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
 # Timers for the proxy under load: beyond any stream of this benchmark, so none is cut.

@@ -77,7 +77,7 @@ from bench.soak_run import (
     run,
 )
 from bench.soak_schedules import Schedule, fault_kind, schedule
-from harness.targets import BUNDLED
+from streamproof.harness.targets import BUNDLED
 
 # What tests/ uses as `soak.<name>` (`from bench import soak`), besides `main`.
 __all__ = [

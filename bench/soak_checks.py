@@ -8,9 +8,9 @@ from collections import Counter
 from typing import Any
 
 from bench.soak_client import STREAM_BOUND, Stream
-from fake_providers import Attempt, Journal, chat
-from harness.targets import MAX_ATTEMPTS
-from harness.transcript import DONE, Outcome, Transcript
+from streamproof.fake_providers import Attempt, Journal, chat
+from streamproof.harness.targets import MAX_ATTEMPTS
+from streamproof.harness.transcript import DONE, Outcome, Transcript
 
 STALL_LIMIT = 10.0  # the fake ends a stall by itself after this: a stall the proxy never cut
 RSS_LIMIT_MIB = 20.0

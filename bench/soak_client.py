@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import h11
 
 from bench.soak_schedules import Schedule
-from fake_providers import Journal, chat
-from harness.sse import SSEDecoder
-from harness.targets import REFERENCE_TIMEOUTS
-from harness.transcript import Arrival, Transcript, Transport
+from streamproof.fake_providers import Journal, chat
+from streamproof.harness.sse import SSEDecoder
+from streamproof.harness.targets import REFERENCE_TIMEOUTS
+from streamproof.harness.transcript import Arrival, Transcript, Transport
 
 TIMEOUTS = REFERENCE_TIMEOUTS  # the config the harness writes: idle 0.3, first byte 0.5, total 5 s
 # A client gives up on a stream this long after sending it: the proxy's total timeout plus

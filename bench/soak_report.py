@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bench.soak_checks import RSS_LIMIT_MIB
 from bench.soak_client import TIMEOUTS, Stream
 from bench.soak_schedules import Schedule, fault_kind
-from harness.sut import Exchange
+from streamproof.harness.sut import Exchange
 
 if TYPE_CHECKING:  # the run builds its report here: only its types, for the annotations
     from bench.soak_run import Options, Run

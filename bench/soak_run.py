@@ -25,10 +25,10 @@ from bench.soak_client import TIMEOUTS, Stream, exchange
 from bench.soak_probes import children, counters, fd_classes, health, memory_kib, settle
 from bench.soak_report import make_document
 from bench.soak_schedules import Schedule, schedule
-from fake_providers import FakeProvider
-from fake_providers.scenario import Scenario
-from harness.targets import BUNDLED, ProcessTarget
-from harness.upstream import Slow
+from streamproof.fake_providers import FakeProvider
+from streamproof.fake_providers.scenario import Scenario
+from streamproof.harness.targets import BUNDLED, ProcessTarget
+from streamproof.harness.upstream import Slow
 
 DEFAULT_SEED = 20250131
 DEFAULT_STREAMS = 10_000

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fake_providers.faults import ERROR_SHAPES, NONOBJECTS, Fault, NonObject
-from fake_providers.scenario import Scenario
-from fake_providers.text import TEXT_KINDS
-from harness.upstream import (
+from streamproof.fake_providers.faults import ERROR_SHAPES, NONOBJECTS, Fault, NonObject
+from streamproof.fake_providers.scenario import Scenario
+from streamproof.fake_providers.text import TEXT_KINDS
+from streamproof.harness.upstream import (
     Chop,
     CloseAfter,
     Coalesce,

@@ -55,7 +55,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy.tokens import StreamCounter, count, encoding
+from streamproof.proxy.tokens import StreamCounter, count, encoding
 
 SIZES = (1_000, 10_000, 100_000)
 REPEATS = 7

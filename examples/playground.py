@@ -3,7 +3,7 @@
     .venv/bin/python examples/playground.py [--port 8000] [--fake-port 0] [--config FILE]
 
 It starts the fake provider (`fake_providers`) on 127.0.0.1, on a free port unless
-`--fake-port` names one, then the reference proxy (`python -m proxy`) with
+`--fake-port` names one, then the reference proxy (`python -m streamproof.proxy`) with
 examples/playground.toml, its `fake` provider pointed at that fake, on 127.0.0.1:8000 (the
 seed guide's recipes use localhost:8000) unless `--port` names another; 0 picks a free one.
 Once the proxy answers, it prints where everything is (the proxy's API, its dashboard, the
@@ -41,8 +41,8 @@ from typing import Any
 
 import httpx
 
-from fake_providers import FakeProvider
-from fake_providers.cli import port, reporting_journals, write_line
+from streamproof.fake_providers import FakeProvider
+from streamproof.fake_providers.cli import port, reporting_journals, write_line
 
 HOST = "127.0.0.1"  # both servers: loopback only
 HERE = Path(__file__).resolve().parent
@@ -209,7 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = {**os.environ, KEY_VARIABLE: os.environ.get(KEY_VARIABLE) or DUMMY_KEY}
             fd = str(listener.fileno())
             process = subprocess.Popen(
-                [sys.executable, "-m", "proxy", "--config", str(run_config), "--fd", fd],
+                [
+                    sys.executable,
+                    "-m",
+                    "streamproof.proxy",
+                    "--config",
+                    str(run_config),
+                    "--fd",
+                    fd,
+                ],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 pass_fds=(listener.fileno(),),

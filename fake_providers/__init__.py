@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fake_providers.dead import Blackhole, RefusingAddress
-from fake_providers.faults import FAULTS, Fault
-from fake_providers.journal import Attempt, Journal, fingerprint
-from fake_providers.scenario import Scenario, ScenarioError
-from fake_providers.server import FakeProvider
+from streamproof.fake_providers.dead import Blackhole, RefusingAddress
+from streamproof.fake_providers.faults import FAULTS, Fault
+from streamproof.fake_providers.journal import Attempt, Journal, fingerprint
+from streamproof.fake_providers.scenario import Scenario, ScenarioError
+from streamproof.fake_providers.server import FakeProvider
 
 __all__ = [
     "FAULTS",

@@ -29,12 +29,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fake_providers import content, tokens
-from fake_providers.content import ToolCall
-from fake_providers.formats import Dialect
-from fake_providers.plan import Frame, FrameKind, Pieces, Plan, Usage
-from fake_providers.scenario import EOLS, Scenario
-from fake_providers.text import VOCABULARY, deltas
+from streamproof.fake_providers import content, tokens
+from streamproof.fake_providers.content import ToolCall
+from streamproof.fake_providers.formats import Dialect
+from streamproof.fake_providers.plan import Frame, FrameKind, Pieces, Plan, Usage
+from streamproof.fake_providers.scenario import EOLS, Scenario
+from streamproof.fake_providers.text import VOCABULARY, deltas
 
 CREATED = 1_700_000_000
 CHUNK_OBJECT = "chat.completion.chunk"

@@ -1,6 +1,6 @@
-"""`python -m fake_providers`: the fake provider on a real socket, to try scenarios by hand.
+"""`python -m streamproof.fake_providers`: the fake provider on a real socket, by hand.
 
-    python -m fake_providers --port 8001     # --port 0 (the default) picks a free port
+    python -m streamproof.fake_providers --port 8001     # --port 0 (the default) picks a free port
 
 It serves `FakeProvider` on 127.0.0.1 until Ctrl-C (or SIGTERM), prints one line saying
 where it listens and how to try it, then one line per attempt, once the attempt has ended:
@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from fake_providers.journal import Attempt, Journal, Journals
-from fake_providers.server import FakeProvider
+from streamproof.fake_providers.journal import Attempt, Journal, Journals
+from streamproof.fake_providers.server import FakeProvider
 
-PROG = "python -m fake_providers"
+PROG = "python -m streamproof.fake_providers"
 TRY_BODY = (
     '{"model": "streamproof.chunks-3", "stream": true, '
     '"messages": [{"role": "user", "content": "hi"}]}'

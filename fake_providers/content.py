@@ -21,9 +21,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from fake_providers import text
-from fake_providers.plan import FrameKind
-from fake_providers.scenario import RANDOM, Scenario
+from streamproof.fake_providers import text
+from streamproof.fake_providers.plan import FrameKind
+from streamproof.fake_providers.scenario import RANDOM, Scenario
 
 TOOL_NAME = "get_weather"
 # Tool-call arguments: a JSON object with nesting, non-ASCII text and escapes of every kind.

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from fake_providers.plan import Ending, Frame, FrameKind, Plan
+from streamproof.fake_providers.plan import Ending, Frame, FrameKind, Plan
 
 
 class Fault:

@@ -26,7 +26,7 @@ import itertools
 import re
 from collections.abc import Iterator
 
-from fake_providers.scenario import EOLS, MIXED, Scenario
+from streamproof.fake_providers.scenario import EOLS, MIXED, Scenario
 
 MIXED_CYCLE = ("\n", "\r", "\r\n")
 BOM = "\ufeff"

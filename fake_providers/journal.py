@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fake_providers.plan import Pieces, Usage
+from streamproof.fake_providers.plan import Pieces, Usage
 
 LABEL_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"  # a route label: `b`, `kimi`, `nim-2`
 _ENDPOINT = "chat/completions|models"  # what every route serves, under `/v1/`

@@ -90,8 +90,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fake_providers.faults import FAULTS, Fault
-from fake_providers.text import TEXT_KINDS
+from streamproof.fake_providers.faults import FAULTS, Fault
+from streamproof.fake_providers.text import TEXT_KINDS
 
 PREFIX = "streamproof"
 EOLS = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}

@@ -43,8 +43,8 @@ from typing import Any
 
 import h11
 
-from fake_providers import chat, tokens, validation
-from fake_providers.journal import (
+from streamproof.fake_providers import chat, tokens, validation
+from streamproof.fake_providers.journal import (
     LABEL_PATTERN,
     Attempt,
     Journal,
@@ -52,9 +52,9 @@ from fake_providers.journal import (
     fingerprint,
     parse_route,
 )
-from fake_providers.plan import Ending, Plan
-from fake_providers.scenario import ScenarioError
-from fake_providers.validation import InvalidRequest
+from streamproof.fake_providers.plan import Ending, Plan
+from streamproof.fake_providers.scenario import ScenarioError
+from streamproof.fake_providers.validation import InvalidRequest
 
 MAX_BODY = 8 * 1024 * 1024
 SECRET_HEADERS = {"authorization", "api-key", "x-api-key", "proxy-authorization"}

@@ -30,8 +30,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fake_providers.plan import Frame, FrameKind, Plan
-from fake_providers.scenario import Scenario, ScenarioError
+from streamproof.fake_providers.plan import Frame, FrameKind, Plan
+from streamproof.fake_providers.scenario import Scenario, ScenarioError
 
 ERROR_TYPE = "invalid_request_error"
 _UNPARSED = "We could not parse the JSON body of your request"

@@ -7,10 +7,10 @@ how the fake provider must misbehave.
 
 from __future__ import annotations
 
-from harness import checks
-from harness.sut import Exchange, SystemUnderTest
-from harness.transcript import Outcome, Transcript
-from harness.verdict import Case, Finding, Judge, Level, Strength, case
+from streamproof.harness import checks
+from streamproof.harness.sut import Exchange, SystemUnderTest
+from streamproof.harness.transcript import Outcome, Transcript
+from streamproof.harness.verdict import Case, Finding, Judge, Level, Strength, case
 
 __all__ = [
     "Case",

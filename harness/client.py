@@ -35,8 +35,8 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from harness.sse import SSEDecoder
-from harness.transcript import Arrival, Transcript, Transport
+from streamproof.harness.sse import SSEDecoder
+from streamproof.harness.transcript import Arrival, Transcript, Transport
 
 
 class Changes(Protocol):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.verdict import Level
+from streamproof.harness.verdict import Level
 
 KEYS = ("verdict", "reason")
 EXPECTABLE = tuple(level for level in Level if level is not Level.ERROR)

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from websockets.exceptions import WebSocketException
 
-from fake_providers import FakeProvider
-from fake_providers.dead import Blackhole, RefusingAddress
-from harness import live
-from harness.client import StreamClient
-from harness.feed import FeedRecorder, Refused, ws_url
-from harness.options import (
+from streamproof.fake_providers import FakeProvider
+from streamproof.fake_providers.dead import Blackhole, RefusingAddress
+from streamproof.harness import live
+from streamproof.harness.client import StreamClient
+from streamproof.harness.feed import FeedRecorder, Refused, ws_url
+from streamproof.harness.options import (
     JUDGE_KEY,
     max_wait_of,
     profile_of,
@@ -25,9 +25,9 @@ from harness.options import (
     target_of,
     timeouts_of,
 )
-from harness.report import log_folder
-from harness.sut import SystemUnderTest
-from harness.targets import (
+from streamproof.harness.report import log_folder
+from streamproof.harness.sut import SystemUnderTest
+from streamproof.harness.targets import (
     ROOT,
     TIMERS,
     ProcessTarget,
@@ -36,7 +36,7 @@ from harness.targets import (
     fill,
     sigterm_interrupts,
 )
-from harness.verdict import Judge
+from streamproof.harness.verdict import Judge
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +114,7 @@ def sut(
         environment=profile.environment,
         readiness=profile.readiness,
         files=profile.files,
+        cwd=pytestconfig.invocation_params.dir,
     )
     report_dir = report_dir_of(pytestconfig)
 
@@ -226,6 +227,7 @@ def live_proxies(
                 environment=profile.environment,
                 readiness=profile.readiness,
                 files=profile.files,
+            cwd=pytestconfig.invocation_params.dir,
                 api_key=provider.key,
             )
             target.start()

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.client import StreamClient
-from harness.targets import Timeouts
-from harness.transcript import Transcript
+from streamproof.harness.client import StreamClient
+from streamproof.harness.targets import Timeouts
+from streamproof.harness.transcript import Transcript
 
 MAX_TOKENS = 16
 TIMEOUTS = Timeouts(connect=10.0, first_byte=60.0, idle=60.0, total=120.0)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness import results
-from harness.expectations import Expectations
-from harness.expectations import selects as selects  # re-exported, for `--case`
-from harness.profiles import (
+from streamproof.harness import results
+from streamproof.harness.expectations import Expectations
+from streamproof.harness.expectations import selects as selects  # re-exported, for `--case`
+from streamproof.harness.profiles import (
     DEFAULT_FILE,
     REFERENCE,
     Profile,
@@ -21,8 +21,8 @@ from harness.profiles import (
     load_profiles,
     parse_profile,
 )
-from harness.results import Results, Target
-from harness.targets import (
+from streamproof.harness.results import Results, Target
+from streamproof.harness.targets import (
     BUNDLED,
     OFFERS,
     REFERENCE_TIMEOUTS,
@@ -34,7 +34,7 @@ from harness.targets import (
     placeholders,
     tolerance,
 )
-from harness.verdict import Case, Judge, Level
+from streamproof.harness.verdict import Case, Judge, Level
 
 FAIL_ON = {
     "fail": {Level.FAIL, Level.ERROR},
@@ -74,7 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="streamproof_targets_file",
         default=None,
         metavar="PATH",
-        help=f"the TOML file of target profiles (default: {DEFAULT_FILE} in the rootdir)",
+        help=f"the TOML file of target profiles (default: {DEFAULT_FILE} in the current folder, "
+        "else in the rootdir)",
     )
     group.addoption(
         "--target-name",
@@ -329,7 +330,7 @@ def _chosen_profile(config: pytest.Config) -> Profile:
         return Profile(command, command=command)
     if name is None:
         return REFERENCE
-    path = path_option(config, "streamproof_targets_file") or config.rootpath / DEFAULT_FILE
+    path = path_option(config, "streamproof_targets_file") or _default_targets_file(config)
     try:
         profiles = load_profiles(path) if path.exists() else {"reference": REFERENCE}
     except ProfileError as exc:
@@ -338,6 +339,12 @@ def _chosen_profile(config: pytest.Config) -> Profile:
         known = ", ".join(sorted(profiles))
         raise pytest.UsageError(f"--target: no profile {name!r} in {path} (known: {known})")
     return profiles[name]
+
+
+def _default_targets_file(config: pytest.Config) -> Path:
+    """targets.toml in the folder pytest was started in, else in the rootdir."""
+    here = config.invocation_params.dir / DEFAULT_FILE
+    return here if here.exists() else config.rootpath / DEFAULT_FILE
 
 
 def _headers(values: list[str]) -> dict[str, str]:

@@ -15,9 +15,17 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from harness import timeline
-from harness.verdict import Level
-from harness.wire import ClientSide, ExchangeLog, Gap, UpstreamSide, pictured, redact, walk
+from streamproof.harness import timeline
+from streamproof.harness.verdict import Level
+from streamproof.harness.wire import (
+    ClientSide,
+    ExchangeLog,
+    Gap,
+    UpstreamSide,
+    pictured,
+    redact,
+    walk,
+)
 
 LEVELS = [level.value for level in Level]
 

@@ -1,7 +1,8 @@
 """streamproof's pytest plugin: options, fixtures, verdicts and reports.
 
-Loaded with `-p harness.plugin` (the repository's conftest.py and the `streamproof` command
-do it), never into a pytest session that did not ask for it. It gives suites:
+Loaded with `-p streamproof.harness.plugin` (the repository's conftest.py and the
+`streamproof` command do it), never into a pytest session that did not ask for it. It
+gives suites:
 
 - `sut`: the system under test (by default the bundled reference proxy, started for the
   session on 127.0.0.1 and wired to a fake provider; under xdist, one per worker);
@@ -22,4 +23,8 @@ It is three modules: `harness.options` (options, profiles, the selection of case
 
 from __future__ import annotations
 
-pytest_plugins = ["harness.options", "harness.fixtures", "harness.reporting"]
+pytest_plugins = [
+    "streamproof.harness.options",
+    "streamproof.harness.fixtures",
+    "streamproof.harness.reporting",
+]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.targets import BUNDLED, Offers, Timeouts, parse_readiness
+from streamproof.harness.targets import BUNDLED, Offers, Timeouts, parse_readiness
 
 DEFAULT_FILE = "targets.toml"
 KEYS = (

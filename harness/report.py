@@ -1,6 +1,6 @@
 """The conformance report: every target's latest run in one matrix, and a page per case.
 
-    python -m harness.report [--report-dir reports] [--drop TARGET] [RESULTS.json ...]
+    python -m streamproof.harness.report [--report-dir reports] [--drop TARGET] [RESULTS.json ...]
 
 From `results.json` files (`harness.results`) it writes, in the report directory:
 
@@ -51,10 +51,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import pages
-from harness.pages import LEVELS
-from harness.results import RESULTS_JSON, sort_key, version, write_json, write_text
-from harness.wire import redacted
+from streamproof.harness import pages
+from streamproof.harness.pages import LEVELS
+from streamproof.harness.results import RESULTS_JSON, sort_key, version, write_json, write_text
+from streamproof.harness.wire import redacted
 
 INDEX_HTML = "index.html"
 INDEX_JSON = "index.json"
@@ -355,7 +355,7 @@ def _failed_by_group(run: Run, key: str) -> list[dict[str, Any]]:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.report",
+        prog="python -m streamproof.harness.report",
         description="Rebuild the conformance report (index.html, index.json, a page per "
         "case and target) from every target's latest results.json.",
     )

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness import results
-from harness.options import (
+from streamproof.harness import results
+from streamproof.harness.options import (
     CALL_DURATION_KEY,
     EXPECTATIONS_KEY,
     FAIL_ON,
@@ -18,10 +18,10 @@ from harness.options import (
     case_id,
     option,
 )
-from harness.report import case_slug, log_folder
-from harness.results import NOT_STARTED, CaseRecord, Results
-from harness.sut import SystemUnderTest
-from harness.verdict import Case, CaseFailed, Judge, Judged, Level
+from streamproof.harness.report import case_slug, log_folder
+from streamproof.harness.results import NOT_STARTED, CaseRecord, Results
+from streamproof.harness.sut import SystemUnderTest
+from streamproof.harness.verdict import Case, CaseFailed, Judge, Judged, Level
 
 
 @pytest.hookimpl(wrapper=True)

@@ -35,9 +35,9 @@ from typing import Any, TypedDict, cast
 
 import pytest
 
-from harness.expectations import Expectations
-from harness.verdict import Case, Level
-from harness.wire import Wire, redacted
+from streamproof.harness.expectations import Expectations
+from streamproof.harness.verdict import Case, Level
+from streamproof.harness.wire import Wire, redacted
 
 KEY = "streamproof"  # the name of the record in `report.user_properties`
 RESULTS_JSON = "results.json"
@@ -265,7 +265,7 @@ class Results:
         write_json(path, run)
         self.written.append(path)
         # Imported here: harness.report reads what this module writes, and imports it.
-        from harness.report import publish
+        from streamproof.harness.report import publish
 
         if never_started(self.records.values()):
             # No case reached the target: a column of ERRORs would only hide its last run.

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
-from fake_providers.chat import Expected, expected, expected_usage
-from harness.client import Patience, StreamClient
-from harness.feed import FeedConnection, FeedRecorder, StalledClient
-from harness.sse import SSEDecoder
-from harness.targets import OFFERS, Offers, Thresholds, Timeouts, tolerance
-from harness.transcript import DONE, Outcome, Transcript, Transport
-from harness.verdict import CaseFailed, Finding
+from streamproof.fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
+from streamproof.fake_providers.chat import Expected, expected, expected_usage
+from streamproof.harness.client import Patience, StreamClient
+from streamproof.harness.feed import FeedConnection, FeedRecorder, StalledClient
+from streamproof.harness.sse import SSEDecoder
+from streamproof.harness.targets import OFFERS, Offers, Thresholds, Timeouts, tolerance
+from streamproof.harness.transcript import DONE, Outcome, Transcript, Transport
+from streamproof.harness.verdict import CaseFailed, Finding
 
 # The fake's faults that break an answer after its first byte (`Attempt.faults` tokens).
 BREAKS_AFTER_COMMIT = frozenset(

@@ -54,7 +54,7 @@ from types import FrameType
 
 import httpx
 
-BUNDLED = "{python} -m proxy --config {config} --fd {fd}"
+BUNDLED = "{python} -m streamproof.proxy --config {config} --fd {fd}"
 KEY_VARIABLE = "STREAMPROOF_UPSTREAM_KEY"
 PROXY_KEY_VARIABLE = "STREAMPROOF_PROXY_KEY"  # the proxy's own key, when a case sets one
 LOOPBACK = ("127.0.0.1", "localhost", "::1")  # never reached through a proxy
@@ -287,8 +287,12 @@ class ProcessTarget:
         config: str | None = None,
         api_key: str | None = None,
         proxy_key: str | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.template = template
+        # Where its command runs: the folder pytest was started in, so that a relative path
+        # in a user's command means what it means in their shell (default: streamproof's).
+        self.cwd = cwd or ROOT
         self.upstream = upstream
         self.workdir = workdir
         self.timeouts = timeouts or REFERENCE_TIMEOUTS
@@ -364,7 +368,7 @@ class ProcessTarget:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     pass_fds=(listener.fileno(),) if inherits else (),
-                    cwd=ROOT,
+                    cwd=self.cwd,
                     # Its own process group: stopped whole, never orphaned.
                     start_new_session=True,
                 )
@@ -470,6 +474,7 @@ class ProcessTarget:
             readiness=self.readiness,
             files=self.files,
             proxy_key=proxy_key,
+            cwd=self.cwd,
         )
 
     def _config(self) -> str:

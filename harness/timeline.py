@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterator
 from html import escape
 
-from harness.wire import ClientSide, ExchangeLog, Gap, UpstreamSide, redact, walk
+from streamproof.harness.wire import ClientSide, ExchangeLog, Gap, UpstreamSide, redact, walk
 
 WIDTH = 1000
 LABEL = 176  # the lanes' labels, left of the plot

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from harness.sse import Event, SSEDecoder
+from streamproof.harness.sse import Event, SSEDecoder
 
 
 class Transport(enum.Enum):

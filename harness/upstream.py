@@ -5,7 +5,7 @@ Suites import `harness` only; this module is the one door to `fake_providers`.
 
 from __future__ import annotations
 
-from fake_providers.faults import (
+from streamproof.fake_providers.faults import (
     Chop,
     CloseAfter,
     Coalesce,
@@ -23,7 +23,7 @@ from fake_providers.faults import (
     Status,
     UpstreamError,
 )
-from fake_providers.scenario import PREFIX, Scenario
+from streamproof.fake_providers.scenario import PREFIX, Scenario
 
 
 def scenario(*tokens: str) -> Scenario:

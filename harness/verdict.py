@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from harness.wire import ExchangeLog, Wire, Wired, bounded, capture
+from streamproof.harness.wire import ExchangeLog, Wire, Wired, bounded, capture
 
 
 class Strength(enum.Enum):

@@ -38,8 +38,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict
 
-from fake_providers.journal import Attempt
-from harness.transcript import Transcript
+from streamproof.fake_providers.journal import Attempt
+from streamproof.harness.transcript import Transcript
 
 ROW_BYTES = 512  # of one read or write, shown as text
 KEPT_ROWS = 200  # per side and case

@@ -1,4 +1,6 @@
-"""`python -m proxy --config config.toml [--host H] [--port P] [--fd N]`: serve with uvicorn.
+"""`python -m streamproof.proxy --config config.toml [--host H] [--port P] [--fd N]`.
+
+It serves the reference proxy with uvicorn.
 
 Logging goes to stderr and to `logging.file` (default `logs/proxy.log`), one line per
 request outcome and per failed attempt (see `proxy.logs`). The lines are built by the proxy
@@ -19,12 +21,12 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from proxy import logs
-from proxy.app import create_app
-from proxy.auth import proxy_key
-from proxy.config import load_config
-from proxy.errors import ConfigError
-from proxy.feed import websocket_protocol
+from streamproof.proxy import logs
+from streamproof.proxy.app import create_app
+from streamproof.proxy.auth import proxy_key
+from streamproof.proxy.config import load_config
+from streamproof.proxy.errors import ConfigError
+from streamproof.proxy.feed import websocket_protocol
 
 # Long enough for open streams to end on their own timers, short enough not to hang a run.
 GRACEFUL_SHUTDOWN_SECONDS = 5
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m proxy", description="streamproof's reference streaming proxy"
+        prog="python -m streamproof.proxy", description="streamproof's reference streaming proxy"
     )
     parser.add_argument("--config", default="config.toml", help="TOML config file")
     parser.add_argument("--host", default=None, help="address to listen on (config: 127.0.0.1)")

@@ -25,18 +25,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from proxy import simple, tokens
-from proxy.auth import RequireKey, proxy_key
-from proxy.config import Config
-from proxy.dispatch import Dispatcher
-from proxy.errors import RequestRejected
-from proxy.feed import Feed
-from proxy.health import Alert, Health
-from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from proxy.metrics import exposition, registry_for
-from proxy.providers import ProviderPool
-from proxy.responses import ChatResponse
-from proxy.validation import parse_chat_call, read_body
+from streamproof.proxy import simple, tokens
+from streamproof.proxy.auth import RequireKey, proxy_key
+from streamproof.proxy.config import Config
+from streamproof.proxy.dispatch import Dispatcher
+from streamproof.proxy.errors import RequestRejected
+from streamproof.proxy.feed import Feed
+from streamproof.proxy.health import Alert, Health
+from streamproof.proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from streamproof.proxy.metrics import exposition, registry_for
+from streamproof.proxy.providers import ProviderPool
+from streamproof.proxy.responses import ChatResponse
+from streamproof.proxy.validation import parse_chat_call, read_body
 
 logger = logging.getLogger("proxy")
 
@@ -169,7 +169,7 @@ class ChatEndpoint:
 
 
 # The dashboard: a page and its script, no other asset and nothing from the network.
-_STATIC = resources.files("proxy") / "static"
+_STATIC = resources.files("streamproof.proxy") / "static"
 DASHBOARD = (_STATIC / "index.html").read_bytes()
 DASHBOARD_SCRIPT = (_STATIC / "dashboard.js").read_bytes()
 STATIC_HEADERS = {

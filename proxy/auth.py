@@ -17,8 +17,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from proxy.config import ServerConfig
-from proxy.errors import ConfigError
+from streamproof.proxy.config import ServerConfig
+from streamproof.proxy.errors import ConfigError
 
 # What a person opening the dashboard or a load balancer probing health can reach without
 # the key: the page and its script hold no data; the data comes over /ws, which wants it.

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from proxy.errors import ConfigError
+from streamproof.proxy.errors import ConfigError
 
 __all__ = [
     "Config",

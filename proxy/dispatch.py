@@ -30,13 +30,13 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from proxy import jsonio
-from proxy.backoff import Backoff
-from proxy.config import Config, Route
-from proxy.errors import AttemptFailed, Failure, error_payload, redact
-from proxy.providers import Provider, ProviderPool
-from proxy.upstream import Answer, StreamStart, attempt
-from proxy.validation import ChatCall
+from streamproof.proxy import jsonio
+from streamproof.proxy.backoff import Backoff
+from streamproof.proxy.config import Config, Route
+from streamproof.proxy.errors import AttemptFailed, Failure, error_payload, redact
+from streamproof.proxy.providers import Provider, ProviderPool
+from streamproof.proxy.upstream import Answer, StreamStart, attempt
+from streamproof.proxy.validation import ChatCall
 
 logger = logging.getLogger("proxy")
 

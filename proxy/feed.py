@@ -56,10 +56,10 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from proxy import jsonio
-from proxy.auth import key_matches, presented_key
-from proxy.config import FeedConfig
-from proxy.health import Alert, Health, Record, Started
+from streamproof.proxy import jsonio
+from streamproof.proxy.auth import key_matches, presented_key
+from streamproof.proxy.config import FeedConfig
+from streamproof.proxy.health import Alert, Health, Record, Started
 
 logger = logging.getLogger("proxy.feed")
 

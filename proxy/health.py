@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from proxy.config import HealthConfig
-from proxy.usage import Usage
+from streamproof.proxy.config import HealthConfig
+from streamproof.proxy.usage import Usage
 
 # The upper bounds (seconds) of the request-duration histogram, as Prometheus wants them.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from proxy.config import LoggingConfig
+from streamproof.proxy.config import LoggingConfig
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

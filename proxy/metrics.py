@@ -19,7 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from proxy.health import DURATION_BUCKETS, Health, Result
+from streamproof.proxy.health import DURATION_BUCKETS, Health, Result
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "streamproof_proxy"

@@ -26,9 +26,9 @@ from typing import Any
 
 import httpx
 
-from proxy.config import Config, ProviderConfig
-from proxy.errors import ConfigError
-from proxy.transport import Transport
+from streamproof.proxy.config import Config, ProviderConfig
+from streamproof.proxy.errors import ConfigError
+from streamproof.proxy.transport import Transport
 
 # Up to 100 connections per provider, as httpx's default, and every one of them may be kept
 # for the next request (httpx keeps 20): a stream that ended cleanly and was read to its

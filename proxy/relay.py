@@ -30,9 +30,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.errors import SSEFramingError, error_payload, redact
-from proxy.sse import SSEFramer
-from proxy.usage import Usage, UsageMeter
+from streamproof.proxy.errors import SSEFramingError, error_payload, redact
+from streamproof.proxy.sse import SSEFramer
+from streamproof.proxy.usage import Usage, UsageMeter
 
 RESET = "upstream_reset"
 IDLE_TIMEOUT = "upstream_idle_timeout"

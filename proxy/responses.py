@@ -31,10 +31,10 @@ from typing import Any
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from proxy.config import Route, Timeouts
-from proxy.dispatch import Dispatcher, Refusal, Trace
-from proxy.health import Health, Outcome, Result, Started
-from proxy.relay import (
+from streamproof.proxy.config import Route, Timeouts
+from streamproof.proxy.dispatch import Dispatcher, Refusal, Trace
+from streamproof.proxy.health import Health, Outcome, Result, Started
+from streamproof.proxy.relay import (
     IDLE_TIMEOUT,
     MALFORMED,
     RESET,
@@ -44,9 +44,9 @@ from proxy.relay import (
     Step,
     StreamCheck,
 )
-from proxy.upstream import Answer, StreamStart
-from proxy.usage import Usage
-from proxy.validation import ChatCall
+from streamproof.proxy.upstream import Answer, StreamStart
+from streamproof.proxy.usage import Usage
+from streamproof.proxy.validation import ChatCall
 
 logger = logging.getLogger("proxy")
 

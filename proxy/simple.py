@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy import jsonio
-from proxy.errors import RequestRejected
-from proxy.relay import Forward, Step
-from proxy.validation import ChatCall
+from streamproof.proxy import jsonio
+from streamproof.proxy.errors import RequestRejected
+from streamproof.proxy.relay import Forward, Step
+from streamproof.proxy.validation import ChatCall
 
 
 def parse_simple_call(body: bytes, default_model: str) -> ChatCall:

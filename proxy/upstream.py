@@ -27,12 +27,12 @@ from typing import Any
 
 import httpx
 
-from proxy import jsonio
-from proxy.backoff import parse_retry_after
-from proxy.config import Timeouts
-from proxy.errors import AttemptFailed, Failure
-from proxy.relay import MALFORMED, Fail, Step, StreamCheck
-from proxy.usage import Usage, UsageMeter, complete_answer
+from streamproof.proxy import jsonio
+from streamproof.proxy.backoff import parse_retry_after
+from streamproof.proxy.config import Timeouts
+from streamproof.proxy.errors import AttemptFailed, Failure
+from streamproof.proxy.relay import MALFORMED, Fail, Step, StreamCheck
+from streamproof.proxy.usage import Usage, UsageMeter, complete_answer
 
 ERROR_BODY_LIMIT = 64 * 1024  # an upstream error body is for reading, not for streaming
 

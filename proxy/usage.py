@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.tokens import StreamCounter, count_message, count_prompt
+from streamproof.proxy.tokens import StreamCounter, count_message, count_prompt
 
 CHUNK_OBJECT = "chat.completion.chunk"
 

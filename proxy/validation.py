@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from proxy import jsonio
-from proxy.errors import RequestRejected
+from streamproof.proxy import jsonio
+from streamproof.proxy.errors import RequestRejected
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 

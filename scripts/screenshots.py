@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.report import TARGETS, case_slug, target_slug
+from streamproof.harness.report import TARGETS, case_slug, target_slug
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "{python} examples/relay.py --upstream {upstream} --port {port}"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import Judge, Strength, SystemUnderTest, case, checks
-from harness.upstream import ResetBeforeHeaders, Scenario, Status
+from streamproof.harness import Judge, Strength, SystemUnderTest, case, checks
+from streamproof.harness.upstream import ResetBeforeHeaders, Scenario, Status
 
 POLICY = "streamproof policy (docs/design.md)"
 

@@ -8,8 +8,8 @@ failure before it a real error status. A target that does not offer it has these
 
 from __future__ import annotations
 
-from harness import Judge, SystemUnderTest, case, checks
-from harness.upstream import ResetAfter, Scenario, Status
+from streamproof.harness import Judge, SystemUnderTest, case, checks
+from streamproof.harness.upstream import ResetAfter, Scenario, Status
 
 SEED = "the seed's /api/chat format, with docs/design.md's commit point"
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from harness import Finding, Judge, SystemUnderTest, case
-from harness.cutter import Cutter
-from harness.upstream import ResetAfter, Scenario
+from streamproof.harness import Finding, Judge, SystemUnderTest, case
+from streamproof.harness.cutter import Cutter
+from streamproof.harness.upstream import ResetAfter, Scenario
 
 WAIT_MS = 10_000  # the bound on anything the page should show (its backoff starts at 0.5 s)
 POLL_MS = 50

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from harness import Judge, SystemUnderTest, case, checks
-from harness.upstream import ResetBeforeHeaders, Scenario, Status
+from streamproof.harness import Judge, SystemUnderTest, case, checks
+from streamproof.harness.upstream import ResetBeforeHeaders, Scenario, Status
 
 FAILURES = "streamproof policy: retry and fallback (docs/design.md)"
 PRIMARY, SECONDARY = "", "secondary"  # the fake's route labels of the chain's providers

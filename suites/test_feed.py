@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from harness import Exchange, Finding, Judge, SystemUnderTest, case, checks
-from harness.feed import AsyncFeed, FeedConnection, Message, Received, Refused
-from harness.targets import FEED_QUEUE, PROXY_KEY_VARIABLE
-from harness.transcript import Outcome
-from harness.upstream import (
+from streamproof.harness import Exchange, Finding, Judge, SystemUnderTest, case, checks
+from streamproof.harness.feed import AsyncFeed, FeedConnection, Message, Received, Refused
+from streamproof.harness.targets import FEED_QUEUE, PROXY_KEY_VARIABLE
+from streamproof.harness.transcript import Outcome
+from streamproof.harness.upstream import (
     CloseAfter,
     Malformed,
     ResetAfter,

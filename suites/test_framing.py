@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness import Judge, Strength, SystemUnderTest, case, checks
-from harness.upstream import ResetAfter, Scenario, Slow
+from streamproof.harness import Judge, Strength, SystemUnderTest, case, checks
+from streamproof.harness.upstream import ResetAfter, Scenario, Slow
 
 OPENAI = "OpenAI chat completions streaming contract"
 POLICY = "streamproof policy (docs/design.md)"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import Judge, SystemUnderTest, case, checks
-from harness.upstream import scenario
+from streamproof.harness import Judge, SystemUnderTest, case, checks
+from streamproof.harness.upstream import scenario
 
 WHATWG = "WHATWG HTML §9.2.6"
 OPENAI = "OpenAI chat completions streaming contract"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness import Exchange, Judge, SystemUnderTest, case, checks
-from harness.upstream import (
+from streamproof.harness import Exchange, Judge, SystemUnderTest, case, checks
+from streamproof.harness.upstream import (
     CloseAfter,
     Malformed,
     ResetAfter,

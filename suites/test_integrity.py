@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import Judge, SystemUnderTest, case, checks
-from harness.upstream import Chop, Coalesce, Scenario, Slow, SplitEol, SplitUtf8
+from streamproof.harness import Judge, SystemUnderTest, case, checks
+from streamproof.harness.upstream import Chop, Coalesce, Scenario, Slow, SplitEol, SplitUtf8
 
 POLICY = "streamproof policy (docs/design.md)"
 

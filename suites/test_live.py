@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import Judge, Strength, case, checks
-from harness.live import ROUTES, LiveRoute
+from streamproof.harness import Judge, Strength, case, checks
+from streamproof.harness.live import ROUTES, LiveRoute
 
 OPENAI = "OpenAI chat completions streaming contract"
 ON_EVERY_ROUTE = pytest.mark.parametrize("live_route", ROUTES, indirect=True)

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import pytest
 
-from harness import Judge, Strength, SystemUnderTest, case, checks
-from harness.upstream import scenario
+from streamproof.harness import Judge, Strength, SystemUnderTest, case, checks
+from streamproof.harness.upstream import scenario
 
 OPENAI = "OpenAI chat completions streaming contract"
 POLICY = "streamproof policy (docs/design.md, docs/failures.md)"

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import pytest
 
-from harness import Exchange, Judge, Strength, SystemUnderTest, case, checks
-from harness.targets import tolerance
-from harness.upstream import (
+from streamproof.harness import Exchange, Judge, Strength, SystemUnderTest, case, checks
+from streamproof.harness.targets import tolerance
+from streamproof.harness.upstream import (
     CloseAfter,
     Malformed,
     NoDone,
@@ -29,7 +29,7 @@ from harness.upstream import (
     Status,
     UpstreamError,
 )
-from harness.verdict import Finding
+from streamproof.harness.verdict import Finding
 
 COMMIT = "streamproof policy: the commit point (docs/design.md)"
 FAILURES = "streamproof policy: retry and fallback (docs/design.md)"

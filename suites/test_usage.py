@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import Judge, Strength, SystemUnderTest, case, checks
-from harness.upstream import scenario
+from streamproof.harness import Judge, Strength, SystemUnderTest, case, checks
+from streamproof.harness.upstream import scenario
 
 OPENAI = "OpenAI chat completions streaming contract (stream_options.include_usage)"
 POLICY = "streamproof policy (docs/design.md: usage; docs/failures.md: token counting)"

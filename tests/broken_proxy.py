@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.sse import Event, SSEDecoder
+from streamproof.harness.sse import Event, SSEDecoder
 
 BUGS = {
     "none": "the plain pass-through itself",

@@ -3,8 +3,8 @@ reach: fallback chains, the health report, metrics, the log, alerts and `/api/ch
 
     python tests/broken_reference.py --bug NAME --config FILE --fd N
 
-It patches one thing in the `proxy` package, then runs `python -m proxy` as usual, so every
-other behaviour is the reference proxy's own and only the bug can make a case fail.
+It patches one thing in the `proxy` package, then runs `python -m streamproof.proxy` as
+usual, so every other behaviour is the reference proxy's own and only the bug can make a case fail.
 `test_broken_proxies.py` runs the suites against each bug with `--target-offers all`.
 """
 
@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from proxy import __main__ as main_module
-from proxy import app, config, feed, health, metrics, responses, simple
-from proxy.config import Route
-from proxy.dispatch import Dispatcher
-from proxy.relay import Fail, Step
+from streamproof.proxy import __main__ as main_module
+from streamproof.proxy import app, config, feed, health, metrics, responses, simple
+from streamproof.proxy.config import Route
+from streamproof.proxy.dispatch import Dispatcher
+from streamproof.proxy.relay import Fail, Step
 
 BUGS = {
     "no-fallback": "asks only the first provider of a chain",

@@ -11,5 +11,5 @@ pytest_plugins = ("pytester",)
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """pytester, whose runs load streamproof's plugin as a user's would (it has no entry
     point): through PYTEST_PLUGINS, in process and in a subprocess alike."""
-    monkeypatch.setenv("PYTEST_PLUGINS", "harness.plugin")
+    monkeypatch.setenv("PYTEST_PLUGINS", "streamproof.harness.plugin")
     return pytester

@@ -2,12 +2,12 @@
 
 A document shows a command in a ```sh block and, in the ```text block right after it, what
 the terminal then shows; a ```text fake block after that, if any, shows the lines the fake
-provider (`python -m fake_providers`) printed for those requests. This module reads those
-blocks, sends each command's request (the same method, URL, headers and body) with httpx,
-renders what curl would have printed for the options it uses, and matches it with the text
-shown, in which `…` stands for text left out of a line and a line of `…` alone for whole
-lines left out. Trailing spaces and CRs at line ends are not compared (a terminal does not
-show them; `| cat -A` does).
+provider (`python -m streamproof.fake_providers`) printed for those requests. This module
+reads those blocks, sends each command's request (the same method, URL, headers and body)
+with httpx, renders what curl would have printed for the options it uses, and matches it
+with the text shown, in which `…` stands for text left out of a line and a line of `…`
+alone for whole lines left out. Trailing spaces and CRs at line ends are not compared (a
+terminal does not show them; `| cat -A` does).
 
 Only what the documents use is understood, and anything else is an error (`Unsupported`),
 so no example can go unchecked by saying something this module would ignore:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from fake_providers import FakeProvider
-from harness.options import case_id, selects
+from streamproof.fake_providers import FakeProvider
+from streamproof.harness.options import case_id, selects
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"

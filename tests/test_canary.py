@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_providers import FakeProvider
+from streamproof.fake_providers import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES: tuple[str, ...] = ("1.1", "2.1[chop-1]", "5.5", "5.6", "5.14", "5.28[reset]", "5.29", "5.30")

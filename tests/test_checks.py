@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from fake_providers import Journal, Scenario
-from fake_providers.chat import deltas
-from harness import checks
-from harness.sut import Exchange
-from harness.transcript import Arrival, Outcome, Transcript, Transport
+from streamproof.fake_providers import Journal, Scenario
+from streamproof.fake_providers.chat import deltas
+from streamproof.harness import checks
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import Arrival, Outcome, Transcript, Transport
 
 
 def _chunk(content: str | None = None, finish: str | None = None) -> bytes:

@@ -70,7 +70,7 @@ def test_curl_examples_want_an_output_after_each_example():
         examples("```sh\ncurl -s $FAKE\n```\n\nprose\n")
     (example,) = examples("```sh\ncurl -s $FAKE\n```\n```text\nout\n```\n```text fake\nline\n```\n")
     assert (example.shown, example.fake, example.line) == ("out", "line", 1)
-    assert examples("```sh\npython -m fake_providers\n```\n") == []
+    assert examples("```sh\npython -m streamproof.fake_providers\n```\n") == []
 
 
 @pytest.mark.skipif(shutil.which("cat") is None, reason="no cat(1) to compare with")

@@ -31,10 +31,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from proxy.app import dashboard, dashboard_script
-from proxy.config import FeedConfig, HealthConfig
-from proxy.feed import Feed, websocket_protocol
-from proxy.health import Health, Outcome, percent
+from streamproof.proxy.app import dashboard, dashboard_script
+from streamproof.proxy.config import FeedConfig, HealthConfig
+from streamproof.proxy.feed import Feed, websocket_protocol
+from streamproof.proxy.health import Health, Outcome, percent
 from tests.test_report_render import decode
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)

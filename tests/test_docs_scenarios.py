@@ -1,5 +1,6 @@
-"""docs/scenarios.md is true: each curl example, run against `python -m fake_providers` on a
-free port, prints what the page shows, and the fake prints the lines the page shows for it.
+"""docs/scenarios.md is true: each curl example, run against
+`python -m streamproof.fake_providers` on a free port, prints what the page shows, and the
+fake prints the lines the page shows for it.
 
 The requests go out with httpx (the same method, URL, headers and body as the curl command;
 `tests/curl_examples.py` renders what curl would print). The fake is the real command line,
@@ -21,8 +22,8 @@ from typing import IO
 import httpx
 import pytest
 
-from fake_providers.faults import FAULTS
-from fake_providers.scenario import (
+from streamproof.fake_providers.faults import FAULTS
+from streamproof.fake_providers.scenario import (
     CONTENT_TOKENS,
     EOL_NAMES,
     FORMATS,
@@ -79,9 +80,9 @@ class Lines:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[tuple[str, Lines]]:
-    """`python -m fake_providers --port 0`: its base URL ($FAKE) and what it prints."""
+    """`python -m streamproof.fake_providers --port 0`: its base URL ($FAKE) and what it prints."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "fake_providers", "--port", "0"],
+        [sys.executable, "-m", "streamproof.fake_providers", "--port", "0"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

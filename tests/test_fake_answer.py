@@ -22,15 +22,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_providers import Scenario, chat
-from fake_providers import scenario as scenario_module
-from fake_providers.chat import Expected, ToolCall
-from fake_providers.content import ARGUMENTS, TOOL_NAME, argument_fragments
-from fake_providers.faults import ERROR_SHAPES, NONOBJECTS
-from fake_providers.plan import FrameKind, Plan
-from fake_providers.scenario import CONTENT_TOKENS, EOL_NAMES, FINISH_REASONS, FORMATS
-from fake_providers.text import TEXT_KINDS
-from harness.sse import Event, SSEDecoder
+from streamproof.fake_providers import Scenario, chat
+from streamproof.fake_providers import scenario as scenario_module
+from streamproof.fake_providers.chat import Expected, ToolCall
+from streamproof.fake_providers.content import ARGUMENTS, TOOL_NAME, argument_fragments
+from streamproof.fake_providers.faults import ERROR_SHAPES, NONOBJECTS
+from streamproof.fake_providers.plan import FrameKind, Plan
+from streamproof.fake_providers.scenario import CONTENT_TOKENS, EOL_NAMES, FINISH_REASONS, FORMATS
+from streamproof.fake_providers.text import TEXT_KINDS
+from streamproof.harness.sse import Event, SSEDecoder
 
 QUICK = settings(derandomize=True, database=None, deadline=None, max_examples=120)
 
@@ -377,8 +377,8 @@ DIGEST_MODELS = [
 ]
 _DIGESTS = """
 import hashlib, sys
-from fake_providers import Scenario, chat
-from fake_providers import scenario as scenario_module
+from streamproof.fake_providers import Scenario, chat
+from streamproof.fake_providers import scenario as scenario_module
 for model in sys.argv[1:]:
     s = Scenario.parse(model)
     plan = chat.answer({"model": model, "stream": True}, s, chat.chunk_id(s, 1))

@@ -1,4 +1,4 @@
-"""`python -m fake_providers`: the fake provider on a real socket, from the command line."""
+"""`python -m streamproof.fake_providers`: the fake provider on a real socket, by command."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def start(*args: str) -> tuple[subprocess.Popen[str], Lines]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "fake_providers", *args],
+        [sys.executable, "-m", "streamproof.fake_providers", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -34,7 +34,7 @@ def start(*args: str) -> tuple[subprocess.Popen[str], Lines]:
 
 def refused(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fake_providers", *args],
+        [sys.executable, "-m", "streamproof.fake_providers", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -116,7 +116,7 @@ def test_fake_cli_bad_options_exit_2_saying_why(args, said):
     result = refused(*args)
     assert result.returncode == 2
     assert said in result.stderr
-    assert result.stderr.startswith("usage: python -m fake_providers")
+    assert result.stderr.startswith("usage: python -m streamproof.fake_providers")
     assert result.stdout == ""
 
 

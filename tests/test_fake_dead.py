@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from fake_providers import Blackhole, RefusingAddress
+from streamproof.fake_providers import Blackhole, RefusingAddress
 
 TIMEOUT = 5.0  # for what must succeed; nothing here should come near it
 CONNECT_TIMEOUT = 0.3  # for what must never connect

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from fake_providers import FAULTS, Fault, Scenario, chat
-from fake_providers.faults import (
+from streamproof.fake_providers import FAULTS, Fault, Scenario, chat
+from streamproof.fake_providers.faults import (
     Chop,
     CloseAfter,
     Coalesce,
@@ -36,9 +36,9 @@ from fake_providers.faults import (
     Status,
     UpstreamError,
 )
-from fake_providers.plan import Ending, FrameKind, Plan
-from fake_providers.scenario import EOLS
-from harness.sse import SSEDecoder
+from streamproof.fake_providers.plan import Ending, FrameKind, Plan
+from streamproof.fake_providers.scenario import EOLS
+from streamproof.harness.sse import SSEDecoder
 
 # Deterministic and quick: same examples on every run, no example database written to disk.
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=150)

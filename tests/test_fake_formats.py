@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_providers import Scenario, chat
-from fake_providers.formats import MIXED_CYCLE, split_json
-from fake_providers.plan import FrameKind, Plan
-from fake_providers.scenario import EOL_NAMES, FORMATS
-from harness.sse import Event, SSEDecoder
+from streamproof.fake_providers import Scenario, chat
+from streamproof.fake_providers.formats import MIXED_CYCLE, split_json
+from streamproof.fake_providers.plan import FrameKind, Plan
+from streamproof.fake_providers.scenario import EOL_NAMES, FORMATS
+from streamproof.harness.sse import Event, SSEDecoder
 
 QUICK = settings(derandomize=True, database=None, deadline=None, max_examples=150)
 BOM = b"\xef\xbb\xbf"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fake_providers import FAULTS, Scenario, ScenarioError, chat
-from fake_providers.faults import (
+from streamproof.fake_providers import FAULTS, Scenario, ScenarioError, chat
+from streamproof.fake_providers.faults import (
     ERROR_MESSAGE,
     ERROR_SHAPES,
     NONOBJECTS,
@@ -21,8 +21,8 @@ from fake_providers.faults import (
     ResetAfter,
     UpstreamError,
 )
-from fake_providers.plan import Ending, FrameKind, Plan
-from harness.sse import Event, SSEDecoder
+from streamproof.fake_providers.plan import Ending, FrameKind, Plan
+from streamproof.harness.sse import Event, SSEDecoder
 
 
 def answer(tokens: str = "chunks-4", *, eol: str = "lf") -> Plan:

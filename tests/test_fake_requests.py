@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fake_providers import Attempt, FakeProvider, Scenario, chat
+from streamproof.fake_providers import Attempt, FakeProvider, Scenario, chat
 
 TIMEOUT = 5.0  # nothing here should come near it; it only stops a broken test from hanging
 DEEP = 100_000

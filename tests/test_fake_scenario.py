@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from fake_providers import FAULTS, Fault, Scenario, ScenarioError
-from fake_providers.chat import expected
-from fake_providers.faults import (
+from streamproof.fake_providers import FAULTS, Fault, Scenario, ScenarioError
+from streamproof.fake_providers.chat import expected
+from streamproof.fake_providers.faults import (
     Chop,
     Coalesce,
     Malformed,
@@ -29,7 +29,7 @@ from fake_providers.faults import (
     StallAfter,
     Status,
 )
-from fake_providers.scenario import (
+from streamproof.fake_providers.scenario import (
     CONTENT_TOKENS,
     EOL_NAMES,
     EOLS,
@@ -39,7 +39,7 @@ from fake_providers.scenario import (
     MAX_CHOICES,
     USAGE_DIALECTS,
 )
-from fake_providers.text import TEXT_KINDS
+from streamproof.fake_providers.text import TEXT_KINDS
 
 # Deterministic and quick: same examples on every run, no example database written to disk.
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=200)

@@ -24,12 +24,12 @@ from typing import Any
 import httpx
 import pytest
 
-from fake_providers import Attempt, FakeProvider, Scenario, chat, fingerprint
-from fake_providers.chat import deltas
-from fake_providers.faults import SplitUtf8
-from fake_providers.journal import KEPT_BYTES, LABEL_PATTERN, parse_route
-from fake_providers.plan import Plan
-from harness.sse import Event, SSEDecoder
+from streamproof.fake_providers import Attempt, FakeProvider, Scenario, chat, fingerprint
+from streamproof.fake_providers.chat import deltas
+from streamproof.fake_providers.faults import SplitUtf8
+from streamproof.fake_providers.journal import KEPT_BYTES, LABEL_PATTERN, parse_route
+from streamproof.fake_providers.plan import Plan
+from streamproof.harness.sse import Event, SSEDecoder
 
 TIMEOUT = 5.0  # nothing here should come near it; it only stops a broken test from hanging
 TIMING_TOLERANCE = 0.005  # seconds a timer may fire early, as measured by the journal's clock

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_providers.text import (
+from streamproof.fake_providers.text import (
     _ALPHABETS,
     RUN_A,
     RUN_E,

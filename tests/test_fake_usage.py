@@ -19,11 +19,11 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_providers import FakeProvider, Scenario, ScenarioError, chat
-from fake_providers.plan import FrameKind, Plan
-from fake_providers.scenario import USAGE_DIALECTS
-from fake_providers.text import TEXT_KINDS
-from harness.sse import SSEDecoder
+from streamproof.fake_providers import FakeProvider, Scenario, ScenarioError, chat
+from streamproof.fake_providers.plan import FrameKind, Plan
+from streamproof.fake_providers.scenario import USAGE_DIALECTS
+from streamproof.fake_providers.text import TEXT_KINDS
+from streamproof.harness.sse import SSEDecoder
 
 QUICK = settings(derandomize=True, database=None, deadline=None, max_examples=40)
 TIMEOUT = 5.0
@@ -274,7 +274,7 @@ def test_streamed_and_whole_usage_agree_and_equal_expected_usage(tokens):
 
 
 def test_expected_usage_is_for_the_default_messages_which_the_harness_sends():
-    from harness.sut import DEFAULT_MESSAGES
+    from streamproof.harness.sut import DEFAULT_MESSAGES
 
     scenario = parse("chunks-7.text-combining.tools-4")
     assert list(chat.DEFAULT_MESSAGES) == DEFAULT_MESSAGES

@@ -21,12 +21,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
-from fake_providers import Journal, Scenario
-from harness.checks import feed as checks
-from harness.cutter import Cutter
-from harness.feed import NO_CLOSE, Message, Received, ws_url
-from harness.sut import Exchange
-from harness.transcript import Arrival, Transcript, Transport
+from streamproof.fake_providers import Journal, Scenario
+from streamproof.harness.checks import feed as checks
+from streamproof.harness.cutter import Cutter
+from streamproof.harness.feed import NO_CLOSE, Message, Received, ws_url
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import Arrival, Transcript, Transport
 
 # --- ws_url and Received -------------------------------------------------------------------
 

@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fake_providers import FakeProvider
-from harness.sse import SSEDecoder
-from harness.targets import BUNDLED, ProcessTarget
+from streamproof.fake_providers import FakeProvider
+from streamproof.harness.sse import SSEDecoder
+from streamproof.harness.targets import BUNDLED, ProcessTarget
 
 
 def _fuzz(variable: str) -> settings:

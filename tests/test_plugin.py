@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from harness.targets import UNDECLARED, Timeouts
+from streamproof.harness.targets import UNDECLARED, Timeouts
 
 CASES = """
 import pytest
-from harness import Strength, case
-from harness.verdict import Finding
+from streamproof.harness import Strength, case
+from streamproof.harness.verdict import Finding
 
 def _case(id, strength=Strength.MUST):
     return case(id, f"case {id}", requirement="r", source="s", expected="e", strength=strength)
@@ -215,8 +215,8 @@ def test_plugin_case_option_selects_cases(
 
 ONE_CASE = """
 import pytest
-from harness import Strength, case
-from harness.verdict import Finding
+from streamproof.harness import Strength, case
+from streamproof.harness.verdict import Finding
 
 @pytest.fixture
 def broken():
@@ -268,7 +268,7 @@ def test_plugin_fail_on_from_the_ini_file(pytester: pytest.Pytester) -> None:
 
 
 CATALOGUE = """
-from harness import Strength, case
+from streamproof.harness import Strength, case
 
 @case("10.1", "ten one", requirement="r", source="s", expected="e")
 def test_ten_one(): pass

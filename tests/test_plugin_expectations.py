@@ -10,8 +10,8 @@ import pytest
 
 CASES = """
 import pytest
-from harness import Strength, case
-from harness.verdict import Finding
+from streamproof.harness import Strength, case
+from streamproof.harness.verdict import Finding
 
 def _case(id, strength=Strength.MUST):
     return case(id, f"case {id}", requirement="r", source="s", expected="e", strength=strength)

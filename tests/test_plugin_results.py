@@ -12,8 +12,8 @@ import pytest
 
 CASES = """
 import pytest
-from harness import Strength, case
-from harness.verdict import Finding
+from streamproof.harness import Strength, case
+from streamproof.harness.verdict import Finding
 
 def _case(id, strength=Strength.MUST):
     return case(id, f"case {id}", requirement=f"req {id}", source="src", expected=f"exp {id}",
@@ -233,7 +233,7 @@ def test_results_json_a_teardown_error_replaces_the_pass(pytester: pytest.Pytest
     pytester.makepyfile(
         test_teardown="""
         import pytest
-        from harness import case
+        from streamproof.harness import case
 
         @pytest.fixture
         def breaks_after():
@@ -294,10 +294,10 @@ def test_verdicts_json_keeps_its_flat_shape(pytester: pytest.Pytester) -> None:
 
 
 SEEN = """
-from fake_providers.journal import Attempt
-from harness import case
-from harness.transcript import Arrival, Transcript
-from harness.verdict import Finding
+from streamproof.fake_providers.journal import Attempt
+from streamproof.harness import case
+from streamproof.harness.transcript import Arrival, Transcript
+from streamproof.harness.verdict import Finding
 
 class Seen:
     def __init__(self, n):

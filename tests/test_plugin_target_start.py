@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.client import StreamClient
-from harness.options import profile_of
-from harness.targets import (
+from streamproof.harness.client import StreamClient
+from streamproof.harness.options import profile_of
+from streamproof.harness.targets import (
     ProcessTarget,
     TargetError,
     no_proxy,

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.profiles import ProfileError, load_profiles, parse_profile
-from harness.targets import Offers, ProcessTarget, TargetError, Timeouts, fill, placeholders
+from streamproof.harness.profiles import ProfileError, load_profiles, parse_profile
+from streamproof.harness.targets import (
+    Offers,
+    ProcessTarget,
+    TargetError,
+    Timeouts,
+    fill,
+    placeholders,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"
@@ -190,7 +197,7 @@ def test_target_profile_with_a_port_is_polled_until_ready(pytester: pytest.Pytes
             """
             [targets.own-port]
             description = "the reference proxy binding its own port"
-            command = "{python} -m proxy --config {config} --port {port}"
+            command = "{python} -m streamproof.proxy --config {config} --port {port}"
             offers = ["config", "health"]
             """
         ),
@@ -220,7 +227,9 @@ def test_placeholders_are_named_and_filled() -> None:
 
 
 def test_target_fill_needs_a_started_target(tmp_path: Path) -> None:
-    target = ProcessTarget("{python} -m proxy --port {port}", "http://127.0.0.1:9/v1", tmp_path)
+    target = ProcessTarget(
+        "{python} -m streamproof.proxy --port {port}", "http://127.0.0.1:9/v1", tmp_path
+    )
     with pytest.raises(TargetError, match="not started"):
         target.fill("Bearer {api_key}")
 
@@ -253,7 +262,8 @@ def test_header_placeholders_are_filled_when_the_target_starts(
         targets=textwrap.dedent(
             f"""
             [targets.keyed]
-            command = "{{python}} -m proxy --config {{workdir}}/own.toml --port {{port}}"
+            command = '''{{python}} -m streamproof.proxy
+                --config {{workdir}}/own.toml --port {{port}}'''
             {headers}
             [targets.keyed.files]
             "own.toml" = '''{OWN_KEY_CONFIG}'''

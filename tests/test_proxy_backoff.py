@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from proxy.backoff import Backoff, parse_retry_after
+from streamproof.proxy.backoff import Backoff, parse_retry_after
 
 
 def test_backoff_ceiling_doubles_then_caps():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import Config, ConfigError, load_config, parse_config
-from proxy.providers import ProviderPool
+from streamproof.proxy.config import Config, ConfigError, load_config, parse_config
+from streamproof.proxy.providers import ProviderPool
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 

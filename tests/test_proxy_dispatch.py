@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy.app import create_app
-from proxy.config import Config, parse_config
+from streamproof.proxy.app import create_app
+from streamproof.proxy.config import Config, parse_config
 
 KEY = "sk-dispatch-secret"
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]

@@ -27,11 +27,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from proxy.app import STATIC_HEADERS, create_app
-from proxy.auth import OPEN_PATHS, key_matches, presented_key, proxy_key
-from proxy.config import Config, ConfigError, FeedConfig, HealthConfig, ServerConfig
-from proxy.feed import Feed, Subscriber, websocket_protocol
-from proxy.health import Health, Outcome, Started
+from streamproof.proxy.app import STATIC_HEADERS, create_app
+from streamproof.proxy.auth import OPEN_PATHS, key_matches, presented_key, proxy_key
+from streamproof.proxy.config import Config, ConfigError, FeedConfig, HealthConfig, ServerConfig
+from streamproof.proxy.feed import Feed, Subscriber, websocket_protocol
+from streamproof.proxy.health import Health, Outcome, Started
 from tests.test_proxy_config import MINIMAL, parse
 from tests.test_proxy_dispatch import KEY as UPSTREAM_KEY
 from tests.test_proxy_dispatch import make_config

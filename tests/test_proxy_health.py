@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.config import HealthConfig
-from proxy.health import Health, Outcome, Result, Timeline, percent
-from proxy.logs import RedactingFilter
-from proxy.metrics import exposition, registry_for
-from proxy.usage import Usage
+from streamproof.proxy.config import HealthConfig
+from streamproof.proxy.health import Health, Outcome, Result, Timeline, percent
+from streamproof.proxy.logs import RedactingFilter
+from streamproof.proxy.metrics import exposition, registry_for
+from streamproof.proxy.usage import Usage
 
 
 def finish(health: Health, outcome: Outcome, stream: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""`python -m proxy`: the command line the harness uses, on an inherited listening socket."""
+"""`python -m streamproof.proxy`: the harness's command line, on an inherited socket."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def write_config(path: Path, extra: str = "") -> Path:
 def run_proxy(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "STREAMPROOF_UPSTREAM_KEY": KEY}
     return subprocess.Popen(
-        [sys.executable, "-m", "proxy", *args],
+        [sys.executable, "-m", "streamproof.proxy", *args],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -83,7 +83,7 @@ def test_main_shipped_config_without_keys_stops_naming_them_as_its_comment_says(
     variables = ("KIMI_API_KEY", "NVIDIA_API_KEY", "MISTRAL_API_KEY")
     env = {name: value for name, value in os.environ.items() if name not in variables}
     result = subprocess.run(
-        [sys.executable, "-m", "proxy", "--config", "config.toml"],
+        [sys.executable, "-m", "streamproof.proxy", "--config", "config.toml"],
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,

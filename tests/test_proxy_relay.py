@@ -22,9 +22,9 @@ import httpx
 import pytest
 import uvicorn
 
-from fake_providers import FakeProvider, Journal, fingerprint
-from proxy.app import create_app
-from proxy.config import parse_config
+from streamproof.fake_providers import FakeProvider, Journal, fingerprint
+from streamproof.proxy.app import create_app
+from streamproof.proxy.config import parse_config
 
 KEY = "sk-relay-test-key"
 CONFIG = """

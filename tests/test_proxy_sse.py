@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.errors import SSEFramingError
-from proxy.sse import SSEEvent, SSEFramer
+from streamproof.proxy.errors import SSEFramingError
+from streamproof.proxy.sse import SSEEvent, SSEFramer
 
 # One stream touching every rule: both data forms, a comment, an unknown field, an event
 # name, multi-line data, a multi-byte character, an empty data line, an id and a retry.

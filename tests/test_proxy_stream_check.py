@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from proxy.relay import DONE_EVENT, Fail, Finish, Forward, Step, StreamCheck
+from streamproof.proxy.relay import DONE_EVENT, Fail, Finish, Forward, Step, StreamCheck
 
 
 def chunk(content: str | None = "hi", finish: str | None = None) -> bytes:

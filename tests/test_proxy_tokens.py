@@ -9,8 +9,8 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy import tokens
-from proxy.tokens import StreamCounter, count, count_message, count_prompt
+from streamproof.proxy import tokens
+from streamproof.proxy.tokens import StreamCounter, count, count_message, count_prompt
 
 
 def single_encode(text: str) -> int:

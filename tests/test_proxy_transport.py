@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proxy.providers import _proxy_for
-from proxy.transport import READ_BATCH, READ_LIMIT, Transport, _Connection
+from streamproof.proxy.providers import _proxy_for
+from streamproof.proxy.transport import READ_BATCH, READ_LIMIT, Transport, _Connection
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10, keepalive_expiry=5.0)

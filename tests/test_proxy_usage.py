@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy import usage as usage_module
-from proxy.app import create_app
-from proxy.config import parse_config
-from proxy.relay import Fail, Finish, Forward, Step, StreamCheck
-from proxy.tokens import count, count_prompt
-from proxy.usage import Usage, UsageMeter, complete_answer, read_report
+from streamproof.proxy import usage as usage_module
+from streamproof.proxy.app import create_app
+from streamproof.proxy.config import parse_config
+from streamproof.proxy.relay import Fail, Finish, Forward, Step, StreamCheck
+from streamproof.proxy.tokens import count, count_prompt
+from streamproof.proxy.usage import Usage, UsageMeter, complete_answer, read_report
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 META = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "m"}
@@ -343,7 +343,7 @@ def test_usage_config_stream_options_defaults_to_true_and_parses_false():
 
 
 def test_usage_config_stream_options_must_be_a_bool():
-    from proxy.config import ConfigError
+    from streamproof.proxy.config import ConfigError
 
     with pytest.raises(
         ConfigError, match=r"providers\.fake\.stream_options: must be true or false"
@@ -354,7 +354,7 @@ def test_usage_config_stream_options_must_be_a_bool():
 def test_usage_repo_config_marks_mistral_and_nvidia():
     from pathlib import Path
 
-    from proxy.config import load_config
+    from streamproof.proxy.config import load_config
 
     repo = load_config(Path(__file__).resolve().parent.parent / "config.toml")
     flags = {name: p.stream_options for name, p in repo.providers.items()}

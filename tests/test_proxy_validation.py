@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy.app import create_app
-from proxy.config import parse_config
-from proxy.errors import ConfigError
-from proxy.validation import MAX_BODY_BYTES
+from streamproof.proxy.app import create_app
+from streamproof.proxy.config import parse_config
+from streamproof.proxy.errors import ConfigError
+from streamproof.proxy.validation import MAX_BODY_BYTES
 
 CONFIG = parse_config(
     tomllib.loads(

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from fake_providers.journal import KEPT_BYTES, Attempt
-from harness import pages, report, timeline, wire
-from harness.report import case_slug, label, slug
-from harness.transcript import Arrival, Transcript, Transport
-from harness.wire import KEPT_EXCHANGES, KEPT_ROWS, ROW_BYTES, Gap, capture, visible
+from streamproof.fake_providers.journal import KEPT_BYTES, Attempt
+from streamproof.harness import pages, report, timeline, wire
+from streamproof.harness.report import case_slug, label, slug
+from streamproof.harness.transcript import Arrival, Transcript, Transport
+from streamproof.harness.wire import KEPT_EXCHANGES, KEPT_ROWS, ROW_BYTES, Gap, capture, visible
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1000.0  # a perf_counter reading: when the client sent the request
@@ -511,7 +511,15 @@ def test_report_cli_adds_results_files_and_rebuilds(tmp_path: Path) -> None:
     second.write_text(json.dumps(hostile_run()))
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "harness.report", "--report-dir", str(out), str(first), str(second)],
+        [
+            sys.executable,
+            "-m",
+            "streamproof.harness.report",
+            "--report-dir",
+            str(out),
+            str(first),
+            str(second),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

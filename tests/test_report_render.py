@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import report
+from streamproof.harness import report
 from tests.test_report import hostile_run, reference_run
 
 CHROMIUM = shutil.which("chromium")

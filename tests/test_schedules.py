@@ -32,11 +32,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from bench import soak
-from fake_providers import FakeProvider
-from fake_providers.faults import ERROR_SHAPES, Fault
-from fake_providers.scenario import Scenario
-from harness.targets import BUNDLED, ProcessTarget
-from harness.upstream import (
+from streamproof.fake_providers import FakeProvider
+from streamproof.fake_providers.faults import ERROR_SHAPES, Fault
+from streamproof.fake_providers.scenario import Scenario
+from streamproof.harness.targets import BUNDLED, ProcessTarget
+from streamproof.harness.upstream import (
     Chop,
     CloseAfter,
     Coalesce,

@@ -25,10 +25,10 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from fake_providers import FakeProvider
-from fake_providers.chat import DEFAULT_MESSAGES, expected
-from harness.targets import BUNDLED, REFERENCE_TIMEOUTS, ProcessTarget
-from harness.upstream import (
+from streamproof.fake_providers import FakeProvider
+from streamproof.fake_providers.chat import DEFAULT_MESSAGES, expected
+from streamproof.harness.targets import BUNDLED, REFERENCE_TIMEOUTS, ProcessTarget
+from streamproof.harness.upstream import (
     CloseAfter,
     CutInside,
     Malformed,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import soak
-from fake_providers.scenario import Scenario
+from streamproof.fake_providers.scenario import Scenario
 
 BROKEN = "{python} tests/broken_reference.py --bug %s --config {config} --fd {fd}"
 SMALL = ["--concurrency", "50", "--warmup", "10", "--seed", "7"]

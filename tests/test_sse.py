@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.sse import DecoderClosedError, Event, SSEDecoder
+from streamproof.harness.sse import DecoderClosedError, Event, SSEDecoder
 
 # Deterministic and quick: same examples on every run, no example database written to disk.
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None)

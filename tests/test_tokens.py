@@ -6,7 +6,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import tokens
+from streamproof.harness import tokens
 
 
 def test_tokens_joined_text_counts_once() -> None:

@@ -7,7 +7,7 @@ report sees, so they say what happened, with numbers.
 
 from __future__ import annotations
 
-from harness.checks.answers import (
+from streamproof.harness.checks.answers import (
     answer_intact,
     content_intact,
     fault_visible,
@@ -23,7 +23,7 @@ from harness.checks.answers import (
     single_error_event,
     upstream_message_kept,
 )
-from harness.checks.feed import (
+from streamproof.harness.checks.feed import (
     closed_with,
     ended_events,
     error_reply,
@@ -37,7 +37,7 @@ from harness.checks.feed import (
     still_open,
     stream_events,
 )
-from harness.checks.framing import (
+from streamproof.harness.checks.framing import (
     charset_is_utf8,
     chunk_objects,
     content_type_is,
@@ -54,7 +54,7 @@ from harness.checks.framing import (
     payloads_are_json_objects,
     status_is,
 )
-from harness.checks.health import (
+from streamproof.harness.checks.health import (
     alert_is,
     chunks_received,
     counts_agree,
@@ -65,7 +65,7 @@ from harness.checks.health import (
     simple_chunks_intact,
     simple_nothing_replayed,
 )
-from harness.checks.recovery import (
+from streamproof.harness.checks.recovery import (
     attempts_at_least,
     attempts_at_most,
     attempts_exactly,
@@ -78,7 +78,7 @@ from harness.checks.recovery import (
     upstream_error_kept,
     upstream_released,
 )
-from harness.checks.usage import (
+from streamproof.harness.checks.usage import (
     USAGE_FIELDS,
     no_usage,
     partial_usage,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.sut import Exchange
-from harness.transcript import Transcript
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import Transcript
 
 
 def _difference(want: str, got: str) -> str:

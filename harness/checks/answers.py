@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fake_providers.faults import ERROR_MESSAGE
-from harness.checks._words import _difference, _ending
-from harness.sut import Exchange
-from harness.transcript import DONE, Outcome, Transcript
-from harness.verdict import Finding
+from streamproof.fake_providers.faults import ERROR_MESSAGE
+from streamproof.harness.checks._words import _difference, _ending
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import DONE, Outcome, Transcript
+from streamproof.harness.verdict import Finding
 
 
 def content_intact(x: Exchange) -> Finding:

@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from harness.checks.health import chunks_received
-from harness.feed import Message, Received
-from harness.sut import Exchange
-from harness.transcript import Outcome, Transport
-from harness.verdict import Finding
+from streamproof.harness.checks.health import chunks_received
+from streamproof.harness.feed import Message, Received
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import Outcome, Transport
+from streamproof.harness.verdict import Finding
 
 
 def frames_are_json_objects(received: Received) -> Finding:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fake_providers import Attempt
-from harness.checks._words import _ending, _first
-from harness.sut import Exchange
-from harness.transcript import DONE, Transcript
-from harness.verdict import Finding
+from streamproof.fake_providers import Attempt
+from streamproof.harness.checks._words import _ending, _first
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import DONE, Transcript
+from streamproof.harness.verdict import Finding
 
 
 def status_is(t: Transcript, expected: int) -> Finding:

@@ -12,10 +12,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.checks._words import _difference, _ending, _first
-from harness.sut import Exchange
-from harness.transcript import DONE
-from harness.verdict import Finding
+from streamproof.harness.checks._words import _difference, _ending, _first
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import DONE
+from streamproof.harness.verdict import Finding
 
 METRIC_PREFIX = "streamproof_proxy"
 

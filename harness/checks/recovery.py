@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from harness.checks._words import _ending, _statuses
-from harness.sut import Exchange
-from harness.transcript import Outcome, Transcript
-from harness.verdict import Finding
+from streamproof.harness.checks._words import _ending, _statuses
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import Outcome, Transcript
+from streamproof.harness.verdict import Finding
 
 
 def ended_within(t: Transcript, since: float, seconds: float) -> Finding:

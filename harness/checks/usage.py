@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import tokens
-from harness.sut import Exchange
-from harness.transcript import Transcript
-from harness.verdict import Finding
+from streamproof.harness import tokens
+from streamproof.harness.sut import Exchange
+from streamproof.harness.transcript import Transcript
+from streamproof.harness.verdict import Finding
 
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
