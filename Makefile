@@ -9,7 +9,7 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground tour
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -106,6 +106,12 @@ repeat: $(STAMP)
 ## page of a case it FAILs. Needs chromium (Debian: apt-get install chromium).
 screenshot: $(STAMP)
 	$(BIN)/python scripts/screenshots.py $(SCREENSHOT_ARGS)
+
+## What a new user sees, as pictures (reports/tour/): the terminal of the quickstart's run,
+## the matrix, a failing case's page, and the playground's dashboard after traffic. Needs
+## chromium. Nothing of it is committed.
+tour: $(STAMP)
+	$(BIN)/python scripts/tour.py --out $(REPORT_DIR)/tour $(TOUR_ARGS)
 
 ## The playground, no keys needed: the fake provider on a free port, the reference proxy on it
 ## (examples/playground.toml) on 127.0.0.1:$(PLAYGROUND_PORT), its dashboard at /, its log in

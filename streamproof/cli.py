@@ -13,6 +13,7 @@ profiles are read from ./targets.toml. Its exit status is pytest's.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,11 @@ SETTINGS = HERE / "pytest.ini"
 
 def arguments(argv: Sequence[str]) -> list[str]:
     """pytest's command line for `streamproof ARGV`."""
+    # pytest-asyncio, where the environment has it, warns about a setting it wants set;
+    # where it has not, the setting would be unknown: it is given only where it is wanted.
+    asyncio = (
+        ["-o", "asyncio_default_fixture_loop_scope=function"] if _has("pytest_asyncio") else []
+    )
     return [
         "-c",
         str(SETTINGS),  # streamproof's settings, not those of the folder it runs in
@@ -35,9 +41,14 @@ def arguments(argv: Sequence[str]) -> list[str]:
         "streamproof.harness.plugin",
         "-p",
         "no:cacheprovider",  # nothing written beside the installed cases
+        *asyncio,
         *argv,
         str(SUITES),
     ]
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
