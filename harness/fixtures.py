@@ -227,7 +227,7 @@ def live_proxies(
                 environment=profile.environment,
                 readiness=profile.readiness,
                 files=profile.files,
-            cwd=pytestconfig.invocation_params.dir,
+                cwd=pytestconfig.invocation_params.dir,
                 api_key=provider.key,
             )
             target.start()

@@ -155,6 +155,11 @@ def test_plugin_html_report_has_verdict_columns(pytester: pytest.Pytester) -> No
     assert "col-verdict" in page
     assert "NON-STRICT" in page
     assert "Requirement" in page
+    # NON-STRICT is an outcome of its own, with its filter box, taken from "Passed".
+    assert "const possibleFilters = ['non-strict', 'not-offered', " in page
+    assert '<span class="non-strict">1 Non-strict,</span>' in page
+    assert '<span class="passed">3 Passed,</span>' in page  # 2 PASS, 1 INFO
+    assert "&#34;result&#34;: &#34;Non-strict&#34;" in page
 
 
 @pytest.mark.parametrize(
