@@ -159,7 +159,7 @@ def test_plugin_html_report_has_verdict_columns(pytester: pytest.Pytester) -> No
     assert "const possibleFilters = ['non-strict', 'not-offered', " in page
     assert '<span class="non-strict">1 Non-strict,</span>' in page
     assert '<span class="passed">3 Passed,</span>' in page  # 2 PASS, 1 INFO
-    assert "&#34;result&#34;: &#34;Non-strict&#34;" in page
+    assert "&quot;result&quot;: &quot;Non-strict&quot;" in page
 
 
 @pytest.mark.parametrize(
