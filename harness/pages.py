@@ -182,7 +182,10 @@ def _legend() -> str:
         f'<li><span class="chip {_level_class(level)}">{level}</span> {meaning[level]}</li>'
         for level in LEVELS
     )
-    return f'<ul class="legend">{chips}<li><span class="chip none">—</span> not run</li></ul>'
+    return (
+        f'<ul class="legend">{chips}<li><span class="chip none">—</span> not run</li>'
+        '<li><a href="docs/verdicts.md">what each verdict means, and why</a></li></ul>'
+    )
 
 
 # --- a case's page -----------------------------------------------------------------------
@@ -197,6 +200,7 @@ def case_html(
     group: str,
     back: str,
     log: str | None = None,
+    docs: str | None = None,
 ) -> str:
     """The page of one case of a run: `target` names what ran and `about` says what it is,
     `group` names the case's group, `back` links to the case's row of the matrix, `log` to
@@ -248,13 +252,21 @@ def case_html(
 {verdict}</header>
 <section class="claim"><h2>The claim</h2>
 <blockquote>{e(record.get("requirement", ""))}</blockquote>
-<p class="source">— {e(record.get("source", ""))}</p>
+<p class="source">— {_cited(e(record.get("source", "")), docs)}</p>
 <h3>Expected</h3><p>{e(record.get("expected", ""))}</p>
 <h3>Observed</h3><ul class="observed">{"".join(f"<li>{e(o)}</li>" for o in observed)}</ul>
 <dl>{"".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)}</dl></section>
 <section class="wire"><h2>On the wire</h2>{_wire_help()}{timeline.legend()}
 {"".join(sections)}</section>""",
     )
+
+
+def _cited(source: str, docs: str | None) -> str:
+    """An escaped source with each `docs/NAME.md` it cites linked to the copy beside the
+    report (`docs`: the link to that folder; None: no copies, no links)."""
+    if docs is None:
+        return source
+    return re.sub(r"docs/([\w-]+\.md)", lambda m: f'<a href="{docs}/{m[1]}">{m[0]}</a>', source)
 
 
 def _wire_help() -> str:

@@ -58,6 +58,7 @@ from streamproof.harness.wire import redacted
 
 INDEX_HTML = "index.html"
 INDEX_JSON = "index.json"
+DOCS = "docs"
 TARGETS = "targets"
 GROUPS = {
     1: "SSE framing",
@@ -169,6 +170,7 @@ def publish(run: Run, report_dir: Path) -> Path:
     run (some cases only) is merged into the target's latest run, if it has one."""
     if run.get("partial"):
         run = merged(run, report_dir / TARGETS / target_slug(run) / RESULTS_JSON)
+    copy_docs(report_dir)
     write_pages(run, store(run, report_dir))
     return write_index(report_dir, *runs(report_dir))
 
@@ -212,9 +214,23 @@ def drop(report_dir: Path, name: str) -> list[str]:
 def rebuild(report_dir: Path) -> Path:
     """Write every target's pages and the matrix again, from the targets' results."""
     found, unreadable = runs(report_dir)
+    copy_docs(report_dir)
     for run in found:
         write_pages(run, report_dir / TARGETS / target_slug(run))
     return write_index(report_dir, found, unreadable)
+
+
+def copy_docs(report_dir: Path) -> None:
+    """The pages of docs/ that cases cite, beside the report, so that its links work
+    wherever the report is read (a CI artifact too): from the installed package, or the
+    repository."""
+    # Beside harness/: the repository's docs/, or the installed streamproof/docs.
+    source = Path(__file__).resolve().parent.parent / DOCS
+    for page in sorted(source.glob("*.md")):
+        target = report_dir / DOCS / page.name
+        text = page.read_text(encoding="utf-8")
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            write_text(target, text)
 
 
 def write_index(report_dir: Path, found: Sequence[Run], unreadable: Sequence[str]) -> Path:
@@ -240,6 +256,7 @@ def write_pages(run: Run, folder: Path) -> None:
             group=f"{group} · {group_name(group)}",
             back=f"../../../{INDEX_HTML}#c-{name}",
             log=_log_of(folder, record),
+            docs=f"../../../{DOCS}" if (folder.parent.parent / DOCS).is_dir() else None,
         )
         write_text(cases / f"{name}.html", page)
         written.add(f"{name}.html")

@@ -656,3 +656,18 @@ def test_report_drop_removes_a_column(tmp_path: Path, capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         report.main(["--report-dir", str(tmp_path), "--drop", "nobody"])
     assert "--drop nobody: no such target" in capsys.readouterr().err
+
+
+def test_report_case_pages_link_the_docs_they_cite_to_copies_beside_the_report(
+    tmp_path: Path,
+) -> None:
+    cited = record("5.7", "FAIL", reason="truncated")
+    cited["source"] = "streamproof policy: the commit point (docs/design.md)"
+    report.publish(run("reference proxy", None, [cited]), tmp_path)
+    page = tmp_path / "targets" / "reference-proxy" / "cases" / "5.7.html"
+    links = parse(page)
+    [doc] = [h for h in links.hrefs if h.endswith(".md")]
+    assert doc == "../../../docs/design.md"
+    assert (page.parent / doc).resolve().is_file()
+    assert (tmp_path / "docs" / "verdicts.md").is_file()  # the matrix's legend links it
+    assert 'href="docs/verdicts.md"' in (tmp_path / "index.html").read_text()
