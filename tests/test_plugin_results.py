@@ -74,7 +74,7 @@ CASE_KEYS = [
     "wire",
     "worker",
 ]
-REPORT = ["index.html", "index.json", "results.json", "targets"]  # what a run writes
+REPORT = ["docs", "index.html", "index.json", "results.json", "targets"]  # what a run writes
 
 
 @pytest.fixture(autouse=True)
