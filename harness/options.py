@@ -30,6 +30,7 @@ from streamproof.harness.targets import (
     UNDECLARED,
     Offers,
     Timeouts,
+    command_problem,
     parse_readiness,
     placeholders,
     tolerance,
@@ -290,6 +291,14 @@ def profile_of(config: pytest.Config) -> Profile:
         readiness = parse_readiness(ready_text) if ready_text is not None else profile.readiness
     except ValueError as exc:
         raise pytest.UsageError(f"--target-ready {exc}") from None
+    if profile.command is not None and profile.command != BUNDLED:
+        given = [*profile.files.values(), *profile.environment.values()]
+        problem = command_problem(profile.command, *given)
+        if problem is not None:
+            where = (
+                "--target-cmd" if profile.name == profile.command else f"profile {profile.name!r}"
+            )
+            raise pytest.UsageError(f"{where}: {problem}")
     if timeouts is None:
         own = profile.command == BUNDLED or "config" in offers
         timeouts = profile.timeouts or (REFERENCE_TIMEOUTS if own else UNDECLARED)

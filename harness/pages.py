@@ -133,9 +133,17 @@ def _target_card(target: Mapping[str, Any]) -> str:
         ids = [i for m in later for i in m.get("cases", [])]
         shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
         last = str(later[-1].get("finished") or "")[:19].replace("T", " ")
+        differ = [
+            f"{key} {m[key] if isinstance(m[key], str) else ', '.join(m[key])}"
+            for m in later
+            for key in ("timers", "offers")
+            if m.get(key) is not None
+        ]
         partial = (
             f'<p class="partial">partial: {e(shown)} from {_plural(len(later), "later run")}'
-            f" (the last {e(last)} UTC), the rest from the run below</p>"
+            f" (the last {e(last)} UTC), the rest from the run below"
+            + (f"; the later runs had {e('; '.join(differ))}" if differ else "")
+            + "</p>"
         )
     if target.get("partial"):
         partial += '<p class="partial">a partial run: only some cases were run</p>'
@@ -171,12 +179,12 @@ def _counts(counts: Mapping[str, int]) -> str:
 def _legend() -> str:
     meaning = {
         "PASS": "the requirement held, and its premise happened",
-        "NON-STRICT": "a SHOULD was broken: a careful proxy would do better",
-        "FAIL": "a client is harmed (a MUST was broken)",
+        "NON-STRICT": "no client harmed, but a careful proxy would do better",
+        "FAIL": "a client is harmed, whatever the case's strength",
         "INFO": "unspecified behaviour, recorded",
         "NOT-OFFERED": "a feature the target never claimed; it failed honestly without it",
         "SKIP": "the case could not apply",
-        "ERROR": "streamproof itself broke",
+        "ERROR": "not judged: streamproof failed, or the target never started",
     }
     chips = "".join(
         f'<li><span class="chip {_level_class(level)}">{level}</span> {meaning[level]}</li>'

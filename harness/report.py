@@ -184,11 +184,15 @@ def merged(partial: Run, latest: Path) -> Run:
         return partial  # nothing to merge into: the partial run stands alone, marked so
     ids = [str(r["id"]) for r in partial["cases"]]
     cases = {str(r["id"]): r for r in base["cases"]} | {str(r["id"]): r for r in partial["cases"]}
-    later = [*base.get("merged", []), {"finished": partial.get("finished"), "cases": ids}]
+    entry: dict[str, Any] = {"finished": partial.get("finished"), "cases": ids}
+    for key in ("timers", "offers"):  # the later run's own, where they differ
+        if partial["target"].get(key) != base["target"].get(key):
+            entry[key] = partial["target"].get(key)
+    later = [*base.get("merged", []), entry]
     counts = Counter(str(r.get("verdict")) for r in cases.values())
     return {
         **base,
-        "target": partial["target"],
+        "target": base["target"],  # its timers and offers are those of most of the cases
         "streamproof": partial.get("streamproof"),
         "partial": bool(base.get("partial")),
         "merged": later,

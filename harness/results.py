@@ -262,15 +262,18 @@ class Results:
         path = self.report_dir / RESULTS_JSON
         # Whatever a proxy said may hold a key (an error echoing it): none is ever written.
         run = redacted(self.results(finished, time.perf_counter() - self.clock))
-        write_json(path, run)
-        self.written.append(path)
         # Imported here: harness.report reads what this module writes, and imports it.
         from streamproof.harness.report import publish
 
         if never_started(self.records.values()):
-            # No case reached the target: a column of ERRORs would only hide its last run.
-            self.unpublished = "the target never started, so the report keeps its last run"
+            # No case reached the target: a results.json and a column of ERRORs would only
+            # replace the last run that did; the terminal says why it never started.
+            self.unpublished = (
+                f"the target never started, so {path} and the report keep the last run"
+            )
         else:
+            write_json(path, run)
+            self.written.append(path)
             self.report = publish(run, self.report_dir)
         if self.verdicts_json is not None:
             write_json(self.verdicts_json, redacted([_flat(r) for r in self.sorted()]))

@@ -254,6 +254,11 @@ def _failure_shown(x: Exchange) -> Finding:
         )
     elif t.done_count:
         observed = f"{t.done_count} [DONE] and no error: the half answer looks complete"
+    elif t.outcome is Outcome.TIMED_OUT:
+        observed = (
+            "outcome timed_out: the client gave up waiting, and nothing it received said the "
+            "answer had failed"
+        )
     else:
         observed = (
             f"outcome {t.outcome.value}: the body ended cleanly with neither [DONE] nor an "

@@ -251,6 +251,27 @@ PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|roo
 RUNNING_PLACEHOLDERS = frozenset({"python", "upstream", "root"})
 
 
+PLACEHOLDER_NAMES = ("python", "upstream", "fd", "port", "api_key", "config", "workdir", "root")
+_BRACED = re.compile(r"(?<!\$)\{(\w+)\}")
+
+
+def command_problem(template: str, *also: str) -> str | None:
+    """What is wrong with a target's command before it is started, in words: a `{name}`
+    that is no placeholder (a typo would reach the proxy as it is), or no `{port}` nor
+    `{fd}` in it or in the texts it is given (`also`: its files, its environment), so that
+    the harness could not know where it listens. None: nothing."""
+    unknown = sorted({m[1] for m in _BRACED.finditer(template)} - set(PLACEHOLDER_NAMES))
+    if unknown:
+        known = " ".join(f"{{{name}}}" for name in PLACEHOLDER_NAMES)
+        return f"{{{unknown[0]}}} is not a placeholder (they are {known})"
+    if not set().union(*map(placeholders, (template, *also))) & {"port", "fd"}:
+        return (
+            "it has neither {port} nor {fd}: the proxy must listen where the harness says "
+            "(a proxy with a port of its own: --target-url and --upstream-port)"
+        )
+    return None
+
+
 def placeholders(text: str) -> set[str]:
     """The names of the placeholders `text` uses."""
     return {match.group(1) for match in PLACEHOLDER.finditer(text)}

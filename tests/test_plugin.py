@@ -106,6 +106,16 @@ def test_plugin_bad_fail_on_is_a_usage_error(pytester: pytest.Pytester) -> None:
             "*idle takes a number of seconds or 'none', not 'soon'*",
         ),
         ("--target-timeouts", "total=-1", "*total takes a positive number of seconds*"),
+        (
+            "--target-cmd",
+            "my-proxy --port {prot}",
+            "*--target-cmd: {prot} is not a placeholder (they are {python} {upstream} *",
+        ),
+        (
+            "--target-cmd",
+            "my-proxy --listen 8080",
+            "*--target-cmd: it has neither {port} nor {fd}*",
+        ),
     ],
 )
 def test_plugin_bad_target_option_is_a_usage_error(
