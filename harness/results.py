@@ -312,8 +312,11 @@ class Results:
                 for reason, skipped in _by_reason(records).items():
                     write(_wrapped(f"{', '.join(skipped)}: {reason}", width, "  ", "    "))
                 continue
-            for r, shown in _folded(records):
-                write(f"  {shown:<26} {r['strength']:<6} {r['title']}")
+            # The cases that got the same reason (one bug, often), then that reason once.
+            for same in _by_same_reason(_folded(records)):
+                for r, shown in same:
+                    write(f"  {shown:<26} {r['strength']:<6} {r['title']}")
+                r = same[0][0]
                 if r["accepted"] is not None:
                     write(_wrapped(f"accepted: {r['accepted']}", width, "    ", "    "))
                 if r["reason"] and level is not Level.PASS:
@@ -406,6 +409,16 @@ def _folded(records: list[CaseRecord]) -> list[tuple[CaseRecord, str]]:
         else:
             folded.append((r, [variant.removesuffix("]")] if variant else []))
     return [(r, r["id"].partition("[")[0] + (f"[{', '.join(v)}]" if v else "")) for r, v in folded]
+
+
+def _by_same_reason(
+    folded: list[tuple[CaseRecord, str]],
+) -> list[list[tuple[CaseRecord, str]]]:
+    """The entries grouped by their reason (and acceptance), in the order each first came."""
+    groups: dict[tuple[str, str | None], list[tuple[CaseRecord, str]]] = {}
+    for r, shown in folded:
+        groups.setdefault((r["reason"], r["accepted"]), []).append((r, shown))
+    return list(groups.values())
 
 
 def _by_reason(records: list[CaseRecord]) -> dict[str, list[str]]:
