@@ -21,7 +21,6 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
-from starlette.exceptions import StarletteDeprecationWarning
 from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
@@ -37,8 +36,11 @@ from tests.test_proxy_dispatch import KEY as UPSTREAM_KEY
 from tests.test_proxy_dispatch import make_config
 
 with warnings.catch_warnings():
-    # Starlette's TestClient would rather have httpx2; httpx is what the project has.
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    # Starlette's TestClient would rather have httpx2; httpx is what the project has. Matched
+    # by its text: StarletteDeprecationWarning is newer than the Starlette floor.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    # Older Starlettes name anyio.abc.BlockingPortal, an alias that newer anyio deprecates.
+    warnings.filterwarnings("ignore", message="The anyio.abc.BlockingPortal alias is deprecated")
     from starlette.testclient import (
         TestClient,
         WebSocketDenialResponse,
