@@ -9,7 +9,7 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground tour
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground tour test-lowest
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,63 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## uv, pinned, in a virtual environment of its own (.venv-uv): `make test-lowest` resolves
+## with it. Nothing else is installed there.
+UV_VERSION ?= 0.13.9
+UV_VENV    := .venv-uv
+UV         := $(UV_VENV)/bin/uv
+
+$(UV):
+	test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+## The dependency floors: .venv-lowest holds every direct dependency at the lowest version
+## pyproject.toml allows (uv's lowest-direct resolution: what they pull in comes at its newest),
+## streamproof built by the lowest setuptools that [build-system] allows. It fails if the
+## resolver had to lift a floor (another package needs more: the floor is not a true one),
+## then runs the suites and the tests that touch a dependency's API (LOWEST_TESTS; why that
+## subset: docs/development.md). It is rebuilt from nothing whenever pyproject.toml changes.
+LOWEST_VENV  := .venv-lowest
+LOWEST_BIN   := $(LOWEST_VENV)/bin
+LOWEST_STAMP := $(LOWEST_VENV)/.installed
+# tests/ less the two files that re-run the suites against broken proxies: three quarters of
+# its time, through the same code as the suites below (docs/development.md).
+LOWEST_TESTS ?= tests/ --ignore=tests/test_broken_proxies.py --ignore=tests/test_outside_proxies.py
+LOWEST_REPORT_DIR ?= $(REPORT_DIR)/lowest
+
+define CHECK_FLOORS
+import importlib.metadata, sys, tomllib
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+lifted, floors = [], []
+for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    req = Requirement(text)
+    floor = min((Version(s.version) for s in req.specifier if s.operator in (">=", "==")), default=None)
+    installed = Version(importlib.metadata.version(req.name))
+    floors.append(f"{req.name}=={installed}")
+    if floor is not None and installed.release[: len(floor.release)] != floor.release:
+        lifted.append(f"  {req.name}{req.specifier}: installed {installed}")
+if lifted:
+    sys.exit("floors lifted by the resolver (raise them in pyproject.toml):\n" + "\n".join(lifted))
+print("every direct dependency at its floor:", " ".join(floors))
+endef
+export CHECK_FLOORS
+
+$(LOWEST_STAMP): pyproject.toml $(UV)
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' > $(LOWEST_VENV)/build-requires.in
+	$(UV) pip compile --quiet --resolution lowest --python-version 3.11 $(LOWEST_VENV)/build-requires.in -o $(LOWEST_VENV)/build-floor.txt
+	$(UV) pip install --quiet --python $(LOWEST_BIN)/python --resolution lowest-direct --build-constraint $(LOWEST_VENV)/build-floor.txt -e '.[dev]'
+	$(LOWEST_BIN)/python -c "$$CHECK_FLOORS"
+	touch $(LOWEST_STAMP)
+
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST_BIN)/python -m pytest $(LOWEST_TESTS) -n 2 -q $(PYTEST_ARGS) $(ALLOW_EMPTY)
+	$(LOWEST_BIN)/python -m pytest suites/ -q --report-dir=$(LOWEST_REPORT_DIR) --html=$(LOWEST_REPORT_DIR)/conformance.html --self-contained-html -o render_collapsed=passed,skipped --junitxml=$(LOWEST_REPORT_DIR)/junit.xml $(PYTEST_ARGS)
 
 ## The conformance suites against the bundled reference proxy: reports/index.html (the
 ## matrix of every target run so far), conformance.html (pytest-html) and junit.xml.
@@ -135,4 +192,4 @@ lint: $(STAMP)
 test: lint unit conformance
 
 clean:
-	rm -rf $(VENV) $(REPORT_DIR)/*.html $(REPORT_DIR)/*.json $(REPORT_DIR)/*.xml $(REPORT_DIR)/targets $(REPORT_DIR)/logs .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST_VENV) $(UV_VENV) $(REPORT_DIR)/*.html $(REPORT_DIR)/*.json $(REPORT_DIR)/*.xml $(REPORT_DIR)/targets $(REPORT_DIR)/logs $(LOWEST_REPORT_DIR) .mypy_cache .ruff_cache .hypothesis
