@@ -9,17 +9,31 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground tour test-lowest
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground tour lock test-lowest
 
+## `make install` resolves pyproject.toml's ranges afresh (the newest releases they allow);
+## `make install LOCKED=1` (or LOCKED=1 with any target) installs requirements.lock instead,
+## every package at the version and the hashes written there (docs/development.md). `pip check`
+## then fails if the lock no longer meets pyproject.toml (run `make lock`).
+ifeq ($(LOCKED),1)
+STAMP := $(VENV)/.installed-locked
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+else
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
+endif
 
 install: $(STAMP)
 
-## uv, pinned, in a virtual environment of its own (.venv-uv): `make test-lowest` resolves
-## with it. Nothing else is installed there.
+## uv, pinned, in a virtual environment of its own (.venv-uv): `make lock` and
+## `make test-lowest` resolve with it. Nothing else is installed there.
 UV_VERSION ?= 0.13.9
 UV_VENV    := .venv-uv
 UV         := $(UV_VENV)/bin/uv
@@ -27,6 +41,11 @@ UV         := $(UV_VENV)/bin/uv
 $(UV):
 	test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
 	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+## requirements.lock: every package of `.[dev]`, exact versions with their hashes, for
+## Python 3.11 and later on any platform. Run after a change of pyproject.toml's dependencies.
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' --quiet -o requirements.lock
 
 ## The dependency floors: .venv-lowest holds every direct dependency at the lowest version
 ## pyproject.toml allows (uv's lowest-direct resolution: what they pull in comes at its newest),
