@@ -183,7 +183,7 @@ def own_outcomes(page: str) -> str | None:
     boxes = {
         name: re.search(
             rf'(<input checked="true" class="filter" name="filter_checkbox" type="checkbox" '
-            rf'data-test-result="{name}" ?(?:disabled)?>\s*<span class="{name}">)'
+            rf'data-test-result="{name}" ?(?:disabled)?/?>\s*<span class="{name}">)'
             r"(\d+)( \w+,?</span>)",
             page,
         )
