@@ -22,15 +22,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# What the wheel is built from (pyproject.toml's packages, their data, the readme).
+SOURCES = ["pyproject.toml", "README.md", "streamproof", "harness", "fake_providers", "proxy"]
+SOURCES += ["suites", "docs"]
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment with the wheel of this repository installed: its bin folder."""
     where = tmp_path_factory.mktemp("install")
+    # Built from a copy: pip builds in the source tree, whose build/ it would reuse and leave.
+    source = where / "source"
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.copytree(path, source / name, symlinks=True, ignore=IGNORED)
+        else:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, source / name, follow_symlinks=False)
     wheels = where / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
