@@ -52,7 +52,11 @@ def failing_case(run: dict[str, Any], preferred: str) -> str:
     return preferred if preferred in failed else failed[0]
 
 
-def screenshot(page: Path, out: Path, width: int, height: int, scratch: Path) -> None:
+def screenshot(
+    page: Path | str, out: Path, width: int, height: int, scratch: Path, *flags: str
+) -> None:
+    """Headless chromium's picture of `page` (a file, or a URL on 127.0.0.1) into `out`;
+    `flags` go to chromium too (`--virtual-time-budget=4000` for a page that draws late)."""
     browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     if browser is None:
         sys.exit("no chromium on PATH (Debian: apt-get install chromium)")
@@ -65,10 +69,12 @@ def screenshot(page: Path, out: Path, width: int, height: int, scratch: Path) ->
             "--disable-gpu",
             "--no-sandbox",
             "--hide-scrollbars",
+            "--no-proxy-server",  # nothing but 127.0.0.1, whatever the environment says
             f"--user-data-dir={scratch / 'chromium-profile'}",
             f"--window-size={width},{height}",
+            *flags,
             f"--screenshot={drawn}",
-            page.as_uri(),
+            page.as_uri() if isinstance(page, Path) else page,
         ],
         capture_output=True,
         text=True,

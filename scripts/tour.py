@@ -70,7 +70,8 @@ def dashboard(out: Path, scratch: Path) -> None:
                     "messages": [{"role": "user", "content": "hi"}],
                 }
                 client.post("/v1/chat/completions", json=body)
-        screenshot_url(f"{proxy}/", out, 1200, 1300, scratch)
+        # The page's WebSocket and its first draw take a moment of the page's own time.
+        screenshot(f"{proxy}/", out, 1200, 1300, scratch, "--virtual-time-budget=4000")
     finally:
         playground.terminate()
         playground.wait(timeout=30)
@@ -86,34 +87,6 @@ def _banner(process: subprocess.Popen[str]) -> str:
             threading.Thread(target=process.stdout.read, daemon=True).start()
             return found.group(1)
     sys.exit(f"the playground stopped (exit status {process.wait()})")
-
-
-def screenshot_url(url: str, out: Path, width: int, height: int, scratch: Path) -> None:
-    """Like `screenshot`, for a page served over HTTP whose script needs time to draw."""
-    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
-    if browser is None:
-        sys.exit("no chromium on PATH (Debian: apt-get install chromium)")
-    done = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--hide-scrollbars",
-            "--no-proxy-server",
-            f"--user-data-dir={scratch / 'chromium-dashboard'}",
-            f"--window-size={width},{height}",
-            "--virtual-time-budget=4000",  # the page's WebSocket and first draw
-            f"--screenshot={out}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0 or not out.is_file():
-        sys.exit(f"chromium drew nothing (exit status {done.returncode}):\n{done.stderr}")
 
 
 def main(argv: list[str] | None = None) -> None:
