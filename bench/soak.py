@@ -56,13 +56,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import soak_page
 from bench.soak_checks import RSS_LIMIT_MIB, counter_check, judge, judge_upstream, released
 from bench.soak_client import Stream, exchange
 from bench.soak_probes import counters, health, settle
@@ -77,7 +80,9 @@ from bench.soak_run import (
     run,
 )
 from bench.soak_schedules import Schedule, fault_kind, schedule
-from streamproof.harness.targets import BUNDLED
+from streamproof.harness.profiles import DEFAULT_FILE, Profile, ProfileError, choose
+from streamproof.harness.report import label, slug
+from streamproof.harness.targets import BUNDLED, REFERENCE_TIMEOUTS, Offers, TargetError
 
 # What tests/ uses as `soak.<name>` (`from bench import soak`), besides `main`.
 __all__ = [
@@ -121,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="streams in each of the two warm-up waves (default: the concurrency)",
     )
-    parser.add_argument("--out", type=Path, default=REPORT, help="where to write the JSON")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the JSON, the HTML page beside it (reports/soak.json for the "
+        "bundled proxy, reports/soak-<target>.json for another)",
+    )
     parser.add_argument(
         "--replay",
         action="append",
@@ -130,11 +140,30 @@ def main(argv: list[str] | None = None) -> int:
         help="run this stream's schedule again, alone, and show both sides (repeatable)",
     )
     parser.add_argument(
+        "--target",
+        metavar="NAME",
+        help="soak a profile of targets.toml (./targets.toml, else the repository's)",
+    )
+    parser.add_argument(
+        "--target-cmd",
+        metavar="TEMPLATE",
+        help="soak a proxy started from this command template, as the suites' --target-cmd",
+    )
+    parser.add_argument("--target-offers", metavar="NAMES", help="as the suites' option")
+    parser.add_argument("--target-timeouts", metavar="TIMERS", help="as the suites' option")
+    parser.add_argument("--targets-file", type=Path, help="the profiles' file")
+    parser.add_argument(
         "--proxy-cmd",
-        default=BUNDLED,
-        help="the proxy's command template, as --target-cmd (default: the bundled proxy)",
+        metavar="TEMPLATE",
+        help="a build of the reference proxy from this command template, on the config the "
+        "harness writes, judged strictly as the bundled one (e.g. tests/broken_reference.py)",
     )
     args = parser.parse_args(argv)
+    try:
+        options = _target(args)
+    except ProfileError as exc:
+        parser.error(str(exc))
+    out = args.out or _default_out(options)
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -145,37 +174,96 @@ def main(argv: list[str] | None = None) -> int:
         seeds = {int(seed) for seed, _ in pairs}
         if len(seeds) != 1:
             parser.error("--replay: one seed at a time")
-        options = Options(
+        options = replace(
+            options,
             seed=seeds.pop(),
             concurrency=REPLAY_CONCURRENCY,
             indices=[int(index) for _, index in pairs],
-            proxy_cmd=args.proxy_cmd,
             warmup=REPLAY_CONCURRENCY if args.warmup is None else args.warmup,
             quiet=True,
         )
         shown: list[Stream] = []
-        document = run(options, say, shown)
+        try:
+            document = run(options, say, shown)
+        except TargetError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         for stream in shown:
             print(f"--- {stream.schedule.seed}:{stream.schedule.index} {stream.schedule.model}")
             print(describe(stream))
             for check, detail in stream.problems:
                 print(f"VIOLATION {check}: {detail}")
+            for check, detail in stream.notes:
+                print(f"NOTE {check}: {detail}")
         print(summary(document))
         return 0 if document["ok"] else 1
-    options = Options(
+    options = replace(
+        options,
         seed=args.seed,
         streams=args.streams,
         concurrency=args.concurrency,
         max_seconds=args.max_seconds,
-        proxy_cmd=args.proxy_cmd,
         warmup=args.warmup,
     )
-    document = run(options, say)
+    try:
+        document = run(options, say)
+    except TargetError as exc:  # it never started: one clear error, and no report replaced
+        print(exc, file=sys.stderr)
+        return 2
     print(summary(document))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    print(f"written: {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    page = out.with_suffix(".html")
+    page.write_text(soak_page.render(document))
+    print(f"written: {out}, {page}")
     return 0 if document["ok"] else 1
+
+
+def _target(args: argparse.Namespace) -> Options:
+    """The target the options name, and how strictly it is judged; ProfileError if none."""
+    if args.proxy_cmd is not None:
+        if args.target is not None or args.target_cmd is not None:
+            raise ProfileError("--proxy-cmd is a build of the reference proxy: not with --target")
+        profile = Profile(
+            args.proxy_cmd,
+            command=args.proxy_cmd,
+            offers=Offers.everything(),
+            timeouts=REFERENCE_TIMEOUTS,
+        )
+        return Options(profile=profile, target_args=f" --proxy-cmd {shlex.quote(args.proxy_cmd)}")
+    profile = choose(
+        args.target,
+        args.target_cmd,
+        offers=args.target_offers,
+        timeouts=args.target_timeouts,
+        path=args.targets_file or _targets_file(),
+    )
+    words = []
+    for flag, value in (
+        ("--target", args.target),
+        ("--target-cmd", args.target_cmd),
+        ("--target-offers", args.target_offers),
+        ("--target-timeouts", args.target_timeouts),
+        ("--targets-file", args.targets_file),
+    ):
+        if value is not None:
+            words += [flag, shlex.quote(str(value))]
+    strict = profile.command == BUNDLED
+    return Options(profile=profile, strict=strict, target_args="".join(f" {w}" for w in words))
+
+
+def _targets_file() -> Path:
+    """./targets.toml, else the repository's."""
+    here = Path(DEFAULT_FILE)
+    return here if here.exists() else ROOT / DEFAULT_FILE
+
+
+def _default_out(options: Options) -> Path:
+    """reports/soak.json for the bundled proxy, reports/soak-<target>.json for another."""
+    if options.profile.command == BUNDLED:
+        return REPORT
+    name = options.profile.name
+    return REPORT.with_name(f"soak-{slug(name, label({'name': name, 'command': name}))}.json")
 
 
 if __name__ == "__main__":

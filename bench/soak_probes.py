@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +44,18 @@ def _tcp_sockets(pid: int) -> dict[int, tuple[int, int]]:
     return found
 
 
-def fd_classes(pid: int, proxy_port: int, fake_port: int) -> dict[str, int]:
-    """The process's open descriptors: `client` (connections accepted on its port),
-    `upstream` (connections to the fake), `other` (the listener, files, pipes, ...)."""
-    folder = f"/proc/{pid}/fd"
+def fd_classes(pids: Iterable[int], proxy_port: int, fake_port: int) -> dict[str, int]:
+    """The processes' open descriptors: `client` (connections accepted on the target's
+    port), `upstream` (connections to the fake), `other` (the listener, files, pipes, ...)."""
     links = []
-    for name in os.listdir(folder):
-        with contextlib.suppress(FileNotFoundError):  # closed while we looked
-            links.append(os.readlink(f"{folder}/{name}"))
-    sockets = _tcp_sockets(pid)
+    sockets: dict[int, tuple[int, int]] = {}
+    for pid in pids:
+        folder = f"/proc/{pid}/fd"
+        with contextlib.suppress(FileNotFoundError):  # the process ended while we looked
+            for name in os.listdir(folder):
+                with contextlib.suppress(FileNotFoundError):  # closed while we looked
+                    links.append(os.readlink(f"{folder}/{name}"))
+            sockets = sockets or _tcp_sockets(pid)
     counts = {"client": 0, "upstream": 0, "other": 0}
     for link in links:
         ports = sockets.get(int(link[8:-1])) if link.startswith("socket:[") else None
@@ -66,11 +69,14 @@ def fd_classes(pid: int, proxy_port: int, fake_port: int) -> dict[str, int]:
     return counts
 
 
-def memory_kib(pid: int) -> dict[str, int]:
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            found[line.split(":")[0]] = int(line.split()[1])
+def memory_kib(pids: Iterable[int]) -> dict[str, int]:
+    """VmRSS and VmHWM summed over the processes, in KiB."""
+    found = {"VmRSS": 0, "VmHWM": 0}
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line.split(":")[0]] += int(line.split()[1])
     return found
 
 

@@ -3,11 +3,12 @@ replayed stream shown from both sides."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from bench.soak_checks import RSS_LIMIT_MIB
-from bench.soak_client import TIMEOUTS, Stream
+from bench.soak_client import Stream
 from bench.soak_schedules import Schedule, fault_kind
 from streamproof.harness.sut import Exchange
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:  # the run builds its report here: only its types, for the ann
 
 KEPT_PER_CHECK = 100  # violations of each check in the report; all are counted
 SHOWN_PER_CHECK = 3  # violations printed per check; the report has them all (to a bound)
+BUCKET = 1.0  # seconds per point of the timeline
 
 
 def make_document(
@@ -24,11 +26,12 @@ def make_document(
     soak: Run,
     streams: list[Stream],
     violations: list[dict[str, Any]],
+    notes: list[dict[str, Any]],
     *,
     warming: Run,
     fds: tuple[dict[str, int], dict[str, int]],
     memory: tuple[dict[str, int], dict[str, int], int, str],
-    health: tuple[dict[str, int], dict[str, int], dict[str, int]],
+    health: tuple[dict[str, int] | None, dict[str, int] | None, dict[str, int] | None],
 ) -> dict[str, Any]:
     ran = [s.schedule for s in streams]
     scheduled = Counter(fault_kind(f.token) for s in ran for f in s.scenario.faults)
@@ -41,7 +44,18 @@ def make_document(
     endings = Counter(str(a.ending) for s in streams for a in s.journal.attempts)
     memory_before, memory_after, peak, peak_how = memory
     by_check = Counter(v["check"] for v in violations)
+    notes_by_check = Counter(v["check"] for v in notes)
+    profile, timeouts = options.profile, options.timeouts
     return {
+        "target": {
+            "name": profile.name,
+            "command": profile.command,
+            "description": profile.description,
+            "offers": sorted(profile.offers.names),
+            "timers": timeouts.describe(),
+            "strict": options.strict,
+            "args": options.target_args.strip(),
+        },
         "seed": options.seed,
         "streams_planned": len(schedules),
         "streams": len(streams),
@@ -52,10 +66,10 @@ def make_document(
         "streams_per_s": round(len(streams) / soak.wall, 1) if soak.wall else None,
         "warmup": {"streams": len(warming.streams), "wall_s": round(warming.wall, 2)},
         "proxy_timeouts": {
-            "connect": TIMEOUTS.connect,
-            "first_byte": TIMEOUTS.first_byte,
-            "idle": TIMEOUTS.idle,
-            "total": TIMEOUTS.total,
+            "connect": timeouts.connect,
+            "first_byte": timeouts.first_byte,
+            "idle": timeouts.idle,
+            "total": timeouts.total,
         },
         "faults_scheduled": dict(scheduled.most_common()),
         "faults_fired": dict(fired.most_common()),
@@ -75,9 +89,11 @@ def make_document(
             "http_error": results["http_error"],
             "http_error_by_status": dict(sorted(statuses.items())),
             "in_band_error": results["error"],
+            "aborted": results["aborted"],
             "left": results["left"],
             "broken": results["broken"],
         },
+        "latency": latency(streams),
         "upstream": {
             "attempts": sum(attempts),
             "attempts_per_stream_max": max(attempts, default=0),
@@ -93,11 +109,73 @@ def make_document(
             "limit_mib": RSS_LIMIT_MIB,
             "peak_from": peak_how,
         },
+        "timeline": timeline(soak, streams),
         "violations_by_check": dict(by_check.most_common()),
         "violation_count": len(violations),
         "violations": _kept(violations),
+        "notes_by_check": dict(notes_by_check.most_common()),
+        "note_count": len(notes),
+        "notes": _kept(notes),
         "ok": not violations,
     }
+
+
+def _ms(seconds: float) -> float:
+    return round(1000 * seconds, 2)
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    return {"p50_ms": _ms(rank(0.5)), "p90_ms": _ms(rank(0.9)), "p99_ms": _ms(rank(0.99))}
+
+
+def _first_byte(stream: Stream) -> float | None:
+    t = stream.transcript
+    return t.chunks[0].at - t.sent_at if t.chunks else None
+
+
+def _ended(stream: Stream) -> float:
+    t = stream.transcript
+    return t.ended_at if t.ended_at is not None else t.sent_at
+
+
+def latency(streams: list[Stream]) -> dict[str, Any]:
+    """Time to the first byte of the body and to the end, over the streams read to the end."""
+    read = [s for s in streams if s.result != "left"]
+    first = [f for s in read if (f := _first_byte(s)) is not None]
+    return {
+        "first_byte": _percentiles(first),
+        "whole_stream": _percentiles([_ended(s) - s.transcript.sent_at for s in read]),
+    }
+
+
+def timeline(soak: Run, streams: list[Stream]) -> dict[str, Any]:
+    """The soak over time, for the report's plots: per BUCKET seconds, the streams that
+    ended by result and their latency percentiles; and the target's processes as sampled."""
+    if not streams:
+        return {"bucket_s": BUCKET, "buckets": [], "samples": soak.samples}
+    by_bucket: dict[int, list[Stream]] = {}
+    for s in streams:
+        by_bucket.setdefault(int((_ended(s) - soak.started) / BUCKET), []).append(s)
+    buckets = []
+    for number in range(max(by_bucket) + 1):
+        ended = by_bucket.get(number, [])
+        first = [f for s in ended if s.result != "left" and (f := _first_byte(s)) is not None]
+        buckets.append(
+            {
+                "t": round(number * BUCKET, 3),
+                "ended": len(ended),
+                "results": dict(Counter(s.result for s in ended)),
+                "first_byte": _percentiles(first),
+            }
+        )
+    return {"bucket_s": BUCKET, "buckets": buckets, "samples": soak.samples}
 
 
 def _kept(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,7 +190,12 @@ def _kept(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary(document: dict[str, Any]) -> str:
     d = document
+    target = d["target"]
+    latency = d["latency"]
+    first = latency["first_byte"] or {}
     lines = [
+        f"target {target['name']} ({'strict' if target['strict'] else 'harms only'}; timers "
+        f"{target['timers']}; offers {', '.join(target['offers']) or 'none'})",
         f"streams {d['streams']} of {d['streams_planned']} (seed {d['seed']}, concurrency "
         f"{d['concurrency']}{', stopped at --max-seconds' if d['stopped_early'] else ''}); "
         f"wall {d['wall_s']:.1f} s, {d['streams_per_s']} streams/s",
@@ -124,12 +207,15 @@ def summary(document: dict[str, Any]) -> str:
         "outcomes: "
         + ", ".join(f"{k} {v}" for k, v in d["outcomes"].items() if not isinstance(v, dict))
         + f" (HTTP {d['outcomes']['http_error_by_status']})",
+        f"first byte: p50 {first.get('p50_ms')} ms, p99 {first.get('p99_ms')} ms",
         f"upstream: {d['upstream']['attempts']} attempts, endings {d['upstream']['endings']}",
-        f"health delta: {d['health']['delta']}",
+        f"health delta: {d['health']['delta'] or 'not offered'}",
         f"fds: baseline {d['fds']['baseline']}, after {d['fds']['after']}",
         f"RSS: baseline {d['rss']['baseline_mib']} MiB, peak {d['rss']['peak_mib']} MiB "
         f"(+{d['rss']['growth_mib']} MiB, limit {d['rss']['limit_mib']:g}), after "
         f"{d['rss']['after_mib']} MiB",
+        f"notes (what a careful proxy avoids): {d['note_count']}"
+        + (f" {d['notes_by_check']}" if d["note_count"] else ""),
         f"violations: {d['violation_count']}"
         + (f" {d['violations_by_check']}" if d["violation_count"] else ""),
     ]

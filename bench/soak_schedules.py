@@ -52,17 +52,17 @@ class Schedule:
             return f"give up after {self.leave_before_response:g} s without headers"
         return "read to the end"
 
-    @property
-    def replay(self) -> str:
-        return f"python bench/soak.py --replay {self.seed}:{self.index}"
+    def replay(self, target_args: str = "") -> str:
+        """The command that runs this stream again; `target_args` names the target."""
+        return f"python bench/soak.py --replay {self.seed}:{self.index}{target_args}"
 
-    def names(self) -> dict[str, Any]:
+    def names(self, target_args: str = "") -> dict[str, Any]:
         return {
             "seed": self.seed,
             "index": self.index,
             "model": self.model,
             "client": self.client,
-            "replay": self.replay,
+            "replay": self.replay(target_args),
         }
 
 

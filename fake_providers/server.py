@@ -373,9 +373,10 @@ class _Writer:
             return False
         if self.attempt.status is not None:  # after the headers: see RESET_GRACE
             await asyncio.wait([peer_left], timeout=RESET_GRACE)
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        if not writer.transport.is_closing():  # the peer may have hung up meanwhile
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
         self._end("reset")
         return False
 

@@ -20,14 +20,13 @@ from streamproof.harness.profiles import (
     ProfileError,
     load_profiles,
     parse_profile,
+    settled_timeouts,
 )
 from streamproof.harness.results import Results, Target
 from streamproof.harness.targets import (
     BUNDLED,
     OFFERS,
-    REFERENCE_TIMEOUTS,
     RUNNING_PLACEHOLDERS,
-    UNDECLARED,
     Offers,
     Timeouts,
     command_problem,
@@ -300,8 +299,7 @@ def profile_of(config: pytest.Config) -> Profile:
             )
             raise pytest.UsageError(f"{where}: {problem}")
     if timeouts is None:
-        own = profile.command == BUNDLED or "config" in offers
-        timeouts = profile.timeouts or (REFERENCE_TIMEOUTS if own else UNDECLARED)
+        timeouts = settled_timeouts(profile, offers)
     headers = {**profile.headers, **_headers(config.getoption("streamproof_target_headers"))}
     if profile.url is not None:
         for name, value in headers.items():

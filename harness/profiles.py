@@ -31,11 +31,18 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streamproof.harness.targets import BUNDLED, Offers, Timeouts, parse_readiness
+from streamproof.harness.targets import (
+    BUNDLED,
+    REFERENCE_TIMEOUTS,
+    UNDECLARED,
+    Offers,
+    Timeouts,
+    parse_readiness,
+)
 
 DEFAULT_FILE = "targets.toml"
 KEYS = (
@@ -180,3 +187,50 @@ def _strings(
         )
         raise ProfileError(f"{where}.{key}: must be {shape}, got {value!r}")
     return value
+
+
+def choose(
+    name: str | None,
+    command: str | None,
+    *,
+    offers: str | None = None,
+    timeouts: str | None = None,
+    path: Path | None = None,
+) -> Profile:
+    """The started target a command line names, outside pytest (the soak): a profile of
+    `path` (`--target NAME`), a command template (`--target-cmd`), or the bundled proxy;
+    with `--target-offers` and `--target-timeouts` applied and its timers settled as the
+    plugin settles them. A ProfileError names what is wrong and what is accepted."""
+    if name is not None and command is not None:
+        raise ProfileError("choose one target: --target or --target-cmd, not both")
+    if command is not None:
+        profile = Profile(command, command=command)
+    elif name is None:
+        profile = REFERENCE
+    else:
+        file = path or Path(DEFAULT_FILE)
+        profiles = load_profiles(file) if file.exists() else {"reference": REFERENCE}
+        if name not in profiles:
+            known = ", ".join(sorted(profiles))
+            raise ProfileError(f"--target: no profile {name!r} in {file} (known: {known})")
+        profile = profiles[name]
+        if profile.command is None:
+            raise ProfileError(
+                f"--target {name}: it is a running proxy (url); only a target started from a "
+                "command can be watched"
+            )
+    try:
+        chosen = Offers.parse(offers) if offers is not None else profile.offers
+        timers = Timeouts.parse(timeouts) if timeouts is not None else None
+    except ValueError as exc:
+        which = "--target-offers" if "offer" in str(exc) else "--target-timeouts"
+        raise ProfileError(f"{which}: {exc}") from None
+    return replace(profile, offers=chosen, timeouts=timers or settled_timeouts(profile, chosen))
+
+
+def settled_timeouts(profile: Profile, offers: Offers) -> Timeouts:
+    """A target's timers when none are given on the command line: its profile's; for the
+    bundled proxy or a target that runs on the harness's {config}, that config's; else
+    undeclared (judged by bounds)."""
+    own = profile.command == BUNDLED or "config" in offers
+    return profile.timeouts or (REFERENCE_TIMEOUTS if own else UNDECLARED)

@@ -342,6 +342,11 @@ class ProcessTarget:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The started process's id, which is also its process group's (None if stopped)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self, ready_timeout: float = 30.0) -> None:
         """Start the process and wait until it is ready; TargetError if it cannot start."""
         listener = socket.create_server(("127.0.0.1", 0), backlog=128)
