@@ -212,10 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(summary(document))
     out.parent.mkdir(parents=True, exist_ok=True)
+    log = out.with_suffix(".log")
+    log.write_text(document.pop("_log"))
+    document["log"] = log.name
     out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     page = out.with_suffix(".html")
     page.write_text(soak_page.render(document))
-    print(f"written: {out}, {page}")
+    print(f"written: {out}, {page}, {log}")
     return 0 if document["ok"] else 1
 
 

@@ -22,6 +22,7 @@ KEEPALIVE_BOUND = 20
 # Upstream attempts for one request past which a target that does not say how many it makes
 # (the `config` offer does: MAX_ATTEMPTS) is storming its upstream.
 STORM = 5
+SHAPES = 2  # the first fault stage that only cuts or paces the writes (fake_providers.faults)
 
 # What each check means by the verdict rule (docs/verdicts.md). A harm is a violation for
 # every target: wrong data accepted as right, a client held, a leak. What a careful proxy
@@ -38,8 +39,8 @@ HARMS = frozenset(
         "content-differs",
         "content-not-prefix",
         "finish-reason",
-        "no-upstream-attempt",
         "fds-not-back",
+        "premise",
     }
 )
 SHOULDS = frozenset(
@@ -55,6 +56,7 @@ SHOULDS = frozenset(
         "connection-broken",
         "no-response",
         "no-done",
+        "no-upstream-attempt",
         "too-many-attempts",
         "attempt-after-commit",
         "upstream-held-open",
@@ -111,19 +113,6 @@ def judge(stream: Stream) -> None:
     elif t.status == 200 and not kind.startswith("text/event-stream"):
         stream.result = "broken"
         problems.append(("not-an-event-stream", f"status 200 with content-type {kind!r}"))
-    elif outcome is Outcome.DONE:
-        stream.result = "success"
-        _judge_success(stream)
-    elif outcome is Outcome.ERROR:
-        stream.result = "error"
-        _judge_error(stream)
-    elif outcome is Outcome.HTTP_ERROR:
-        stream.result = "http_error"
-        document = t.json_body
-        if not (isinstance(document, dict) and isinstance(document.get("error"), dict)):
-            problems.append(("error-body", f"HTTP {t.status} without a JSON error object"))
-        if t.status is None or not 400 <= t.status <= 599:
-            problems.append(("error-status", f"HTTP {t.status} is not an error status"))
     elif outcome in (Outcome.RESET, Outcome.NO_RESPONSE):
         # An aborted transfer: every client sees an error (the SDKs raise). It is honest,
         # but not the one in-band error event a careful proxy sends once it has answered.
@@ -134,62 +123,95 @@ def judge(stream: Stream) -> None:
             f"{len(t.content(0))} characters ({t.transport_error})"
         )
         problems.append((check, detail))
-        _judge_prefix(stream)
-    elif outcome is Outcome.TRUNCATED and _whole(stream):
+        _judge_prefix(stream, sdk_view(t)[0])
+    elif outcome is Outcome.HTTP_ERROR:
+        stream.result = "http_error"
+        document = t.json_body
+        if not (isinstance(document, dict) and isinstance(document.get("error"), dict)):
+            problems.append(("error-body", f"HTTP {t.status} without a JSON error object"))
+        if t.status is None or not 400 <= t.status <= 599:
+            problems.append(("error-status", f"HTTP {t.status} is not an error status"))
+    else:  # a 200 event stream whose body ended as HTTP says it should
+        _judge_events(stream)
+
+
+def sdk_view(t: Transcript) -> tuple[str, bool]:
+    """What the openai SDK's caller gets from a 200 event stream: the content up to `[DONE]`
+    or the first sign of failure — a payload it raises on (an "error" member, or one it
+    cannot read as an object) or a finish_reason "error" — and whether there was one."""
+    parts: list[str] = []
+    for _, payload in t.payloads:
+        if payload is DONE:
+            break
+        if not isinstance(payload, dict) or payload.get("error"):
+            return "".join(parts), True
+        choices = payload.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                parts.append(delta["content"])
+            if choice.get("finish_reason") == "error":
+                return "".join(parts), True
+    return "".join(parts), False
+
+
+def _judge_events(stream: Stream) -> None:
+    """A 200 event stream that ended cleanly, judged as the SDK's caller lives it: a
+    failure it was shown, a whole answer, or wrong data accepted as right."""
+    s, t, problems = stream.schedule, stream.transcript, stream.problems
+    seen, signalled = sdk_view(t)
+    want = chat.expected(s.scenario).text
+    if signalled:
+        stream.result = "error"
+        errors = t.error_events
+        if len(errors) != 1:
+            problems.append(("error-count", f"{len(errors)} in-band error events"))
+        if t.events and errors and t.events[-1] is not errors[-1]:
+            problems.append(("events-after-error", "events after the error event"))
+        if t.done_count:
+            problems.append(("error-and-done", f"an error shown, then {t.done_count} [DONE]"))
+        _judge_prefix(stream, seen)
+        return
+    whole = seen == want and t.finish_reason(0) == s.scenario.finish_reason
+    if t.done_count:
+        stream.result = "success"
+        if t.done_count != 1:
+            problems.append(("done-count", f"{t.done_count} [DONE] events"))
+        if t.payloads and t.payloads[-1][1] is not DONE:
+            problems.append(("events-after-done", "events after [DONE]"))
+        if t.error_events:
+            text = f"{len(t.error_events)} error events the SDK yields as chunks, and [DONE]"
+            problems.append(("error-and-done", text))
+        if seen != want:
+            if want.startswith(seen):
+                check = "truncated-as-done"
+            elif seen.count(want) > 1 or (len(seen) > len(want) and seen.startswith(want)):
+                check = "content-duplicated"
+            else:
+                check = "content-differs"
+            problems.append((check, f"{len(seen)} characters received, {len(want)} expected"))
+        if t.finish_reason(0) != s.scenario.finish_reason:
+            problems.append(("finish-reason", f"finish_reason {t.finish_reason(0)!r}"))
+    elif whole:
         # The whole answer and its finish_reason, then a clean end: the SDKs return it as
         # the complete answer it is; only the `[DONE]` a careful proxy sends is missing.
         stream.result = "success"
         problems.append(("no-done", "the whole answer, then the body ended without [DONE]"))
     else:
         stream.result = "broken"
+        shown = f", {len(t.error_events)} error events the SDK does not raise on"
         detail = (
-            f"{t.outcome.value}: status {t.status}, {len(t.events)} events, no [DONE], "
-            f"no error event, {len(t.content(0))} of {len(chat.expected(s.scenario).text)} "
-            "characters, then a clean end of the body"
+            f"status {t.status}, {len(t.events)} events, no [DONE]"
+            f"{shown if t.error_events else ', no error event'}, {len(seen)} of {len(want)} "
+            "characters, then a clean end of the body: the half answer looks complete"
         )
         problems.append(("silent-truncation", detail))
 
 
-def _whole(stream: Stream) -> bool:
-    t, scenario = stream.transcript, stream.schedule.scenario
-    whole = t.content(0) == chat.expected(scenario).text
-    return whole and t.finish_reason(0) == scenario.finish_reason
-
-
-def _judge_success(stream: Stream) -> None:
-    s, t, problems = stream.schedule, stream.transcript, stream.problems
-    if t.done_count != 1:
-        problems.append(("done-count", f"{t.done_count} [DONE] events"))
-    if t.payloads and t.payloads[-1][1] is not DONE:
-        problems.append(("events-after-done", "events after [DONE]"))
-    if t.error_events:
-        problems.append(("error-and-done", f"{len(t.error_events)} error events and [DONE]"))
-    got, want = t.content(0), chat.expected(s.scenario).text
-    if got != want:
-        if want.startswith(got):
-            check = "truncated-as-done"
-        elif got.count(want) > 1 or (len(got) > len(want) and got.startswith(want)):
-            check = "content-duplicated"
-        else:
-            check = "content-differs"
-        problems.append((check, f"{len(got)} characters received, {len(want)} expected"))
-    if t.finish_reason(0) != s.scenario.finish_reason:
-        problems.append(("finish-reason", f"finish_reason {t.finish_reason(0)!r}"))
-
-
-def _judge_error(stream: Stream) -> None:
-    t, problems = stream.transcript, stream.problems
-    errors = t.error_events
-    if len(errors) != 1:
-        problems.append(("error-count", f"{len(errors)} in-band error events"))
-    if t.events and errors and t.events[-1] is not errors[-1]:
-        problems.append(("events-after-error", "events after the error event"))
-    _judge_prefix(stream)
-
-
-def _judge_prefix(stream: Stream) -> None:
+def _judge_prefix(stream: Stream, got: str) -> None:
     """A failed stream's content is a prefix of what the attempt it came from wrote."""
-    got = stream.transcript.content(0)
     attempt = _attempt(stream.journal, stream.attempt)
     written = attempt.content_written if attempt is not None else ""
     if got and not written.startswith(got):
@@ -214,9 +236,10 @@ def judge_upstream(stream: Stream, max_attempts: int = MAX_ATTEMPTS) -> None:
     """Per stream, once the proxy is idle: attempts bounded, none after the commit, and
     every one of them over (the journal is final by then, or the wait for it timed out)."""
     attempts = stream.journal.attempts
-    if not attempts and stream.result in ("http_error", "error"):
+    if not attempts and stream.result in ("http_error", "error", "aborted"):
         # The upstream listens on 127.0.0.1 and answers every request: a failure that never
-        # reached it is the proxy's own (a connection pool that hands out no connection).
+        # reached it is the proxy's own — often a pooled connection the upstream had closed
+        # (as servers do), which a careful proxy retries: nothing of it reached the upstream.
         stream.problems.append(
             (
                 "no-upstream-attempt",
@@ -241,6 +264,32 @@ def judge_upstream(stream: Stream, max_attempts: int = MAX_ATTEMPTS) -> None:
             stream.problems.append(("upstream-held-open", detail))
         else:
             stream.problems.append(("upstream-not-closed", f"attempt {a.number} still open"))
+
+
+def premise(streams: list[Stream], target_args: str = "") -> list[dict[str, Any]]:
+    """The soak happened: of the streams whose upstream answered cleanly at once (no fault
+    but the shape of its writes) and whose client read to the end, at least half reached
+    their client whole. A dead proxy (500 to everything), or one that never asks its
+    upstream, passes no soak."""
+    plain = [
+        s
+        for s in streams
+        if s.schedule.leave_after_events is None
+        and s.schedule.leave_before_response is None
+        and all(f.stage >= SHAPES for f in s.schedule.scenario.faults)
+    ]
+    served = [s for s in plain if s.result == "success"]
+    if 2 * len(served) >= len(plain):
+        return []
+    failed = [s for s in plain if s.result != "success"]
+    return [
+        {
+            "check": "premise",
+            "detail": f"{len(served)} of the {len(plain)} streams whose upstream answered at "
+            "once, read to the end, reached their client whole: the soak never happened",
+            "streams": [s.schedule.names(target_args) for s in failed[:CANDIDATES]],
+        }
+    ]
 
 
 def counter_check(

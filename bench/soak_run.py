@@ -23,6 +23,7 @@ from bench.soak_checks import (
     counter_check,
     judge,
     judge_upstream,
+    premise,
     released,
     settle_severity,
 )
@@ -217,6 +218,8 @@ def run(
             document["proxy_log_tail"] = target.log_tail(5)
         finally:
             target.stop()
+        kept = target.keep_log(Path(workdir) / "kept")  # its whole output, keys redacted
+        document["_log"] = kept.read_text() if kept is not None else ""
     return document
 
 
@@ -369,6 +372,7 @@ def _soak(
         violations.extend(
             {**rerun, **v} for v in counter_check(streams, delta, options.target_args)
         )
+    violations.extend({**rerun, **v} for v in premise(streams, options.target_args))
     violations.extend(_per_stream(streams, options, "problems"))  # after the global ones
     notes.extend(_per_stream(streams, options, "notes"))
     document = make_document(
