@@ -66,7 +66,15 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import soak_page
-from bench.soak_checks import RSS_LIMIT_MIB, counter_check, judge, judge_upstream, released
+from bench.soak_checks import (
+    HARMS,
+    RSS_LIMIT_MIB,
+    counter_check,
+    judge,
+    judge_upstream,
+    released,
+    sdk_view,
+)
 from bench.soak_client import Stream, exchange
 from bench.soak_probes import counters, health, settle
 from bench.soak_report import describe, summary
@@ -86,6 +94,7 @@ from streamproof.harness.targets import BUNDLED, REFERENCE_TIMEOUTS, Offers, Tar
 
 # What tests/ uses as `soak.<name>` (`from bench import soak`), besides `main`.
 __all__ = [
+    "HARMS",
     "RSS_LIMIT_MIB",
     "SETTLE_BOUND",
     "Schedule",
@@ -100,6 +109,7 @@ __all__ = [
     "main",
     "released",
     "schedule",
+    "sdk_view",
     "settle",
 ]
 

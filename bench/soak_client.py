@@ -58,7 +58,12 @@ def _terminal(data: str, name: str) -> bool:
 
 
 async def exchange(
-    port: int, s: Schedule, until: Until, headers: Mapping[str, str] | None = None
+    port: int,
+    s: Schedule,
+    until: Until,
+    headers: Mapping[str, str] | None = None,
+    *,
+    path: str = CHAT_PATH,
 ) -> tuple[Transcript, bool]:
     """Send one stream's request on a connection of its own; record what comes back,
     waiting as long as `until` says (see the module's docstring)."""
@@ -80,7 +85,7 @@ async def exchange(
         ("connection", "close"),
         *(headers or {}).items(),
     ]
-    request = h11.Request(method="POST", target=CHAT_PATH, headers=fields)
+    request = h11.Request(method="POST", target=path, headers=fields)
     left = False
     counter = SSEDecoder() if s.leave_after_events is not None else None
     seen, ended = 0, False
