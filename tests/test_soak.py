@@ -197,7 +197,8 @@ def test_a_soak_of_any_target_fails_on_harms_only(
     page = out.with_suffix(".html").read_text()
     assert ("PASS" if caught is None else "FAIL") in page
     assert page.count("<svg class='chart'") == 5
-    assert "the whole log" in page and out.with_suffix(".log").exists()
+    assert "the whole log" in page
+    assert out.with_suffix(".log").exists()
 
 
 def test_an_unknown_target_is_a_usage_error_naming_the_profiles(
@@ -207,4 +208,6 @@ def test_an_unknown_target_is_a_usage_error_naming_the_profiles(
         soak.main(["--target", "nosuch"])
     assert stopped.value.code == 2
     error = capsys.readouterr().err
-    assert "no profile 'nosuch'" in error and "reference" in error and "nginx" in error
+    assert "no profile 'nosuch'" in error
+    assert "reference" in error
+    assert "nginx" in error
