@@ -96,8 +96,8 @@ def test_health_counters_that_disagree_are_caught_and_replayed(
     assert found["seed"] == 7
     assert found["streams"]
     named = found["streams"][0]
-    replay = f"python bench/soak.py --replay 7:{named['index']} --proxy-cmd '{command}'"
-    assert named["replay"] == replay
+    again = f"python bench/soak.py --replay 7:{named['index']} --proxy-cmd '{command}'"
+    assert named["replay"] == again
     assert named["model"] == soak.schedule(7, named["index"]).model
     capsys.readouterr()
     # A stream it names shows the bug again, alone on a fresh proxy. Not necessarily the
