@@ -89,7 +89,16 @@ from bench.soak_run import (
 )
 from bench.soak_schedules import Schedule, fault_kind, schedule
 from streamproof.harness.profiles import DEFAULT_FILE, Profile, ProfileError, choose
-from streamproof.harness.report import label, slug
+from streamproof.harness.report import (
+    REFERENCE_LABEL,
+    TARGETS,
+    copy_docs,
+    label,
+    runs,
+    slug,
+    soak_stem,
+    write_index,
+)
 from streamproof.harness.targets import BUNDLED, REFERENCE_TIMEOUTS, Offers, TargetError
 
 # What tests/ uses as `soak.<name>` (`from bench import soak`), besides `main`.
@@ -228,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     page = out.with_suffix(".html")
     page.write_text(soak_page.render(document))
+    _publish(out)
     print(f"written: {out}, {page}, {log}")
     return 0 if document["ok"] else 1
 
@@ -272,11 +282,22 @@ def _targets_file() -> Path:
 
 
 def _default_out(options: Options) -> Path:
-    """reports/soak.json for the bundled proxy, reports/soak-<target>.json for another."""
-    if options.profile.command == BUNDLED:
-        return REPORT
+    """Beside the matrix: reports/soak.json for the bundled proxy, soak-<target>.json for
+    another, named as the matrix names the target's folder (so its card links the page)."""
     name = options.profile.name
-    return REPORT.with_name(f"soak-{slug(name, label({'name': name, 'command': name}))}.json")
+    if options.profile.command == BUNDLED:
+        key = slug(REFERENCE_LABEL)
+    else:
+        key = slug(name, label({"name": name, "command": options.profile.command}))
+    return REPORT.with_name(f"{soak_stem(key)}.json")
+
+
+def _publish(out: Path) -> None:
+    """The docs the page links to beside it, and the matrix again, with the soak's link."""
+    report_dir = out.parent
+    copy_docs(report_dir)
+    if (report_dir / TARGETS).is_dir():
+        write_index(report_dir, *runs(report_dir))
 
 
 if __name__ == "__main__":

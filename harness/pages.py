@@ -158,6 +158,13 @@ def _target_card(target: Mapping[str, Any]) -> str:
         for group in target.get("failed") or []
     )
     failures = f'<ul class="failed">{failed}</ul>' if failed else ""
+    soak = target.get("soak")
+    if soak:
+        found = "no violation" if soak["ok"] else _plural(int(soak["violations"] or 0), "violation")
+        failures += (
+            f'<p class="soak"><a href="{e(soak["page"])}">chaos soak</a>: '
+            f"{e(soak['streams'])} streams, {e(found)}</p>"
+        )
     return (
         f'<div class="card"><h2>{e(target["label"])}</h2>'
         f'<p class="desc">{e(target["description"])}</p>{offered}'

@@ -71,6 +71,7 @@ GROUPS = {
     8: "Live providers",
 }
 SLUG_CHARS = 40
+REFERENCE_LABEL = "reference proxy"  # the bundled proxy's name in a run (harness.options)
 
 Run = dict[str, Any]  # one results.json
 Matrix = dict[str, Any]  # index.json
@@ -237,8 +238,34 @@ def copy_docs(report_dir: Path) -> None:
             write_text(target, text)
 
 
+def soak_stem(key: str) -> str:
+    """Where the soak of the target whose folder is `key` (`bench/soak.py`) writes, beside
+    the matrix: `soak.json` and `soak.html` for the bundled proxy, `soak-<key>.*` else."""
+    return "soak" if key == slug(REFERENCE_LABEL) else f"soak-{key}"
+
+
+def _soak_of(report_dir: Path, key: str) -> dict[str, Any] | None:
+    """The soak report of a target, for its card: where, and what it found."""
+    stem = soak_stem(key)
+    try:
+        document = json.loads((report_dir / f"{stem}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or not (report_dir / f"{stem}.html").is_file():
+        return None
+    return {
+        "page": f"{stem}.html",
+        "ok": bool(document.get("ok")),
+        "streams": document.get("streams"),
+        "violations": document.get("violation_count"),
+        "notes": document.get("note_count"),
+    }
+
+
 def write_index(report_dir: Path, found: Sequence[Run], unreadable: Sequence[str]) -> Path:
     table = matrix(found, unreadable)
+    for column in table["targets"]:
+        column["soak"] = _soak_of(report_dir, column["slug"])
     write_json(report_dir / INDEX_JSON, table)
     path = report_dir / INDEX_HTML
     write_text(path, pages.index_html(table))

@@ -675,3 +675,18 @@ def test_report_case_pages_link_the_docs_they_cite_to_copies_beside_the_report(
     assert (page.parent / doc).resolve().is_file()
     assert (tmp_path / "docs" / "verdicts.md").is_file()  # the matrix's legend links it
     assert 'href="docs/verdicts.md"' in (tmp_path / "index.html").read_text()
+
+
+def test_report_card_links_the_targets_soak(published: Path) -> None:
+    """A soak written beside the matrix (`bench/soak.py`) is linked from its target's card,
+    with what it found; a target without one has no link."""
+    assert report.soak_stem("reference-proxy") == "soak"
+    assert report.soak_stem("nginx") == "soak-nginx"
+    (published / "soak.json").write_text(
+        json.dumps({"ok": False, "streams": 1000, "violation_count": 3, "note_count": 0})
+    )
+    (published / "soak.html").write_text("<!doctype html>")
+    report.rebuild(published)
+    page = (published / "index.html").read_text()
+    assert page.count('<p class="soak">') == 1
+    assert '<a href="soak.html">chaos soak</a>: 1000 streams, 3 violations' in page
