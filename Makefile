@@ -160,12 +160,14 @@ portkey: $(PORTKEY_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/relay_bench.py --out $(REPORT_DIR)/bench.json --svg $(REPORT_DIR)/bench.svg $(BENCH_ARGS)
 
-## The chaos soak: 10,000 streams, 100 at a time, through the bundled proxy, each with a fault
-## schedule drawn from a seed; per-stream and global checks; reports/soak.json, exit 1 on any
-## violation. `SOAK_ARGS='--streams 1000 --seed 7'` for another run, `--replay SEED:INDEX`
-## to run one stream's schedule again; at most 300 s of launching (`--max-seconds`).
+## The chaos soak: 10,000 streams, 100 at a time, through the bundled proxy or any target
+## (`SOAK_ARGS='--target nginx'`, `--target-cmd ...`), each with a fault schedule drawn from a
+## seed; per-stream and global checks, the target's processes watched; reports/soak.json and
+## soak.html (soak-<target>.* for another target), exit 1 on any violation.
+## `SOAK_ARGS='--streams 1000 --seed 7'` for another run, `--replay SEED:INDEX` to run one
+## stream's schedule again; at most 300 s of launching (`--max-seconds`).
 soak: $(STAMP)
-	$(BIN)/python bench/soak.py --out $(REPORT_DIR)/soak.json $(SOAK_ARGS)
+	$(BIN)/python bench/soak.py --report-dir $(REPORT_DIR) $(SOAK_ARGS)
 
 ## The fuzzers at their full budgets: the SSE decoder on 100,000 byte streams cut anywhere,
 ## the reference proxy on 10,000 arbitrary requests (never a 5xx, never a hang).

@@ -1,17 +1,22 @@
-"""A chaos soak of the bundled reference proxy: thousands of streams, each with its own faults.
+"""A chaos soak of any proxy: thousands of streams, each with its own faults.
 
 `make soak`, or `.venv/bin/python bench/soak.py [--streams N] [--concurrency C] [--seed S]
-[--max-seconds T] [--out PATH]` (defaults 10,000 streams, 100 at a time, seed 20250131, at
-most 300 s of launching, reports/soak.json). `--replay SEED:INDEX` (repeatable, one seed)
-runs those streams' schedules again on a fresh fake and proxy, after a short warm-up, with
-every check, and prints both sides of each. `--proxy-cmd` runs another proxy command (a
-`--target-cmd` template, e.g. `tests/broken_reference.py`); `--warmup N` sizes the warm-up.
+[--max-seconds T] [--report-dir DIR | --out PATH] [TARGET]` (defaults 10,000 streams, 100
+at a time, seed 20250131, at most 300 s of launching, reports/). TARGET is the bundled
+proxy by default, or as in the suites `--target NAME` (a profile of targets.toml), or
+`--target-cmd TEMPLATE` with `--target-offers` and `--target-timeouts`; `--proxy-cmd
+TEMPLATE` is a build of the reference proxy (e.g. `tests/broken_reference.py`), run on the
+config the harness writes and judged as strictly as the bundled one. `--replay SEED:INDEX`
+(repeatable, one seed) runs those streams' schedules again on a fresh fake and target,
+after a short warm-up, with every check, and prints both sides of each; `--warmup N` sizes
+the warm-up.
 
 On 127.0.0.1 it starts a fake provider (in this process, so that its journals can be read)
-and the reference proxy (a child process on an inherited socket, as the harness starts it,
-with the config the harness writes: idle 0.3 s, first byte 0.5 s, total 5 s, 3 attempts),
-then sends every stream through the proxy from one asyncio loop speaking HTTP/1.1 with h11,
-one connection per stream.
+and the target (as the harness starts it: a child process in a process group of its own,
+on an inherited socket or its own port), then sends every stream through the target from
+one asyncio loop speaking HTTP/1.1 with h11, one connection per stream, with the profile's
+headers. A client waits as the suites' clients do (`soak_client`): the target's own timers
+with tolerance, then a short grace, plus 1 s for the load.
 
 Each stream's schedule is drawn from `random.Random(f"{seed}:{index}")`: a scenario in the
 fake's vocabulary (its content, its SSE dialect, and faults before the commit point,
@@ -19,37 +24,38 @@ after it, or both, combined with write shapes, often with `first-K`) and a clien
 behaviour (read to the end, leave after N events, or give up after T s without headers).
 The same seed and index always give the same model name, request id included.
 
-Per stream, from what the client received and what the fake journaled:
+Per stream, as the openai SDK's caller lives it (`soak_checks.sdk_view`: the content up to
+`[DONE]` or the first payload the SDK raises on), and from what the fake journaled: a whole
+answer exactly once, or a failure the client is shown (an HTTP error, an error it raises
+on, an aborted transfer) with content that is a prefix of what its attempt wrote; never a
+half answer that looks whole, never a stream held past the target's timers. The checks are
+harms (a violation for any target) and what a careful proxy does (one in-band error event
+and no `[DONE]` after it, a JSON error body, bounded attempts, every upstream attempt
+closed): a note, or a violation in a strict run (the bundled proxy, `--proxy-cmd`), whose
+rules are those the reference proxy promises — at most 3 attempts, none after the one whose
+chunks the client got, and every attempt over.
 
-- a success (`[DONE]`) carries the clean answer's content exactly once (`chat.expected`),
-  every chunk from one attempt, one `[DONE]` and nothing after it;
-- a failure is an HTTP error status with a JSON error body, or a 200 event stream that
-  ends with exactly one in-band error event, no `[DONE]`, and content that is a prefix of
-  what the attempt it came from wrote;
-- anything else (a body that just stops, a reset, silence past the total timeout, a 200
-  that is not an event stream) is a violation; a client that left is not judged on content;
-- upstream: a failure was tried upstream at least once, at most 3 attempts, none after the
-  one whose chunks the client got, and every attempt over: the fake ended it (clean,
-  reset) or the proxy hung up; none held open.
+Globally, after the last stream: the target's file descriptors are back to the baseline
+measured after the warm-up, by class: no connection from a client left, no more of
+everything else than then, and no more upstream connections than an idle keep-alive pool
+may hold (the bundled proxy's 20, another target's concurrency); its peak RSS (VmHWM, reset
+after the warm-up, for one process; else the largest sum of VmRSS samples) at most 20 MiB
+above the baseline (a note outside a strict run); at least half of the streams whose
+upstream answered at once reached their client whole (the premise). When the target offers
+`health`, its `requests.active` reaches 0 and its counters match what the clients saw (the
+rule is in `counter_check`). While the streams run, the target's process group is read four
+times a second (descriptors by class, RSS, CPU): the report's plots over time.
 
-Globally, after the last stream: the proxy's `requests.active` reaches 0 (bounded wait);
-its health counters match what the clients saw (the rule is in `counter_check`); its file
-descriptors are back to the baseline measured after the warm-up, by class: no connection
-from a client left, no more of everything else than then, and no more upstream connections
-than its idle keep-alive pool may hold (the baseline's, or httpx's 20; that they are idle
-is the journal's check above: every attempt is over); and its peak
-RSS during the soak (VmHWM, reset after the warm-up through /proc/PID/clear_refs; sampled
-VmRSS where that is refused) is at most 20 MiB above its RSS after the warm-up.
-
-It prints a summary and writes the report; every violation names the seed, the index, the
-model and the client behaviour, and the `--replay` that runs it again. The exit status is 1
-when there is a violation.
+It prints a summary and writes the report (`soak_report`), its page (`soak_page`) and the
+target's log; every violation names the seed, the index, the model and the client
+behaviour, and the `--replay` that runs it again. The exit status is 1 when there is a
+violation, 2 when the target cannot start.
 
 This file is the command line; the soak itself is in `soak_schedules` (the seeded
 schedules), `soak_client` (one stream over h11), `soak_checks` (the per-stream verdicts,
-the health counters' rule and the limits), `soak_probes` (the proxy from /proc and
-/health), `soak_run` (the warm-up, the streams, the global checks) and `soak_report` (the
-JSON document and the summary), all in bench/.
+the health counters' rule and the limits), `soak_probes` (the target from /proc and
+/health), `soak_run` (the warm-up, the streams, the global checks), `soak_report` (the
+JSON document and the summary) and `soak_page` (the HTML page), all in bench/.
 """
 
 from __future__ import annotations
@@ -146,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         help="streams in each of the two warm-up waves (default: the concurrency)",
     )
     parser.add_argument(
-        "--out",
+        "--report-dir",
         type=Path,
-        help="where to write the JSON, the HTML page beside it (reports/soak.json for the "
-        "bundled proxy, reports/soak-<target>.json for another)",
+        default=REPORT.parent,
+        help="where the report goes, beside the matrix: soak.json and soak.html for the "
+        "bundled proxy, soak-<target>.* for another (reports)",
     )
+    parser.add_argument("--out", type=Path, help="the JSON's path instead; the page beside it")
     parser.add_argument(
         "--replay",
         action="append",
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         options = _target(args)
     except ProfileError as exc:
         parser.error(str(exc))
-    out = args.out or _default_out(options)
+    out = args.out or args.report_dir / _default_name(options)
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -281,15 +289,15 @@ def _targets_file() -> Path:
     return here if here.exists() else ROOT / DEFAULT_FILE
 
 
-def _default_out(options: Options) -> Path:
-    """Beside the matrix: reports/soak.json for the bundled proxy, soak-<target>.json for
-    another, named as the matrix names the target's folder (so its card links the page)."""
+def _default_name(options: Options) -> str:
+    """Beside the matrix: soak.json for the bundled proxy, soak-<target>.json for another,
+    named as the matrix names the target's folder (so its card links the page)."""
     name = options.profile.name
     if options.profile.command == BUNDLED:
         key = slug(REFERENCE_LABEL)
     else:
         key = slug(name, label({"name": name, "command": options.profile.command}))
-    return REPORT.with_name(f"{soak_stem(key)}.json")
+    return f"{soak_stem(key)}.json"
 
 
 def _publish(out: Path) -> None:
