@@ -7,9 +7,10 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from bench.soak_checks import RSS_LIMIT_MIB
+from bench.soak_checks import RSS_LIMIT_MIB, SHAPES
 from bench.soak_client import Stream
 from bench.soak_schedules import Schedule, fault_kind
+from streamproof.fake_providers.scenario import Scenario
 from streamproof.harness.sut import Exchange
 
 if TYPE_CHECKING:  # the run builds its report here: only its types, for the annotations
@@ -44,6 +45,14 @@ def make_document(
     endings = Counter(str(a.ending) for s in streams for a in s.journal.attempts)
     memory_before, memory_after, peak, peak_how = memory
     by_check = Counter(v["check"] for v in violations)
+    # Each stream's violations by the faults its upstream was scheduled: the mechanism.
+    by_fault: dict[str, Counter[str]] = {}
+    for v in violations:
+        if "model" in v:
+            faults = Scenario.parse(v["model"]).faults
+            shown = {fault_kind(f.token) for f in faults if f.stage < SHAPES}  # not the shapes
+            kinds = " + ".join(sorted(shown)) or "no fault"
+            by_fault.setdefault(v["check"], Counter())[kinds] += 1
     notes_by_check = Counter(v["check"] for v in notes)
     profile, timeouts = options.profile, options.timeouts
     return {
@@ -111,6 +120,9 @@ def make_document(
         },
         "timeline": timeline(soak, streams),
         "violations_by_check": dict(by_check.most_common()),
+        "violations_by_fault": {
+            check: dict(found.most_common()) for check, found in by_fault.items()
+        },
         "violation_count": len(violations),
         "violations": _kept(violations),
         "notes_by_check": dict(notes_by_check.most_common()),
