@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import h11
 
@@ -47,79 +48,132 @@ def _terminal(data: str, name: str) -> bool:
     return isinstance(payload, dict) and ("error" in payload or payload.get("object") == "error")
 
 
+def request_body(s: Schedule) -> dict[str, Any]:
+    """The chat request every stream sends: the schedule's model, streamed."""
+    return {"model": s.model, "messages": list(chat.DEFAULT_MESSAGES), "stream": True}
+
+
+class Conversation:
+    """One stream's HTTP/1.1 exchange with h11, without I/O: the request's bytes to send, then
+    what arrives fed in until it says the exchange is over. The asyncio client (`exchange`)
+    and the blocking one of the Locust workers (`bench/locustfile.py`) drive it."""
+
+    def __init__(self, host: str, port: int, s: Schedule) -> None:
+        self.schedule = s
+        body = request_body(s)
+        payload = json.dumps(body).encode()
+        self.transcript = Transcript(request=body, sent_at=time.perf_counter())
+        self.left = False  # the client hung up before the end
+        self._conn = h11.Connection(h11.CLIENT)
+        headers = [
+            ("host", f"{host}:{port}"),
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+            ("content-length", str(len(payload))),
+            ("connection", "close"),
+        ]
+        request = h11.Request(method="POST", target=CHAT_PATH, headers=headers)
+        self.request = (
+            self._conn.send(request)
+            + self._conn.send(h11.Data(data=payload))
+            + self._conn.send(h11.EndOfMessage())
+        )
+        self._counter = SSEDecoder() if s.leave_after_events is not None else None
+        self._seen, self._ended = 0, False
+
+    @property
+    def waiting_for_head(self) -> bool:
+        return self.transcript.status is None
+
+    def sent(self) -> None:
+        self.transcript.sent_at = time.perf_counter()
+
+    def receive(self, data: bytes) -> bool:
+        """Take what the connection gave (b"" at its end); True once the exchange is over."""
+        t = self.transcript
+        try:
+            self._conn.receive_data(data)
+            while True:
+                event = self._conn.next_event()
+                if event is h11.NEED_DATA:
+                    return False
+                if isinstance(event, h11.Response):
+                    t.status = event.status_code
+                    t.headers = {
+                        name.decode().lower(): value.decode("latin-1")
+                        for name, value in event.headers
+                    }
+                    t.headers_at = time.perf_counter()
+                elif isinstance(event, h11.Data):
+                    t.chunks.append(Arrival(time.perf_counter(), bytes(event.data)))
+                    if self._leaves(bytes(event.data)):
+                        self.left, t.transport = True, Transport.LEFT
+                        return True
+                elif isinstance(event, h11.EndOfMessage):
+                    return True
+                elif isinstance(event, h11.ConnectionClosed):
+                    t.transport = Transport.RESET
+                    t.transport_error = "the connection closed before a response"
+                    return True
+        except h11.RemoteProtocolError as exc:  # e.g. the body ended inside a chunk
+            t.transport, t.transport_error = Transport.RESET, f"h11: {exc}"
+            return True
+
+    def _leaves(self, data: bytes) -> bool:
+        """Count the events; True when the client leaves after them (before the end)."""
+        wanted = self.schedule.leave_after_events
+        if self._counter is None or wanted is None or self._ended:
+            return False
+        for sse in self._counter.feed(data):
+            self._seen += 1
+            self._ended = self._ended or _terminal(sse.data, sse.event)
+        return self._seen >= wanted and not self._ended
+
+    def timed_out(self, gave_up: bool) -> None:
+        """No bytes before the deadline: the client's own give-up (`gave_up`), or silence."""
+        if gave_up:
+            self.left, self.transcript.transport = True, Transport.LEFT
+        else:
+            self.transcript.transport = Transport.TIMED_OUT
+        self.transcript.transport_error = "TimeoutError"
+
+    def broken(self, exc: OSError, where: str = "") -> None:
+        detail = f"{where}{exc}" if where else f"{type(exc).__name__}: {exc}"
+        self.transcript.transport, self.transcript.transport_error = Transport.RESET, detail
+
+    def over(self) -> tuple[Transcript, bool]:
+        self.transcript.ended_at = time.perf_counter()
+        return self.transcript, self.left
+
+
 async def exchange(port: int, s: Schedule) -> tuple[Transcript, bool]:
     """Send one stream's request on a connection of its own; record what comes back."""
-    body = {"model": s.model, "messages": list(chat.DEFAULT_MESSAGES), "stream": True}
-    payload = json.dumps(body).encode()
+    x = Conversation("127.0.0.1", port, s)
     loop = asyncio.get_running_loop()
-    transcript = Transcript(request=body, sent_at=time.perf_counter())
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError as exc:
-        transcript.transport, transcript.transport_error = Transport.RESET, f"connect: {exc}"
-        transcript.ended_at = time.perf_counter()
-        return transcript, False
-    conn = h11.Connection(h11.CLIENT)
-    headers = [
-        ("host", f"127.0.0.1:{port}"),
-        ("content-type", "application/json"),
-        ("accept", "text/event-stream"),
-        ("content-length", str(len(payload))),
-        ("connection", "close"),
-    ]
-    request = h11.Request(method="POST", target=CHAT_PATH, headers=headers)
-    left = False
-    counter = SSEDecoder() if s.leave_after_events is not None else None
-    seen, ended = 0, False
+        x.broken(exc, "connect: ")
+        return x.over()
     try:
-        writer.write(conn.send(request) + conn.send(h11.Data(data=payload)))
-        writer.write(conn.send(h11.EndOfMessage()))
-        transcript.sent_at = time.perf_counter()
+        writer.write(x.request)
+        x.sent()
         ends = loop.time() + STREAM_BOUND
         give_up = s.leave_before_response
         head_ends = ends if give_up is None else min(ends, loop.time() + give_up)
         while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                waiting_for_head = transcript.status is None
-                try:
-                    async with asyncio.timeout_at(head_ends if waiting_for_head else ends):
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    if waiting_for_head and give_up is not None and head_ends < ends:
-                        left, transcript.transport = True, Transport.LEFT
-                    else:
-                        transcript.transport = Transport.TIMED_OUT
-                    transcript.transport_error = "TimeoutError"
-                    break
-                conn.receive_data(data)
-            elif isinstance(event, h11.Response):
-                transcript.status = event.status_code
-                transcript.headers = {
-                    name.decode().lower(): value.decode("latin-1") for name, value in event.headers
-                }
-                transcript.headers_at = time.perf_counter()
-            elif isinstance(event, h11.Data):
-                transcript.chunks.append(Arrival(time.perf_counter(), bytes(event.data)))
-                if counter is not None and s.leave_after_events is not None and not ended:
-                    for sse in counter.feed(bytes(event.data)):
-                        seen += 1
-                        ended = ended or _terminal(sse.data, sse.event)
-                    if seen >= s.leave_after_events and not ended:
-                        left, transcript.transport = True, Transport.LEFT
-                        break
-            elif isinstance(event, h11.EndOfMessage):
+            waiting_for_head = x.waiting_for_head
+            try:
+                async with asyncio.timeout_at(head_ends if waiting_for_head else ends):
+                    data = await reader.read(65536)
+            except TimeoutError:
+                x.timed_out(waiting_for_head and give_up is not None and head_ends < ends)
                 break
-            elif isinstance(event, h11.ConnectionClosed):
-                transcript.transport = Transport.RESET
-                transcript.transport_error = "the connection closed before a response"
+            if x.receive(data):
                 break
-    except h11.RemoteProtocolError as exc:  # e.g. the body ended inside a chunk
-        transcript.transport, transcript.transport_error = Transport.RESET, f"h11: {exc}"
     except ConnectionError as exc:
-        transcript.transport = Transport.RESET
-        transcript.transport_error = f"{type(exc).__name__}: {exc}"
+        x.broken(exc)
     finally:
-        transcript.ended_at = time.perf_counter()
+        transcript, left = x.over()
         writer.close()  # a client that leaves closes its connection: the proxy sees it go
     return transcript, left

@@ -1,0 +1,195 @@
+"""The chaos soak's load on Locust (`bench/soak_locust.py`): the workers' side.
+
+A worker is Locust's own: `locust -f bench/locustfile.py --worker --master-host HOST
+--master-port PORT` (`bench/soak_locust.py` starts them on this machine; on another machine
+start them by hand). Each of its users sends one stream at a time, to the target the master
+announces as Locust's host: it takes the next index from the worker's feed, draws the
+schedule from (seed, index) as the single-process soak does (`soak_schedules.schedule`),
+runs it with the same client behaviour over a blocking socket (gevent makes it cooperative)
+driven by the same h11 conversation as the asyncio client (`soak_client.Conversation`), and
+sends what it received to the master (the message `soak_stream`), which judges it.
+
+The feed: the master holds the indices; a worker asks for more (`soak_want`, with how many)
+when it holds fewer than it has users, and the master answers (`soak_batch`) with the seed
+and up to that many indices not yet handed out, or none when every index is out (or
+`--max-seconds` has passed): each index runs once, on whichever worker asked first.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+if __package__ in (None, ""):  # loaded by `locust -f`: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import gevent.queue
+from locust import User, constant, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.rpc.protocol import Message
+from locust.runners import WorkerRunner
+
+from bench.soak_client import STREAM_BOUND, Conversation, request_body
+from bench.soak_schedules import Schedule, schedule
+from streamproof.harness.transcript import Arrival, Transcript, Transport
+
+WANT, BATCH, STREAM = "soak_want", "soak_batch", "soak_stream"  # the messages
+
+
+def exchange_blocking(host: str, port: int, s: Schedule) -> tuple[Transcript, bool]:
+    """`soak_client.exchange` over a blocking socket: the same request, the same client
+    behaviour, the same deadlines (the stream's bound, the give-up before headers)."""
+    x = Conversation(host, port, s)
+    try:
+        sock = socket.create_connection((host, port))
+    except OSError as exc:
+        x.broken(exc, "connect: ")
+        return x.over()
+    try:
+        sock.sendall(x.request)
+        x.sent()
+        ends = time.monotonic() + STREAM_BOUND
+        give_up = s.leave_before_response
+        head_ends = ends if give_up is None else min(ends, time.monotonic() + give_up)
+        while True:
+            waiting_for_head = x.waiting_for_head
+            left = (head_ends if waiting_for_head else ends) - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+                data = sock.recv(65536)
+            except TimeoutError:
+                x.timed_out(waiting_for_head and give_up is not None and head_ends < ends)
+                break
+            if x.receive(data):
+                break
+    except ConnectionError as exc:
+        x.broken(exc)
+    finally:
+        transcript, left_early = x.over()
+        sock.close()  # a client that leaves closes its connection: the proxy sees it go
+    return transcript, left_early
+
+
+def to_wire(s: Schedule, transcript: Transcript, left: bool) -> dict[str, Any]:
+    """What a worker sends of one stream: its index and what its client received (msgpack
+    keeps bytes as bytes)."""
+    t = transcript
+    return {
+        "index": s.index,
+        "left": left,
+        "sent_at": t.sent_at,
+        "status": t.status,
+        "headers": t.headers,
+        "headers_at": t.headers_at,
+        "chunks": [(a.at, a.data) for a in t.chunks],
+        "transport": t.transport.value,
+        "transport_error": t.transport_error,
+        "ended_at": t.ended_at,
+    }
+
+
+def from_wire(s: Schedule, item: dict[str, Any]) -> tuple[Transcript, bool]:
+    """The transcript `to_wire` sent, at the master (the request is the schedule's)."""
+    transcript = Transcript(
+        request=request_body(s),
+        sent_at=item["sent_at"],
+        status=item["status"],
+        headers=dict(item["headers"]),
+        headers_at=item["headers_at"],
+        chunks=[Arrival(at, bytes(data)) for at, data in item["chunks"]],
+        transport=Transport(item["transport"]),
+        transport_error=item["transport_error"],
+        ended_at=item["ended_at"],
+    )
+    return transcript, bool(item["left"])
+
+
+class Feed:
+    """A worker's indices in hand, topped up from the master in batches: it asks for more
+    while, once its waiting users are served, it holds fewer than one per user."""
+
+    def __init__(self, runner: WorkerRunner) -> None:
+        self.runner = runner
+        self.ready: gevent.queue.Queue[tuple[int, int] | None] = gevent.queue.Queue()
+        self.waiting = 0  # users waiting for an index
+        self.asked = False  # a `soak_want` is on its way: one at a time
+        self.exhausted = False  # the master has handed out every index
+        runner.register_message(BATCH, self.on_batch)
+
+    def take(self) -> tuple[int, int] | None:
+        """The next (seed, index) to run, waiting for the master's batch; None: no more."""
+        self._top_up()
+        self.waiting += 1
+        try:
+            item: tuple[int, int] | None = self.ready.get()
+        finally:
+            self.waiting -= 1
+        if item is None:
+            self.ready.put(None)  # for the next user that asks
+        return item
+
+    def on_batch(self, environment: Environment, msg: Message, **kwargs: Any) -> None:
+        self.asked = False
+        seed, indices = msg.data["seed"], msg.data["indices"]
+        for index in indices:
+            self.ready.put((seed, index))
+        if indices:
+            self._top_up()
+        else:
+            self.exhausted = True
+            self.ready.put(None)
+
+    def _top_up(self) -> None:
+        users = max(1, self.runner.user_count)
+        spare = self.ready.qsize() - self.waiting
+        if not self.asked and not self.exhausted and spare < users:
+            self.asked = True
+            self.runner.send_message(WANT, 2 * users - spare)
+
+
+FEEDS: dict[int, Feed] = {}  # by id(environment): one per worker process
+
+
+def feed_of(environment: Environment) -> Feed:
+    """The worker's feed, made by its first user (before it first asks the master)."""
+    feed = FEEDS.get(id(environment))
+    if feed is None:
+        runner = environment.runner
+        if not isinstance(runner, WorkerRunner):
+            raise RuntimeError("SoakUser runs on a Locust worker (bench/soak_locust.py)")
+        feed = FEEDS[id(environment)] = Feed(runner)
+    return feed
+
+
+class SoakUser(User):
+    """One stream at a time, each the schedule of an index the master handed out."""
+
+    wait_time = constant(0)
+
+    @task
+    def stream(self) -> None:
+        item = feed_of(self.environment).take()
+        if item is None:
+            raise StopUser()
+        target = urlsplit(self.host or "")
+        host, port = target.hostname or "127.0.0.1", target.port or 80
+        s = schedule(*item)
+        transcript, left = exchange_blocking(host, port, s)
+        runner = self.environment.runner
+        assert runner is not None
+        runner.send_message(STREAM, to_wire(s, transcript, left))
+        self.environment.events.request.fire(  # Locust's own statistics of the load
+            request_type="POST",
+            name=f"stream ({transcript.transport.value})",
+            response_time=1000 * ((transcript.ended_at or transcript.sent_at) - transcript.sent_at),
+            response_length=sum(len(a.data) for a in transcript.chunks),
+            exception=None,
+            context={},
+        )

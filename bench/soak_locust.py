@@ -1,0 +1,552 @@
+"""The chaos soak past one machine: its load on Locust in distributed mode, a master and workers.
+
+`make soak-distributed`, or `.venv/bin/python bench/soak_locust.py [--workers N] [--streams N]
+[--concurrency C] [--seed S] [--max-seconds T] [--proxy-cmd CMD] [--out PATH]` (defaults: 2
+workers, 10,000 streams, 100 Locust users in all, seed 20250131, at most 300 s of launching,
+reports/soak-distributed.json). `--workers 0 --expect-workers N --master-bind-host ADDR
+--master-port P` starts no worker here and waits for N started elsewhere, each as
+`locust -f bench/locustfile.py --worker --master-host MASTER --master-port P`.
+
+This process is the master's side of `bench/soak.py`: on 127.0.0.1 it starts the same fake
+provider (here, so that its journals can be read) and the same proxy with the same config,
+runs the same warm-up and takes the same baseline, then runs Locust's master in this process
+(on a free port) and starts the workers (`bench/locustfile.py`), each in a process of its
+own. The master hands out the indices in batches, each exactly once; a worker's users run
+the seed's schedules (`soak_schedules.schedule`) with the same client behaviours and send
+back what each client received; here every stream is judged with the fake's journal by
+`soak_checks.judge` and `judge_upstream`, and the global checks of `bench/soak.py` follow.
+An index handed out but never sent back (a worker that died) is a violation too.
+
+The report is `bench/soak.py`'s, plus each stream's verdict (`per_stream`: index, result,
+the checks it failed) and `distributed` (the workers, how many streams each ran, the CPU
+seconds of every process: what limits the run). Every violation names the seed, the index
+and the `python bench/soak.py --replay SEED:INDEX` that runs it again; the exit status is 1
+when there is a violation.
+
+Locust's users run on gevent, which Locust patches into the standard library when it is
+imported. Not here: the fake provider runs an asyncio loop in a thread of this process, and
+the warm-up another; `LOCUST_SKIP_MONKEY_PATCH` keeps the master's process unpatched (its
+Locust parts speak through zmq.green, which needs no patching). The workers are patched, as
+Locust starts them.
+"""
+
+# ruff: noqa: E402  (Locust is imported once LOCUST_SKIP_MONKEY_PATCH is set: see above)
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SKIP_PATCH = "LOCUST_SKIP_MONKEY_PATCH"
+os.environ[SKIP_PATCH] = "1"  # before the first `import locust`: see the docstring
+
+import gevent
+import gevent.event
+from locust import __version__ as locust_version
+from locust.env import Environment
+from locust.rpc.protocol import Message
+
+from bench import soak_run
+from bench.locustfile import BATCH, STREAM, WANT, SoakUser, from_wire
+from bench.soak_checks import (
+    CANDIDATES,
+    KEEPALIVE_BOUND,
+    RSS_LIMIT_MIB,
+    STALL_LIMIT,
+    counter_check,
+    judge,
+    judge_upstream,
+    released,
+)
+from bench.soak_client import STREAM_BOUND, TIMEOUTS, Stream
+from bench.soak_probes import children, counters, fd_classes, health, memory_kib, settle
+from bench.soak_report import make_document, summary
+from bench.soak_run import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_SEED,
+    DEFAULT_STREAMS,
+    SAMPLE,
+    SETTLE_BOUND,
+    Run,
+    _warm_schedules,
+    drive,
+)
+from bench.soak_schedules import Schedule, schedule
+from streamproof.fake_providers import FakeProvider
+from streamproof.harness.targets import BUNDLED, ProcessTarget
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "reports" / "soak-distributed.json"
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+DEFAULT_WORKERS = 2
+CONNECT_BOUND = 60.0  # seconds for the workers to connect (each imports Locust first)
+WATCH = 1.0  # seconds between looks at the workers while the streams run
+QUIT_BOUND = 30.0  # seconds for a worker to exit once the master said quit
+
+
+@dataclass
+class Options:
+    seed: int = DEFAULT_SEED
+    streams: int = DEFAULT_STREAMS
+    concurrency: int = DEFAULT_CONCURRENCY  # Locust users over all the workers
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    workers: int = DEFAULT_WORKERS  # started here
+    expect_workers: int | None = None  # to wait for; None: `workers`
+    master_bind_host: str = "127.0.0.1"
+    master_port: int = 0  # 0: a free one
+    proxy_cmd: str = BUNDLED
+    warmup: int | None = None  # streams per warm-up wave; None: the concurrency
+
+    @property
+    def expected(self) -> int:
+        return self.workers if self.expect_workers is None else self.expect_workers
+
+    @property
+    def rerun(self) -> str:
+        return (
+            f"python bench/soak_locust.py --workers {self.workers} --seed {self.seed} "
+            f"--streams {self.streams} --concurrency {self.concurrency}"
+        )
+
+
+@dataclass
+class Ledger:
+    """The master's book of the indices: those still to hand out, what came back from whom."""
+
+    seed: int
+    pending: list[int]  # in the order they are handed out
+    max_seconds: float
+    started: float = 0.0  # time.perf_counter() when the users were started
+    handed_out: int = 0
+    stopped_early: bool = False
+    gathered: dict[int, dict[str, Any]] = field(default_factory=dict)
+    twice: list[int] = field(default_factory=list)  # indices sent back more than once
+    by_worker: Counter[str] = field(default_factory=Counter)
+    workers: list[str] = field(default_factory=list)  # in the order they connected
+    connected: gevent.event.Event = field(default_factory=gevent.event.Event)
+    finished: gevent.event.Event = field(default_factory=gevent.event.Event)
+    expected_workers: int = 1
+    runner: Any = None  # the MasterRunner, to answer through
+
+    def on_connect(self, client_id: str, **kwargs: Any) -> None:
+        if client_id not in self.workers:
+            self.workers.append(client_id)
+        if len(self.workers) >= self.expected_workers:
+            self.connected.set()
+
+    def on_want(self, environment: Environment, msg: Message, **kwargs: Any) -> None:
+        if self.pending and time.perf_counter() - self.started > self.max_seconds:
+            self.stopped_early = True
+            self.pending.clear()  # launch no stream after --max-seconds, as bench/soak.py
+        count = max(0, int(msg.data))
+        batch, self.pending = self.pending[:count], self.pending[count:]
+        self.handed_out += len(batch)
+        self.runner.send_message(
+            BATCH, {"seed": self.seed, "indices": batch}, client_id=msg.node_id
+        )
+        self._check_finished()
+
+    def on_stream(self, environment: Environment, msg: Message, **kwargs: Any) -> None:
+        index = msg.data["index"]
+        if index in self.gathered:
+            self.twice.append(index)
+        self.gathered[index] = msg.data
+        self.by_worker[msg.node_id] += 1
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        if not self.pending and len(self.gathered) >= self.handed_out:
+            self.finished.set()
+
+
+@dataclass
+class Gathered:
+    ledger: Ledger
+    wall: float
+    rss_samples_kib: list[int]
+    cpu_s: dict[str, float]
+    worker_logs: list[str]
+    master: str
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU time so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_command(port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker"),
+        *("--master-host", "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"),
+    ]
+
+
+def gather(
+    options: Options,
+    base_url: str,
+    indices: list[int],
+    pid: int,
+    workdir: Path,
+    say: Callable[[str], None],
+) -> Gathered:
+    """Locust's master here, the workers started, every index handed out and sent back."""
+    env = Environment(user_classes=[SoakUser], host=base_url)
+    runner = env.create_master_runner(options.master_bind_host, options.master_port)
+    port = runner.server.port
+    ledger = Ledger(options.seed, list(indices), options.max_seconds, runner=runner)
+    ledger.expected_workers = options.expected
+    runner.register_message(WANT, ledger.on_want)
+    runner.register_message(STREAM, ledger.on_stream)
+    env.events.worker_connect.add_listener(ledger.on_connect)  # type: ignore[no-untyped-call]
+    say(f"Locust {locust_version} master on {options.master_bind_host}:{port}")
+    environment = {k: v for k, v in os.environ.items() if k != SKIP_PATCH}  # workers patch
+    logs = [workdir / f"worker-{n}.log" for n in range(options.workers)]
+    workers = []
+    for log in logs:
+        with log.open("wb") as sink:
+            workers.append(
+                subprocess.Popen(
+                    _worker_command(port),
+                    cwd=ROOT,
+                    env=environment,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    samples: list[int] = []
+
+    def sample() -> None:
+        while True:
+            samples.append(memory_kib(pid)["VmRSS"])
+            gevent.sleep(SAMPLE)  # a sampling interval, not a synchronisation
+
+    sampler = None
+    try:
+        if options.workers == 0:
+            say(f"waiting for {options.expected} workers: {_worker_command(port)[2:]}")
+        if not ledger.connected.wait(timeout=CONNECT_BOUND):
+            raise RuntimeError(
+                f"{len(ledger.workers)} of {options.expected} workers connected in "
+                f"{CONNECT_BOUND:g} s; their logs: {[str(p) for p in logs]}"
+            )
+        say(f"{len(ledger.workers)} workers connected; {options.concurrency} users")
+        processes = [os.getpid(), pid, *(w.pid for w in workers)]
+        cpu_before = [cpu_seconds(p) for p in processes]
+        ledger.started = time.perf_counter()
+        sampler = gevent.spawn(sample)
+        gevent.spawn(runner.start, options.concurrency, spawn_rate=options.concurrency)
+        step = max(1, len(indices) // 10)
+        shown = 0
+        deadline = ledger.started + options.max_seconds + STREAM_BOUND + SETTLE_BOUND
+        while not ledger.finished.wait(timeout=WATCH):
+            if len(ledger.gathered) // step > shown:
+                shown = len(ledger.gathered) // step
+                say(f"{len(ledger.gathered)} of {len(indices)} streams gathered")
+            gone = [n for n, w in enumerate(workers) if w.poll() is not None]
+            if gone or runner.clients.missing or time.perf_counter() > deadline:
+                say(f"stopping: workers exited {gone}, missing {len(runner.clients.missing)}")
+                break
+        wall = time.perf_counter() - ledger.started
+        cpu_after = [cpu_seconds(p) for p in processes]
+        names = ["master (fake provider, Locust master)", "proxy"]
+        names += [f"worker {n}" for n in range(len(workers))]
+        cpu = {
+            name: round(after - before, 2)
+            for name, before, after in zip(names, cpu_before, cpu_after, strict=True)
+        }
+    finally:
+        if sampler is not None:
+            sampler.kill()
+        runner.quit()
+        for w in workers:
+            try:
+                w.wait(timeout=QUIT_BOUND)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
+    tails = [f"{p.name}: " + " | ".join(p.read_text().splitlines()[-3:]) for p in logs]
+    master = f"{options.master_bind_host}:{port}"
+    return Gathered(ledger, wall, samples, cpu, tails, master)
+
+
+def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
+    """The whole soak, its load on Locust; the report as a document."""
+    indices = list(range(options.streams))
+    schedules = [schedule(options.seed, i) for i in indices]
+    with (
+        tempfile.TemporaryDirectory(prefix="soak-locust-") as workdir,
+        FakeProvider(stall_limit=STALL_LIMIT) as provider,
+    ):
+        target = ProcessTarget(
+            options.proxy_cmd, provider.base_url, Path(workdir), timeouts=TIMEOUTS
+        )
+        before = children()
+        target.start()
+        try:
+            started = children() - before
+            if len(started) != 1:
+                raise RuntimeError(f"expected one proxy process, found {sorted(started)}")
+            pid = started.pop()
+            say(f"proxy pid {pid} on port {target.port}; fake provider on port {provider.port}")
+            document = _soak(options, schedules, provider, target, pid, Path(workdir), say)
+            document["proxy_log_tail"] = target.log_tail(5)
+        finally:
+            target.stop()
+    return document
+
+
+def _soak(
+    options: Options,
+    schedules: list[Schedule],
+    provider: FakeProvider,
+    target: ProcessTarget,
+    pid: int,
+    workdir: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """`soak_run`'s sequence: warm-up, baseline, the streams (here on Locust), the checks."""
+    port, base = target.port, target.base_url
+    rerun = {"seed": options.seed, "rerun": options.rerun}
+    violations: list[dict[str, Any]] = []
+    warm = options.warmup if options.warmup is not None else options.concurrency
+
+    def classes() -> dict[str, int]:
+        return fd_classes(pid, port, provider.port)
+
+    warming = asyncio.run(
+        drive(port, provider, _warm_schedules(options.seed, warm), options.concurrency, 1e9)
+    )
+    say(f"warm-up: {len(warming.streams)} streams in {warming.wall:.1f} s")
+    idle_before = settle(lambda: health(base)["requests"]["active"] == 0, SETTLE_BOUND)
+    readings: list[dict[str, int]] = []
+
+    def steady() -> bool:  # no client connection left, and the same count twice running
+        readings.append(classes())
+        return readings[-1]["client"] == 0 and readings[-2:] == [readings[-1]] * 2
+
+    settle(steady, SETTLE_BOUND)
+    fds_before = readings[-1]
+    counters_before = counters(health(base))
+    memory_before = memory_kib(pid)
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS, from here on
+        peak_how = "VmHWM (reset after the warm-up)"
+    except OSError:
+        peak_how = "the largest VmRSS sample"
+    say(f"baseline: fds {fds_before}, RSS {memory_before['VmRSS'] / 1024:.1f} MiB")
+
+    got = gather(options, base, [s.index for s in schedules], pid, workdir, say)
+    ledger = got.ledger
+    streams = []
+    for s in schedules:
+        item = ledger.gathered.get(s.index)
+        if item is not None:
+            transcript, left = from_wire(s, item)
+            stream = Stream(s, transcript, left, provider.journal(s.scenario.nonce))
+            judge(stream)
+            streams.append(stream)
+    soak = Run(streams, got.wall, ledger.stopped_early, got.rss_samples_kib)
+    say(f"{len(streams)} streams in {got.wall:.1f} s; settling")
+    unjudged = [s for s in schedules[: ledger.handed_out] if s.index not in ledger.gathered]
+    for s in unjudged:  # handed out, never sent back
+        violations.append(
+            {
+                **s.names(),
+                "check": "not-gathered",
+                "detail": "handed out to a worker that never sent it back; workers: "
+                + "; ".join(got.worker_logs),
+                "result": "",
+            }
+        )
+    if ledger.twice:
+        violations.append(
+            {
+                **rerun,
+                "check": "gathered-twice",
+                "detail": f"indices sent back more than once: {sorted(set(ledger.twice))}",
+                "streams": [],
+            }
+        )
+
+    # The global checks of bench/soak.py, each a bounded wait on the proxy.
+    idle = settle(lambda: health(base)["requests"]["active"] == 0, SETTLE_BOUND)
+    after_report = health(base)
+    counters_after = counters(after_report)
+    if not idle or not idle_before:
+        violations.append(
+            {
+                "check": "active-not-zero",
+                **rerun,
+                "detail": f"requests.active still {after_report['requests']['active']} after "
+                f"{SETTLE_BOUND:g} s",
+                "streams": [s.schedule.names() for s in streams[:CANDIDATES]],
+            }
+        )
+    deadline = time.monotonic() + SETTLE_BOUND
+    for stream in streams:
+        stream.journal.wait_for(
+            lambda j: all(released(a) for a in j.attempts), max(0.0, deadline - time.monotonic())
+        )
+        judge_upstream(stream)
+    readings.clear()
+
+    def back() -> bool:
+        readings.append(classes())
+        now = readings[-1]
+        pooled = max(fds_before["upstream"], KEEPALIVE_BOUND)
+        return (
+            now["client"] == 0 and now["upstream"] <= pooled and now["other"] <= fds_before["other"]
+        )
+
+    fds_back = settle(back, SETTLE_BOUND)
+    fds_after = readings[-1]
+    if not fds_back:
+        violations.append(
+            {
+                "check": "fds-not-back",
+                **rerun,
+                "detail": f"after {SETTLE_BOUND:g} s: {fds_after}; baseline {fds_before}",
+                "streams": [s.schedule.names() for s in streams if s.result == "left"][:CANDIDATES],
+            }
+        )
+    memory_after = memory_kib(pid)
+    peak = max([memory_after["VmHWM"]] if peak_how.startswith("VmHWM") else soak.rss_samples_kib)
+    growth = (peak - memory_before["VmRSS"]) / 1024
+    if growth > RSS_LIMIT_MIB:
+        violations.append(
+            {
+                "check": "rss-growth",
+                **rerun,
+                "detail": f"peak RSS {peak / 1024:.1f} MiB, {growth:.1f} MiB over the "
+                f"baseline {memory_before['VmRSS'] / 1024:.1f} MiB (limit {RSS_LIMIT_MIB:g})",
+                "streams": [],
+            }
+        )
+    delta = {k: counters_after[k] - counters_before[k] for k in counters_after}
+    violations.extend({**rerun, **v} for v in counter_check(streams, delta))
+    violations.extend(
+        {**s.schedule.names(), "check": check, "detail": detail, "result": s.result}
+        for s in streams
+        for check, detail in s.problems
+    )
+    document = make_document(
+        soak_run.Options(options.seed, options.streams, options.concurrency, options.max_seconds),
+        schedules,
+        soak,
+        streams,
+        violations,
+        warming=warming,
+        fds=(fds_before, fds_after),
+        memory=(memory_before, memory_after, peak, peak_how),
+        health=(counters_before, counters_after, delta),
+    )
+    chunks = sum(len(s.transcript.chat_chunks) for s in streams)
+    document["chunks"] = chunks
+    document["chunks_per_s"] = round(chunks / got.wall, 1) if got.wall else None
+    workers = {f"worker {n}": ledger.by_worker[w] for n, w in enumerate(ledger.workers)}
+    document["distributed"] = {
+        "locust": locust_version,
+        "master": got.master,
+        "workers": len(ledger.workers),
+        "users": options.concurrency,
+        "streams_by_worker": workers,
+        "handed_out": ledger.handed_out,
+        "gathered": len(ledger.gathered),
+        "cpu_s": got.cpu_s,
+        "cores": os.cpu_count(),
+    }
+    document["per_stream"] = [
+        {"index": s.schedule.index, "result": s.result, "checks": [c for c, _ in s.problems]}
+        for s in streams
+    ]
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="started here (2)")
+    parser.add_argument("--streams", type=int, default=DEFAULT_STREAMS, help="(10000)")
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="Locust users in all (100)"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"({DEFAULT_SEED})")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="hand out no stream after this long; report what ran (300)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, metavar="N", help="as bench/soak.py's --warmup"
+    )
+    parser.add_argument(
+        "--expect-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="workers to wait for, those started elsewhere included (default: --workers)",
+    )
+    parser.add_argument(
+        "--master-bind-host",
+        default="127.0.0.1",
+        help="where the master listens for workers (127.0.0.1; another machine's workers "
+        "need an address they reach)",
+    )
+    parser.add_argument("--master-port", type=int, default=0, help="(0: a free port)")
+    parser.add_argument(
+        "--proxy-cmd",
+        default=BUNDLED,
+        help="the proxy's command template, as --target-cmd (default: the bundled proxy)",
+    )
+    parser.add_argument("--out", type=Path, default=REPORT, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    if args.workers < 0 or (args.workers == 0 and not args.expect_workers):
+        parser.error("--workers 0 needs --expect-workers N (workers started elsewhere)")
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    options = Options(
+        seed=args.seed,
+        streams=args.streams,
+        concurrency=args.concurrency,
+        max_seconds=args.max_seconds,
+        workers=args.workers,
+        expect_workers=args.expect_workers,
+        master_bind_host=args.master_bind_host,
+        master_port=args.master_port,
+        proxy_cmd=args.proxy_cmd,
+        warmup=args.warmup,
+    )
+    document = run(options, say)
+    print(summary(document))
+    d = document["distributed"]
+    print(
+        f"Locust {d['locust']}: {d['workers']} workers, {d['users']} users; streams by worker "
+        f"{d['streams_by_worker']}; {document['chunks_per_s']} chunks/s; CPU s {d['cpu_s']}"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(f"written: {args.out}")
+    return 0 if document["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
