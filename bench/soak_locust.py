@@ -18,7 +18,8 @@ back what each client received; here every stream is judged with the fake's jour
 An index handed out but never sent back (a worker that died) is a violation too.
 
 The report is `bench/soak.py`'s, plus each stream's verdict (`per_stream`: index, result,
-the checks it failed) and `distributed` (the workers, how many streams each ran, the CPU
+the checks it failed, the seconds to the response's headers, how each upstream attempt
+ended) and `distributed` (the workers, how many streams each ran, the CPU
 seconds of every process: what limits the run). Every violation names the seed, the index
 and the `python bench/soak.py --replay SEED:INDEX` that runs it again; the exit status is 1
 when there is a violation.
@@ -181,6 +182,18 @@ class Gathered:
     cpu_s: dict[str, float]
     worker_logs: list[str]
     master: str
+
+
+def verdict(stream: Stream) -> dict[str, Any]:
+    """A stream's entry in `per_stream`: its verdict, and the timings that can decide it."""
+    t = stream.transcript
+    return {
+        "index": stream.schedule.index,
+        "result": stream.result,
+        "checks": sorted(check for check, _ in stream.problems),
+        "headers_s": None if t.headers_at is None else round(t.headers_at - t.sent_at, 4),
+        "attempts": [str(a.ending) for a in stream.journal.attempts],
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -471,10 +484,7 @@ def _soak(
         "cpu_s": got.cpu_s,
         "cores": os.cpu_count(),
     }
-    document["per_stream"] = [
-        {"index": s.schedule.index, "result": s.result, "checks": [c for c, _ in s.problems]}
-        for s in streams
-    ]
+    document["per_stream"] = [verdict(s) for s in streams]
     return document
 
 
