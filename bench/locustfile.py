@@ -6,7 +6,7 @@ start them by hand). Each of its users sends one stream at a time, to the target
 announces as Locust's host: it takes the next index from the worker's feed, draws the
 schedule from (seed, index) as the single-process soak does (`soak_schedules.schedule`),
 runs it with the same client behaviour over a blocking socket (gevent makes it cooperative)
-driven by the same h11 conversation as the asyncio client (`soak_client.Conversation`), and
+(`soak_wire.exchange_blocking`, driven by the same h11 conversation as the asyncio client), and
 sends what it received to the master (the message `soak_stream`), which judges it.
 
 The feed: the master holds the indices; a worker asks for more (`soak_want`, with how many)
@@ -17,9 +17,7 @@ and up to that many indices not yet handed out, or none when every index is out 
 
 from __future__ import annotations
 
-import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,81 +32,10 @@ from locust.exception import StopUser
 from locust.rpc.protocol import Message
 from locust.runners import WorkerRunner
 
-from bench.soak_client import STREAM_BOUND, Conversation, request_body
-from bench.soak_schedules import Schedule, schedule
-from streamproof.harness.transcript import Arrival, Transcript, Transport
+from bench.soak_schedules import schedule
+from bench.soak_wire import exchange_blocking, to_wire
 
 WANT, BATCH, STREAM = "soak_want", "soak_batch", "soak_stream"  # the messages
-
-
-def exchange_blocking(host: str, port: int, s: Schedule) -> tuple[Transcript, bool]:
-    """`soak_client.exchange` over a blocking socket: the same request, the same client
-    behaviour, the same deadlines (the stream's bound, the give-up before headers)."""
-    x = Conversation(host, port, s)
-    try:
-        sock = socket.create_connection((host, port))
-    except OSError as exc:
-        x.broken(exc, "connect: ")
-        return x.over()
-    try:
-        sock.sendall(x.request)
-        x.sent()
-        ends = time.monotonic() + STREAM_BOUND
-        give_up = s.leave_before_response
-        head_ends = ends if give_up is None else min(ends, time.monotonic() + give_up)
-        while True:
-            waiting_for_head = x.waiting_for_head
-            left = (head_ends if waiting_for_head else ends) - time.monotonic()
-            try:
-                if left <= 0:
-                    raise TimeoutError
-                sock.settimeout(left)
-                data = sock.recv(65536)
-            except TimeoutError:
-                x.timed_out(waiting_for_head and give_up is not None and head_ends < ends)
-                break
-            if x.receive(data):
-                break
-    except ConnectionError as exc:
-        x.broken(exc)
-    finally:
-        transcript, left_early = x.over()
-        sock.close()  # a client that leaves closes its connection: the proxy sees it go
-    return transcript, left_early
-
-
-def to_wire(s: Schedule, transcript: Transcript, left: bool) -> dict[str, Any]:
-    """What a worker sends of one stream: its index and what its client received (msgpack
-    keeps bytes as bytes)."""
-    t = transcript
-    return {
-        "index": s.index,
-        "left": left,
-        "sent_at": t.sent_at,
-        "status": t.status,
-        "headers": t.headers,
-        "headers_at": t.headers_at,
-        "chunks": [(a.at, a.data) for a in t.chunks],
-        "transport": t.transport.value,
-        "transport_error": t.transport_error,
-        "ended_at": t.ended_at,
-    }
-
-
-def from_wire(s: Schedule, item: dict[str, Any]) -> tuple[Transcript, bool]:
-    """The transcript `to_wire` sent, at the master (the request is the schedule's)."""
-    transcript = Transcript(
-        request=request_body(s),
-        sent_at=item["sent_at"],
-        status=item["status"],
-        headers=dict(item["headers"]),
-        headers_at=item["headers_at"],
-        chunks=[Arrival(at, bytes(data)) for at, data in item["chunks"]],
-        transport=Transport(item["transport"]),
-        transport_error=item["transport_error"],
-        ended_at=item["ended_at"],
-    )
-    return transcript, bool(item["left"])
 
 
 class Feed:

@@ -61,7 +61,7 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 
 from bench import soak_run
-from bench.locustfile import BATCH, STREAM, WANT, SoakUser, from_wire
+from bench.locustfile import BATCH, STREAM, WANT, SoakUser
 from bench.soak_checks import (
     CANDIDATES,
     KEEPALIVE_BOUND,
@@ -87,6 +87,7 @@ from bench.soak_run import (
     drive,
 )
 from bench.soak_schedules import Schedule, schedule
+from bench.soak_wire import from_wire
 from streamproof.fake_providers import FakeProvider
 from streamproof.harness.targets import BUNDLED, ProcessTarget
 
