@@ -5,9 +5,9 @@ A worker is Locust's own: `locust -f bench/locustfile.py --worker --master-host 
 start them by hand). Each of its users sends one stream at a time, to the target the master
 announces as Locust's host: it takes the next index from the worker's feed, draws the
 schedule from (seed, index) as the single-process soak does (`soak_schedules.schedule`),
-runs it with the same client behaviour over a blocking socket (gevent makes it cooperative)
-(`soak_wire.exchange_blocking`, driven by the same h11 conversation as the asyncio client), and
-sends what it received to the master (the message `soak_stream`), which judges it.
+runs it with the same client behaviour over a blocking socket that gevent makes cooperative
+(`soak_wire.exchange_blocking`, the same h11 conversation as the asyncio client's), and sends
+what it received to the master (the message `soak_stream`), which judges it.
 
 The feed: the master holds the indices; a worker asks for more (`soak_want`, with how many)
 when it holds fewer than it has users, and the master answers (`soak_batch`) with the seed

@@ -83,11 +83,12 @@ def test_the_blocking_client_records_what_the_asyncio_one_does() -> None:
         by_asyncio = asyncio.run(all_of_them())
         by_blocking = [exchange_blocking("127.0.0.1", second.port, s) for s in chosen]
         for s, (a, a_left), (b, b_left) in zip(chosen, by_asyncio, by_blocking, strict=True):
-            assert (b.status, b.body, b.transport, b_left) == (a.status, a.body, a.transport, a_left)
-            carried, left = from_wire(s, to_wire(s, b, b_left))
+            seen = [(t.status, t.body, t.transport, left) for t, left in ((a, a_left), (b, b_left))]
+            assert seen[0] == seen[1]
+            carried, carried_left = from_wire(s, to_wire(s, b, b_left))
             judged = [
-                soak.Stream(s, t, lft, fake.journal(s.scenario.nonce))
-                for t, lft, fake in ((a, a_left, first), (carried, left, second))
+                soak.Stream(s, t, left, fake.journal(s.scenario.nonce))
+                for t, left, fake in ((a, a_left, first), (carried, carried_left, second))
             ]
             for stream in judged:
                 soak.judge(stream)
