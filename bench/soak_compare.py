@@ -76,14 +76,17 @@ def differences(seed: int, streams: int, a: Verdicts, b: Verdicts) -> list[dict[
 
 def decided_by(give_up: float | None, *runs: dict[str, Any] | None) -> str:
     """What made the verdicts differ, from the runs' data: `headers` (a client that gives up
-    without headers after `give_up` s got them in time in one run only), `attempts` (the
-    upstream attempts ended differently: a proxy timer cut one in one run only), or
+    without headers after `give_up` s got them in time in one run only), `timer` (in one run
+    the proxy ended the stream with one of its timeouts, by the error's code), `attempts` (the
+    upstream attempts ended differently: the proxy hung up on one in one run only), or
     `unexplained`."""
     if any(run is None for run in runs):
         return "unexplained"
     left = [run["result"] == "left" and run["headers_s"] is None for run in runs if run]
     if give_up is not None and any(left) and not all(left):
         return "headers"
+    if any("timeout" in str(run["error"]) for run in runs if run):
+        return "timer"
     if len({tuple(run["attempts"]) for run in runs if run}) > 1:
         return "attempts"
     return "unexplained"

@@ -19,7 +19,7 @@ An index handed out but never sent back (a worker that died) is a violation too.
 
 The report is `bench/soak.py`'s, plus each stream's verdict (`per_stream`: index, result,
 the checks it failed, the seconds to the response's headers, how each upstream attempt
-ended) and `distributed` (the workers, how many streams each ran, the CPU
+ended, the error's code) and `distributed` (the workers, how many streams each ran, the CPU
 seconds of every process: what limits the run). Every violation names the seed, the index
 and the `python bench/soak.py --replay SEED:INDEX` that runs it again; the exit status is 1
 when there is a violation.
@@ -90,6 +90,7 @@ from bench.soak_schedules import Schedule, schedule
 from bench.soak_wire import from_wire
 from streamproof.fake_providers import FakeProvider
 from streamproof.harness.targets import BUNDLED, ProcessTarget
+from streamproof.harness.transcript import Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "soak-distributed.json"
@@ -194,7 +195,25 @@ def verdict(stream: Stream) -> dict[str, Any]:
         "checks": sorted(check for check, _ in stream.problems),
         "headers_s": None if t.headers_at is None else round(t.headers_at - t.sent_at, 4),
         "attempts": [str(a.ending) for a in stream.journal.attempts],
+        "error": error_code(t),
     }
+
+
+def error_code(t: Transcript) -> str | None:
+    """The `code` (else `type`) of the error the client got: the HTTP error's body's, or the
+    in-band error event's (the proxy's names its timers: `upstream_idle_timeout`, ...)."""
+    if t.status is not None and t.status >= 400:
+        document = t.json_body
+    elif t.error_events:
+        try:
+            document = json.loads(t.error_events[-1].event.data)
+        except ValueError:
+            return None
+    else:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    code = error.get("code") or error.get("type") if isinstance(error, dict) else None
+    return None if code is None else str(code)
 
 
 def cpu_seconds(pid: int) -> float:
