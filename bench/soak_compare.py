@@ -79,9 +79,9 @@ def decided_by(give_up: float | None, *runs: dict[str, Any] | None) -> str:
     without headers after `give_up` s got them in time in one run only), `timer` (in one run
     the proxy ended the stream with one of its timeouts, by the error's code), `attempts` (the
     upstream attempts ended differently: the proxy hung up on one in one run only), or
-    `unexplained`."""
-    if any(run is None for run in runs):
-        return "unexplained"
+    `unexplained` (and any check that fails in one run only)."""
+    if any(run is None for run in runs) or len({tuple(run["checks"]) for run in runs if run}) > 1:
+        return "unexplained"  # a check that fails in one run only is a violation to replay
     left = [run["result"] == "left" and run["headers_s"] is None for run in runs if run]
     if give_up is not None and any(left) and not all(left):
         return "headers"
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             name: {
                 "streams_per_s": d["streams_per_s"],
                 "ok": d["ok"],
+                "violations_by_check": d["violations_by_check"],
                 "outcomes": d["outcomes"],
                 "headers_s": quantiles(verdicts[name]),
             }
