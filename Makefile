@@ -9,7 +9,7 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak fuzz repeat screenshot playground tour lock test-lowest
+.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench soak soak-distributed fuzz repeat screenshot playground tour lock test-lowest
 
 ## `make install` resolves pyproject.toml's ranges afresh (the newest releases they allow);
 ## `make install LOCKED=1` (or LOCKED=1 with any target) installs requirements.lock instead,
@@ -168,6 +168,13 @@ bench: $(STAMP)
 ## stream's schedule again; at most 300 s of launching (`--max-seconds`).
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --report-dir $(REPORT_DIR) $(SOAK_ARGS)
+
+## The chaos soak's load on Locust in distributed mode: Locust's master in the soak's process
+## (beside the fake provider and the proxy, which it judges with), N workers on this machine,
+## the same schedules and checks; reports/soak-distributed.json, exit 1 on any violation.
+## `SOAK_ARGS='--workers 3 --streams 2000'`; workers on other machines: docs/benchmarks.md.
+soak-distributed: $(STAMP)
+	$(BIN)/python bench/soak_locust.py --out $(REPORT_DIR)/soak-distributed.json $(SOAK_ARGS)
 
 ## The fuzzers at their full budgets: the SSE decoder on 100,000 byte streams cut anywhere,
 ## the reference proxy on 10,000 arbitrary requests (never a 5xx, never a hang).

@@ -133,6 +133,29 @@ REPORT = ROOT / "reports" / "soak.json"
 REPLAY_CONCURRENCY = 4  # for --replay: its warm-up waves, and the replayed streams together
 
 
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the target, as the suites' (bench/soak_locust.py too)."""
+    parser.add_argument(
+        "--target",
+        metavar="NAME",
+        help="soak a profile of targets.toml (./targets.toml, else the repository's)",
+    )
+    parser.add_argument(
+        "--target-cmd",
+        metavar="TEMPLATE",
+        help="soak a proxy started from this command template, as the suites' --target-cmd",
+    )
+    parser.add_argument("--target-offers", metavar="NAMES", help="as the suites' option")
+    parser.add_argument("--target-timeouts", metavar="TIMERS", help="as the suites' option")
+    parser.add_argument("--targets-file", type=Path, help="the profiles' file")
+    parser.add_argument(
+        "--proxy-cmd",
+        metavar="TEMPLATE",
+        help="a build of the reference proxy from this command template, on the config the "
+        "harness writes, judged strictly as the bundled one (e.g. tests/broken_reference.py)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--streams", type=int, default=DEFAULT_STREAMS, help="(10000)")
@@ -166,28 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SEED:INDEX",
         help="run this stream's schedule again, alone, and show both sides (repeatable)",
     )
-    parser.add_argument(
-        "--target",
-        metavar="NAME",
-        help="soak a profile of targets.toml (./targets.toml, else the repository's)",
-    )
-    parser.add_argument(
-        "--target-cmd",
-        metavar="TEMPLATE",
-        help="soak a proxy started from this command template, as the suites' --target-cmd",
-    )
-    parser.add_argument("--target-offers", metavar="NAMES", help="as the suites' option")
-    parser.add_argument("--target-timeouts", metavar="TIMERS", help="as the suites' option")
-    parser.add_argument("--targets-file", type=Path, help="the profiles' file")
-    parser.add_argument(
-        "--proxy-cmd",
-        metavar="TEMPLATE",
-        help="a build of the reference proxy from this command template, on the config the "
-        "harness writes, judged strictly as the bundled one (e.g. tests/broken_reference.py)",
-    )
+    add_target_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        options = _target(args)
+        options = target_options(args)
     except ProfileError as exc:
         parser.error(str(exc))
     out = args.out or args.report_dir / _default_name(options)
@@ -250,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if document["ok"] else 1
 
 
-def _target(args: argparse.Namespace) -> Options:
+def target_options(args: argparse.Namespace) -> Options:
     """The target the options name, and how strictly it is judged; ProfileError if none."""
     if args.proxy_cmd is not None:
         if args.target is not None or args.target_cmd is not None:

@@ -15,20 +15,6 @@ import httpx
 POLL = 0.01  # seconds between reads of another process's /proc files (see `settle`)
 
 
-def children() -> set[int]:
-    me = str(os.getpid())
-    found = set()
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(f"/proc/{entry.name}/stat").read_text()
-            except OSError:
-                continue
-            if stat.rpartition(")")[2].split()[1] == me:
-                found.add(int(entry.name))
-    return found
-
-
 def _tcp_sockets(pid: int) -> dict[int, tuple[int, int]]:
     """inode -> (local port, remote port) of the TCP sockets in the process's namespace."""
     found: dict[int, tuple[int, int]] = {}

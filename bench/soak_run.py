@@ -8,7 +8,7 @@ import asyncio
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class Options:
     # Strict: what a careful proxy does is a violation too (the bundled proxy promises it).
     strict: bool = True
     target_args: str = ""  # the command line's target options, for the replays it prints
+    command: str = "bench/soak.py"  # the command that runs this soak again
     warmup: int | None = None  # streams per warm-up wave; None: the concurrency
     quiet: bool = False
 
@@ -77,7 +78,7 @@ class Watch:
     fake_port: int
     samples: list[dict[str, Any]] = field(default_factory=list)
 
-    def read(self, started: float, done: Sequence[Stream]) -> dict[str, Any]:
+    def read(self, started: float, done: Sized) -> dict[str, Any]:
         pids = group(self.leader)
         return {
             "t": round(time.perf_counter() - started, 3),
@@ -96,6 +97,26 @@ class Run:
     stopped_early: bool
     samples: list[dict[str, Any]]
     started: float  # time.perf_counter() when the first stream was launched: the plots' 0
+
+
+@dataclass
+class Setting:
+    """What a load runs against, once the target is warm and its baseline read."""
+
+    options: Options
+    schedules: list[Schedule]
+    provider: FakeProvider
+    target: ProcessTarget
+    watch: Watch
+    headers: dict[str, str]
+    workdir: Path
+    say: Callable[[str], None]
+
+
+# A load other than this process's asyncio clients (Locust's, bench/soak_locust.py): it
+# runs the schedules and judges each stream (`judge`), and gives back the run, what it adds
+# to the report, and violations of its own.
+Load = Callable[[Setting], tuple["Run", dict[str, Any], list[dict[str, Any]]]]
 
 
 async def drive(
@@ -178,9 +199,13 @@ def stall_limit(options: Options) -> float:
 
 
 def run(
-    options: Options, say: Callable[[str], None], keep: list[Stream] | None = None
+    options: Options,
+    say: Callable[[str], None],
+    keep: list[Stream] | None = None,
+    load: Load | None = None,
 ) -> dict[str, Any]:
-    """The whole soak; the report as a document. `keep` receives the streams that ran."""
+    """The whole soak; the report as a document. `keep` receives the streams that ran;
+    `load` runs them instead of this process's asyncio clients."""
     indices = list(options.indices if options.indices is not None else range(options.streams))
     schedules = [schedule(options.seed, i) for i in indices]
     warm = options.warmup if options.warmup is not None else options.concurrency
@@ -211,7 +236,10 @@ def run(
             )
             headers = {name: target.fill(value) for name, value in profile.headers.items()}
             watch = Watch(target.pid, target.port, provider.port)
-            document = _soak(options, schedules, warm, provider, target, watch, headers, say)
+            setting = Setting(
+                options, schedules, provider, target, watch, headers, Path(workdir), say
+            )
+            document = _soak(setting, warm, load)
             ran: list[Stream] = document.pop("_streams")
             if keep is not None:
                 keep.extend(ran)
@@ -223,24 +251,17 @@ def run(
     return document
 
 
-def _soak(
-    options: Options,
-    schedules: list[Schedule],
-    warm: int,
-    provider: FakeProvider,
-    target: ProcessTarget,
-    watch: Watch,
-    headers: dict[str, str],
-    say: Callable[[str], None],
-) -> dict[str, Any]:
-    port, base = target.port, target.base_url
+def _soak(setting: Setting, warm: int, load: Load | None) -> dict[str, Any]:
+    options, schedules, provider = setting.options, setting.schedules, setting.provider
+    watch, headers, say = setting.watch, setting.headers, setting.say
+    port, base = setting.target.port, setting.target.base_url
     offers_health = "health" in options.profile.offers
     violations: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     # A global violation is replayed by the whole run: the schedules are the seed's.
     rerun = {
         "seed": options.seed,
-        "rerun": f"python bench/soak.py --seed {options.seed} --streams {options.streams} "
+        "rerun": f"python {options.command} --seed {options.seed} --streams {options.streams} "
         f"--concurrency {options.concurrency}{options.target_args}",
     }
 
@@ -287,18 +308,23 @@ def _soak(
         if count % step == 0:
             say(f"{count} of {len(schedules)} streams done")
 
-    soak = asyncio.run(
-        drive(
-            port,
-            provider,
-            schedules,
-            options,
-            options.max_seconds,
-            headers=headers,
-            watch=watch,
-            progress=None if options.quiet else progress,
+    extra: dict[str, Any] = {}
+    if load is None:
+        soak = asyncio.run(
+            drive(
+                port,
+                provider,
+                schedules,
+                options,
+                options.max_seconds,
+                headers=headers,
+                watch=watch,
+                progress=None if options.quiet else progress,
+            )
         )
-    )
+    else:
+        soak, extra, found = load(setting)
+        violations.extend({**rerun, **v} if "index" not in v else v for v in found)
     streams = sorted(soak.streams, key=lambda s: s.schedule.index)
     say(f"{len(streams)} streams in {soak.wall:.1f} s; settling")
     # Global checks, each a bounded wait on the target.
@@ -387,6 +413,7 @@ def _soak(
         memory=(memory_before, memory_after, peak, peak_how),
         health=(counters_before, counters_after, delta),
     )
+    document.update(extra)
     document["_streams"] = streams
     return document
 
