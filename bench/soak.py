@@ -67,6 +67,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -243,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(summary(document))
+    write_report(document, out)
+    return 0 if document["ok"] else 1
+
+
+def write_report(document: dict[str, Any], out: Path) -> None:
+    """The JSON, the page and the target's log beside it; the matrix links them."""
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log")
     log.write_text(document.pop("_log"))
@@ -252,7 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     page.write_text(soak_page.render(document))
     _publish(out)
     print(f"written: {out}, {page}, {log}")
-    return 0 if document["ok"] else 1
 
 
 def target_options(args: argparse.Namespace) -> Options:

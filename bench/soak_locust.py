@@ -64,7 +64,7 @@ from locust.rpc.protocol import Message
 
 from bench.locustfile import BATCH, STREAM, WANT, SoakUser
 from bench.relay_probes import cpu_seconds, group
-from bench.soak import add_target_arguments, target_options
+from bench.soak import add_target_arguments, target_options, write_report
 from bench.soak_checks import judge
 from bench.soak_client import Stream
 from bench.soak_report import summary
@@ -419,16 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     except TargetError as exc:  # it never started: one clear error, and no report replaced
         print(exc, file=sys.stderr)
         return 2
-    document.pop("_log")
     print(summary(document))
     d = document["distributed"]
     print(
         f"Locust {d['locust']}: {d['workers']} workers, {d['users']} users; streams by worker "
         f"{d['streams_by_worker']}; {document['chunks_per_s']} chunks/s; CPU s {d['cpu_s']}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    print(f"written: {args.out}")
+    write_report(document, args.out)
     return 0 if document["ok"] else 1
 
 

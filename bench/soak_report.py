@@ -66,6 +66,8 @@ def make_document(
             "args": options.target_args.strip(),
         },
         "seed": options.seed,
+        "again": f"python {options.command} --seed {options.seed} --streams "
+        f"{options.streams} --concurrency {options.concurrency}{options.target_args}",
         "streams_planned": len(schedules),
         "streams": len(streams),
         "concurrency": options.concurrency,
