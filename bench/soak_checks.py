@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.soak_client import Stream
 from streamproof.fake_providers import Attempt, Journal, chat
+from streamproof.harness.sut import finish_reasons
 from streamproof.harness.targets import MAX_ATTEMPTS
 from streamproof.harness.transcript import DONE, Outcome, Transcript, Transport
 
@@ -39,6 +40,7 @@ HARMS = frozenset(
         "content-differs",
         "content-not-prefix",
         "finish-reason",
+        "finish-invented",
         "fds-not-back",
         "premise",
     }
@@ -175,6 +177,13 @@ def _judge_events(stream: Stream) -> None:
         _judge_prefix(stream, seen)
         return
     whole = seen == want and t.finish_reason(0) == s.scenario.finish_reason
+    invented = _invented(stream)
+    if invented and (t.done_count or whole):
+        text = (
+            f"finish_reason {', '.join(invented)} that no upstream attempt sent, and the stream "
+            "ends as a whole answer: what the upstream said (its error, its cut) is lost"
+        )
+        problems.append(("finish-invented", text))
     if t.done_count:
         stream.result = "success"
         if t.done_count != 1:
@@ -208,6 +217,18 @@ def _judge_events(stream: Stream) -> None:
             "characters, then a clean end of the body: the half answer looks complete"
         )
         problems.append(("silent-truncation", detail))
+
+
+def _invented(stream: Stream) -> list[str]:
+    """The finish reasons the client got that no upstream attempt wrote (none when the
+    journal did not keep an attempt's whole body: then it cannot tell)."""
+    written: set[str] = set()
+    for a in stream.journal.attempts:
+        if len(a.data) < a.bytes_written:
+            return []
+        written |= finish_reasons(bytes(a.data))
+    got = stream.transcript.finish_reasons
+    return sorted({r for r in got if r != "error" and r not in written})
 
 
 def _judge_prefix(stream: Stream, got: str) -> None:

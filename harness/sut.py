@@ -270,10 +270,13 @@ def _failure_shown(x: Exchange) -> Finding:
 def _upstream_finish(x: Exchange) -> set[str]:
     """The finish reasons in the events the upstream wrote to the client's attempt."""
     streamed = x.streamed
-    if streamed is None:
-        return set()
+    return set() if streamed is None else finish_reasons(bytes(streamed.data))
+
+
+def finish_reasons(data: bytes) -> set[str]:
+    """The finish reasons in the events of an event stream's bytes."""
     found: set[str] = set()
-    for event in SSEDecoder().feed(bytes(streamed.data)):
+    for event in SSEDecoder().feed(data):
         try:
             payload = json.loads(event.data)
         except ValueError:
