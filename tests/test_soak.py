@@ -163,22 +163,24 @@ def test_the_soak_reads_a_stream_as_the_openai_sdk_does(name: str) -> None:
 
 OUTSIDE = "{python} tests/outside/%s.py --upstream {upstream} --fd {fd}"
 OUTSIDE_TIMERS = "connect=0.25,first_byte=0.5,idle=0.3,total=5"
+SWALLOW = "{python} tests/broken_proxy.py --upstream {upstream} --fd {fd} --bug swallow-error"
 
 
 @pytest.mark.parametrize(
-    ("proxy", "caught"),
+    ("command", "caught"),
     [
-        ("relay", None),  # a plain relay that aborts what broke: notes, no violation
-        ("clean_end", "silent-truncation"),  # ends the client's body cleanly on any fault
-        ("hang_after_failure", "no-end"),  # never ends the client's stream after a fault
-        ("dead", "premise"),  # 500 to everything, without asking the upstream
+        (OUTSIDE % "relay", None),  # a plain relay that aborts what broke: notes only
+        (OUTSIDE % "clean_end", "silent-truncation"),  # ends the body cleanly on any fault
+        (OUTSIDE % "hang_after_failure", "no-end"),  # never ends a stream after a fault
+        (OUTSIDE % "dead", "premise"),  # 500 to everything, without asking the upstream
+        (SWALLOW, "finish-invented"),  # drops the upstream's error, ends with stop, [DONE]
     ],
+    ids=["relay", "clean_end", "hang_after_failure", "dead", "swallow-error"],
 )
 def test_a_soak_of_any_target_fails_on_harms_only(
-    proxy: str, caught: str | None, tmp_path: Path
+    command: str, caught: str | None, tmp_path: Path
 ) -> None:
     out = tmp_path / "soak.json"
-    command = OUTSIDE % proxy
     argv = ["--target-cmd", command, "--target-timeouts", OUTSIDE_TIMERS, "--streams", "120"]
     status = soak.main([*argv, *SMALL, "--out", str(out)])
     document = json.loads(out.read_text())
