@@ -8,10 +8,12 @@ from __future__ import annotations
 from streamproof.fake_providers.faults import (
     Chop,
     CloseAfter,
+    CloseDelimited,
     Coalesce,
     CutInside,
     Malformed,
     NoDone,
+    RaggedAfter,
     ResetAfter,
     ResetBeforeHeaders,
     ResetInside,
@@ -21,9 +23,11 @@ from streamproof.fake_providers.faults import (
     StallAfter,
     StallBeforeHeaders,
     Status,
+    TlsRecords,
     UpstreamError,
 )
 from streamproof.fake_providers.scenario import PREFIX, Scenario
+from streamproof.fake_providers.tls import Cert, HandshakeFault, HandshakeReset, HandshakeStall
 
 
 def scenario(*tokens: str) -> Scenario:
@@ -32,12 +36,18 @@ def scenario(*tokens: str) -> Scenario:
 
 
 __all__ = [
+    "Cert",
     "Chop",
     "CloseAfter",
+    "CloseDelimited",
     "Coalesce",
     "CutInside",
+    "HandshakeFault",
+    "HandshakeReset",
+    "HandshakeStall",
     "Malformed",
     "NoDone",
+    "RaggedAfter",
     "ResetAfter",
     "ResetBeforeHeaders",
     "ResetInside",
@@ -48,6 +58,7 @@ __all__ = [
     "StallAfter",
     "StallBeforeHeaders",
     "Status",
+    "TlsRecords",
     "UpstreamError",
     "scenario",
 ]
