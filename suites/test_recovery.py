@@ -14,11 +14,15 @@ from dataclasses import replace
 import pytest
 
 from streamproof.harness import Exchange, Judge, Strength, SystemUnderTest, case, checks
-from streamproof.harness.targets import tolerance
+from streamproof.harness.targets import MAX_ATTEMPTS, tolerance
 from streamproof.harness.upstream import (
+    Cert,
     CloseAfter,
+    CloseDelimited,
+    HandshakeStall,
     Malformed,
     NoDone,
+    RaggedAfter,
     ResetAfter,
     ResetBeforeHeaders,
     ResetInside,
@@ -524,3 +528,117 @@ def test_upstream_connects_never_complete(sut: SystemUnderTest, judge: Judge) ->
         judge.saw(x)
     t = x.transcript
     judge.check(checks.http_error(t, {502, 503, 504}), checks.ended_within(t, t.sent_at, bound))
+
+
+TLS = "RFC 8446 §6.1 (close_notify), RFC 9112 §9.8; streamproof policy (docs/verdicts.md)"
+
+
+@case(
+    "5.40",
+    "A TLS handshake that stalls is a connect failure: retried within the connect timer",
+    requirement="A handshake that never completes is part of connecting: the connect timer "
+    "bounds it (not the first-byte timer), and, before the commit point, it is retried. "
+    "Judged on the target started again with `{upstream}` at a door of the fake whose first "
+    "handshake stalls (--upstream-tls).",
+    source=FAILURES,
+    expected="status 200 and the whole answer, the request reaching the upstream on a second "
+    "connection within the connect timer (with tolerance)",
+)
+def test_tls_handshake_stall_retried(sut: SystemUnderTest, judge: Judge) -> None:
+    door = sut.door(HandshakeStall(first=1))
+    bound = tolerance(sut.timeouts.bound("connect"))
+    with sut.behind(door) as behind:
+        x = behind.chat(Scenario(chunks=6), asks_upstream=False)
+        judge.saw(x)
+    t = x.transcript
+    judge.check(Finding(door.handshakes >= 1, "a handshake stalled", f"{door.handshakes} begun"))
+    if "retries" not in sut.offers and door.handshakes == 1:
+        honest = checks.http_error(t, {502, 503, 504}), checks.ended_within(t, t.sent_at, bound)
+        judge.offered("retries", *honest)
+    asked = [a.received_at - t.sent_at for a in x.attempts]
+    judge.check(
+        checks.status_is(t, 200),
+        checks.content_intact(x),
+        Finding(
+            bool(asked) and asked[0] <= bound,
+            f"asked again within {bound:.2f} s (the connect timer)",
+            f"asked after {asked[0]:.3f} s" if asked else "never asked",
+        ),
+    )
+
+
+@case(
+    "5.41",
+    "An upstream certificate the proxy must not trust is refused: the key is never sent",
+    requirement="A proxy that does not verify the upstream's certificate sends its API key "
+    "to whoever answers. A certificate from an unknown CA, for another host, or expired ends "
+    "the request with a clear 502, without a retry storm, and the request (with its key) is "
+    "never sent. Judged on the target started again with `{upstream}` at a door of the fake "
+    "that presents that certificate (--upstream-tls).",
+    source="RFC 9110 §4.3.4; RFC 6125; streamproof policy (docs/verdicts.md)",
+    expected="no request reaches the untrusted server; status 502 with a JSON error body; at "
+    f"most {2 * MAX_ATTEMPTS} handshakes",
+)
+@pytest.mark.parametrize("kind", ["unknown_ca", "wrong_host", "expired"])
+def test_tls_untrusted_certificate_refused(sut: SystemUnderTest, judge: Judge, kind: str) -> None:
+    door = sut.door(Cert(kind))
+    with sut.behind(door) as behind:
+        x = behind.chat(Scenario(chunks=4), asks_upstream=False)
+        judge.saw(x)
+    keyed = [a for a in x.attempts if "authorization" in a.headers or "api-key" in a.headers]
+    judge.check(
+        Finding(door.handshakes >= 1, "the proxy met the certificate", f"{door.handshakes} begun"),
+        Finding(
+            not x.attempts and door.completed == 0,
+            "nothing sent to the untrusted server",
+            "the upstream key was sent to an untrusted server"
+            if keyed
+            else f"{len(x.attempts)} request(s) sent to the untrusted server"
+            if x.attempts
+            else "nothing sent",
+            harm=True,
+        ),
+        checks.http_error(x.transcript, {502}),
+        Finding(
+            door.handshakes <= 2 * MAX_ATTEMPTS,
+            f"at most {2 * MAX_ATTEMPTS} handshakes",
+            f"{door.handshakes} handshakes",
+        ),
+    )
+
+
+@case(
+    "5.42",
+    "A TLS close without close_notify mid-answer is a truncation",
+    requirement="A body whose only end is the connection's close is complete only if TLS "
+    "closed it with close_notify (RFC 9112 §9.8); one cut without it, mid-answer, is a "
+    "truncation, never dressed up as a clean finish.",
+    source=TLS,
+    expected="a prefix of the answer; no [DONE]; no finish_reason; the failure visible",
+)
+def test_tls_ragged_close_is_truncation(sut: SystemUnderTest, judge: Judge) -> None:
+    if sut.provider.tls is None:
+        pytest.skip("a TLS case: run with --upstream-tls")
+    x = sut.chat(Scenario(chunks=8, faults=(CloseDelimited(), RaggedAfter(4))))
+    judge.saw(x)
+    judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x))
+
+
+@case(
+    "5.43",
+    "A TLS close without close_notify after the last byte loses nothing",
+    requirement="Servers often close without close_notify once the message is whole (its "
+    "last chunk sent): RFC 9112 §9.8 counts it complete, and the answer reaches the client.",
+    source=TLS,
+    expected="status 200, the whole answer, [DONE] once",
+)
+def test_tls_ragged_close_after_end(sut: SystemUnderTest, judge: Judge) -> None:
+    if sut.provider.tls is None:
+        pytest.skip("a TLS case: run with --upstream-tls")
+    x = sut.chat(Scenario(chunks=8, faults=(RaggedAfter(99),)))
+    judge.saw(x)
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.ends_with_single_done(x.transcript),
+    )
