@@ -622,23 +622,3 @@ def test_tls_ragged_close_is_truncation(sut: SystemUnderTest, judge: Judge) -> N
     x = sut.chat(Scenario(chunks=8, faults=(CloseDelimited(), RaggedAfter(4))))
     judge.saw(x)
     judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x))
-
-
-@case(
-    "5.43",
-    "A TLS close without close_notify after the last byte loses nothing",
-    requirement="Servers often close without close_notify once the message is whole (its "
-    "last chunk sent): RFC 9112 §9.8 counts it complete, and the answer reaches the client.",
-    source=TLS,
-    expected="status 200, the whole answer, [DONE] once",
-)
-def test_tls_ragged_close_after_end(sut: SystemUnderTest, judge: Judge) -> None:
-    if sut.provider.tls is None:
-        pytest.skip("a TLS case: run with --upstream-tls")
-    x = sut.chat(Scenario(chunks=8, faults=(RaggedAfter(99),)))
-    judge.saw(x)
-    judge.check(
-        checks.status_is(x.transcript, 200),
-        checks.content_intact(x),
-        checks.ends_with_single_done(x.transcript),
-    )

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import re
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,10 +25,11 @@ from typing import Any
 # The working tree's `proxy`, not an installed copy: this file runs from tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from streamproof.proxy import __main__ as main_module
-from streamproof.proxy import app, config, feed, health, metrics, responses, simple
+from streamproof.proxy import app, config, feed, health, metrics, responses, simple, transport
 from streamproof.proxy.config import Route
 from streamproof.proxy.dispatch import Dispatcher
 from streamproof.proxy.relay import Fail, Step
@@ -66,7 +68,46 @@ BUGS = {
     "on every reconnect, so one click sends a ping per connection made so far",
     "page-rows-twice": "its dashboard adds the streams of every init snapshot to what it "
     "shows, so a reconnect shows the earlier streams twice",
+    "tls-no-verify": "does not verify the upstream's certificate (CERT_NONE, no host check)",
+    "tls-one-timer": "connects under the connect timer, then shakes hands under no timer of "
+    "its own: a stalled handshake waits for the first-byte timer",
 }
+
+
+def _unverified(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _tls_no_verify() -> None:
+    httpx.create_ssl_context = _unverified  # what transport.Transport asks for its context
+
+
+def _tls_one_timer() -> None:
+    connect = transport.Transport._connect
+
+    async def handshake_untimed(
+        self: transport.Transport, origin: transport.Origin, timeout: float | None
+    ) -> Any:
+        scheme, host, port = origin
+        if scheme != b"https":
+            return await connect(self, origin, timeout)
+        conn = await connect(self, (b"http", host, port), timeout)  # TCP, under the timer
+        loop = asyncio.get_running_loop()
+        assert conn.transport is not None
+        try:  # BUG: the handshake outside the connect timer
+            conn.transport = await loop.start_tls(
+                conn.transport, conn, httpx.create_ssl_context(), server_hostname=host
+            )
+        except (OSError, ssl.SSLError) as exc:
+            conn.close()
+            raise httpx.ConnectError(str(exc)) from exc
+        conn.origin = origin
+        return conn
+
+    transport.Transport._connect = handshake_untimed  # type: ignore[method-assign]
 
 
 def _no_fallback() -> None:
@@ -388,6 +429,8 @@ PATCHES: dict[str, Callable[[], None]] = {
     "feed-abrupt-shutdown": _feed_abrupt_shutdown,
     "page-send-twice": _page_send_twice,
     "page-rows-twice": _page_rows_twice,
+    "tls-no-verify": _tls_no_verify,
+    "tls-one-timer": _tls_one_timer,
 }
 
 
