@@ -230,16 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"NOTE {check}: {detail}")
         print(summary(document))
         return 0 if document["ok"] else 1
-    options = replace(
-        options,
-        seed=args.seed,
-        streams=args.streams,
-        concurrency=args.concurrency,
-        max_seconds=args.max_seconds,
-        warmup=args.warmup,
-    )
     try:
-        document = run(options, say)
+        document = run(run_options(options, args), say)
     except TargetError as exc:  # it never started: one clear error, and no report replaced
         print(exc, file=sys.stderr)
         return 2
@@ -259,6 +251,18 @@ def write_report(document: dict[str, Any], out: Path) -> None:
     page.write_text(soak_page.render(document))
     _publish(out)
     print(f"written: {out}, {page}, {log}")
+
+
+def run_options(options: Options, args: argparse.Namespace) -> Options:
+    """`options` with the run's own: seed, streams, concurrency, time, warm-up."""
+    return replace(
+        options,
+        seed=args.seed,
+        streams=args.streams,
+        concurrency=args.concurrency,
+        max_seconds=args.max_seconds,
+        warmup=args.warmup,
+    )
 
 
 def target_options(args: argparse.Namespace) -> Options:

@@ -64,7 +64,7 @@ from locust.rpc.protocol import Message
 
 from bench.locustfile import BATCH, STREAM, WANT, SoakUser
 from bench.relay_probes import cpu_seconds, group
-from bench.soak import add_target_arguments, target_options, write_report
+from bench.soak import add_target_arguments, run_options, target_options, write_report
 from bench.soak_checks import judge
 from bench.soak_client import Stream
 from bench.soak_report import summary
@@ -404,15 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    options = replace(
-        options,
-        seed=args.seed,
-        streams=args.streams,
-        concurrency=args.concurrency,
-        max_seconds=args.max_seconds,
-        warmup=args.warmup,
-        command=f"bench/soak_locust.py --workers {args.workers}",
-    )
+    command = f"bench/soak_locust.py --workers {args.workers}"
+    options = replace(run_options(options, args), command=command)
     where = Distribution(args.workers, args.expect_workers, args.master_bind_host, args.master_port)
     try:
         document = run(options, say, load=locust_load(where))

@@ -35,7 +35,8 @@ from bench import soak
 from streamproof.fake_providers import FakeProvider
 from streamproof.fake_providers.faults import ERROR_SHAPES, Fault
 from streamproof.fake_providers.scenario import Scenario
-from streamproof.harness.targets import BUNDLED, ProcessTarget
+from streamproof.harness.sut import patience_for
+from streamproof.harness.targets import BUNDLED, REFERENCE_TIMEOUTS, ProcessTarget
 from streamproof.harness.upstream import (
     Chop,
     CloseAfter,
@@ -169,8 +170,9 @@ class Proxy:
         schedule = soak.Schedule(
             0, index, scenario, step.leave_after_events, step.leave_before_response
         )
-        transcript, left = asyncio.run(soak.exchange(self.target.port, schedule))
         journal = self.fake.journal(scenario.nonce)
+        until = patience_for(REFERENCE_TIMEOUTS, journal).until
+        transcript, left = asyncio.run(soak.exchange(self.target.port, schedule, until))
         stream = soak.Stream(schedule, transcript, left, journal)
         base = self.target.base_url
         soak.settle(lambda: soak.health(base)["requests"]["active"] == 0, soak.SETTLE_BOUND)
