@@ -210,6 +210,25 @@ class TlsRecords(Fault):
         return plan.replace(records=self.size)
 
 
+STALE_ENDINGS = {"close": Ending.CLEAN, "reset": Ending.RESET}
+
+
+@dataclass(frozen=True)
+class Stale(Fault):
+    """A request on a kept-alive connection finds it closed (or reset) by the server, unanswered."""
+
+    name: ClassVar[str] = "stale"
+    stage: ClassVar[int] = 0
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    words: ClassVar[dict[str, tuple[str, ...]]] = {"how": tuple(STALE_ENDINGS)}
+    how: str
+
+    def apply(self, plan: Plan) -> Plan:
+        # The answer stays: on a connection's first request the fault does nothing (the
+        # server closes only connections it let idle), and the request is served.
+        return plan.replace(stale=STALE_ENDINGS[self.how])
+
+
 def _cut_inside(plan: Plan, events: int) -> tuple[Frame, ...]:
     """The first `events` frames and the first half of the next (all of them, past the end)."""
     kept = plan.frames[:events]
@@ -409,6 +428,7 @@ FAULTS: dict[str, type[Fault]] = {
         RaggedAfter,
         CloseDelimited,
         TlsRecords,
+        Stale,
         NoDone,
         Malformed,
         Coalesce,

@@ -88,6 +88,9 @@ class Plan:
     pause: float = 0.0  # seconds between writes
     close_delimited: bool = False  # no Content-Length nor chunks: the close ends the body
     records: int | None = None  # over TLS: each record reaches the socket in pieces this big
+    # On a kept-alive connection (not its first request): the server had closed it while
+    # idle, so the request is met with this (CLEAN: a close, RESET: a reset) and no answer.
+    stale: Ending | None = None
 
     def replace(self, **changes: object) -> Plan:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -273,6 +273,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.h11 = h11.Connection(h11.SERVER)
+        self.requests = 0  # requests read on this connection so far (keep-alive: several)
         protocol = getattr(writer.transport, "_ssl_protocol", None)
         if protocol is None:
             writer.transport.set_write_buffer_limits(0)
@@ -290,6 +291,8 @@ class _Connection:
         try:
             while True:
                 request = await self._read_request()
+                if request is not None:
+                    self.requests += 1
                 if request is None or not await self._respond(*request):
                     break
                 if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
@@ -414,6 +417,8 @@ class _Writer:
 
     async def _write(self, peer_left: asyncio.Future[None]) -> bool:
         plan, writer, conn = self.plan, self.conn.writer, self.conn.h11
+        if plan.stale is not None and self.conn.requests > 1:
+            return await self._stale(plan.stale)
         if plan.before_headers is not None:
             return await self._finish(plan.before_headers, peer_left)
         headers = [("content-type", plan.content_type), *plan.extra_headers]
@@ -472,6 +477,20 @@ class _Writer:
             if plan.pause:
                 await asyncio.wait([peer_left], timeout=plan.pause)
         return await self._finish(plan.ending, peer_left)
+
+    async def _stale(self, ending: Ending) -> bool:
+        """The server had closed this idle connection: the request is met with a close
+        (over TLS: close_notify, then the FIN) or a reset, and no answer. Journaled as
+        `stale_close` or `stale_reset`."""
+        writer = self.conn.writer
+        if ending is Ending.RESET:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        else:
+            writer.close()
+        self._end("stale_reset" if ending is Ending.RESET else "stale_close")
+        return False
 
     def _wrote(self, piece: bytes) -> None:
         self.journal.update(lambda: self.attempt.wrote(time.perf_counter(), piece))

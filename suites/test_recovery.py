@@ -19,6 +19,7 @@ from streamproof.harness.upstream import (
     Cert,
     CloseAfter,
     CloseDelimited,
+    HandshakeReset,
     HandshakeStall,
     Malformed,
     NoDone,
@@ -28,9 +29,11 @@ from streamproof.harness.upstream import (
     ResetInside,
     Scenario,
     Slow,
+    Stale,
     StallAfter,
     StallBeforeHeaders,
     Status,
+    TlsRecords,
     UpstreamError,
 )
 from streamproof.harness.verdict import Finding
@@ -535,23 +538,29 @@ TLS = "RFC 8446 §6.1 (close_notify), RFC 9112 §9.8; streamproof policy (docs/v
 
 @case(
     "5.40",
-    "A TLS handshake that stalls is a connect failure: retried within the connect timer",
-    requirement="A handshake that never completes is part of connecting: the connect timer "
-    "bounds it (not the first-byte timer), and, before the commit point, it is retried. "
-    "Judged on the target started again with `{upstream}` at a door of the fake whose first "
-    "handshake stalls (--upstream-tls).",
+    "A TLS handshake that stalls or is reset is a connect failure: retried within the connect "
+    "timer",
+    requirement="A handshake that never completes, or that the server resets, is part of "
+    "connecting: the connect timer bounds it (not the first-byte timer), and, before the "
+    "commit point, it is retried (no request was sent). Judged on the target started again "
+    "with `{upstream}` at a door of the fake whose first handshake stalls after the "
+    "ClientHello (`handshake_stall-1`) or is reset there (`handshake_reset-1`), "
+    "--upstream-tls.",
     source=FAILURES,
     expected="status 200 and the whole answer, the request reaching the upstream on a second "
     "connection within the connect timer (with tolerance)",
 )
-def test_tls_handshake_stall_retried(sut: SystemUnderTest, judge: Judge) -> None:
-    door = sut.door(HandshakeStall(first=1))
+@pytest.mark.parametrize("fault", ["stall", "reset"])
+def test_tls_handshake_stall_retried(sut: SystemUnderTest, judge: Judge, fault: str) -> None:
+    door = sut.door(HandshakeStall(first=1) if fault == "stall" else HandshakeReset(first=1))
     bound = tolerance(sut.timeouts.bound("connect"))
     with sut.behind(door) as behind:
         x = behind.chat(Scenario(chunks=6), asks_upstream=False)
         judge.saw(x)
     t = x.transcript
-    judge.check(Finding(door.handshakes >= 1, "a handshake stalled", f"{door.handshakes} begun"))
+    judge.check(
+        Finding(door.handshakes >= 1, f"a handshake met the {fault}", f"{door.handshakes} begun")
+    )
     if "retries" not in sut.offers and door.handshakes == 1:
         honest = checks.http_error(t, {502, 503, 504}), checks.ended_within(t, t.sent_at, bound)
         judge.offered("retries", *honest)
@@ -622,3 +631,57 @@ def test_tls_ragged_close_is_truncation(sut: SystemUnderTest, judge: Judge) -> N
     x = sut.chat(Scenario(chunks=8, faults=(CloseDelimited(), RaggedAfter(4))))
     judge.saw(x)
     judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x))
+
+
+@case(
+    "5.43",
+    "A pooled TLS connection the upstream closed is retried before the commit point",
+    requirement="A server closes a kept-alive connection it let idle; a proxy that sends the "
+    "next request on it before it noticed gets a close (close_notify and FIN) or a reset, and "
+    "no answer. The request was never answered: before the commit point it is retried, on "
+    "a new connection, not turned into the client's error (RFC 9112 §9.3.1). Judged over TLS "
+    "(--upstream-tls): a first request leaves a connection in the proxy's pool; the fake "
+    "closes it when the next request comes on it (`stale-close`, `stale-reset`). A target "
+    "that keeps no connection to the upstream is never exposed: SKIP.",
+    source=f"{FAILURES}; RFC 9112 §9.3.1",
+    expected="status 200 and the whole answer exactly once, after a second upstream attempt",
+)
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_tls_stale_pooled_connection_retried(sut: SystemUnderTest, judge: Judge, how: str) -> None:
+    if sut.provider.tls is None:
+        pytest.skip("a TLS case: run with --upstream-tls")
+    warm = sut.chat(Scenario(chunks=2))
+    judge.saw(warm, "a first request: it leaves a connection in the pool")
+    judge.check(checks.status_is(warm.transcript, 200))
+    x = sut.chat(Scenario(chunks=8, faults=(Stale(how),), first=1))
+    judge.saw(x)
+    if not any((a.ending or "").startswith("stale") for a in x.attempts):
+        pytest.skip(
+            "the request came on a new connection: the target keeps no connection to the "
+            "upstream (or did not reuse it), so none could go stale"
+        )
+    _without_retries(sut, judge, x)
+    judge.check(*_whole_after_a_retry(x))
+
+
+@case(
+    "5.44",
+    "TLS records split across writes at any byte change nothing the client gets",
+    requirement="TLS carries the stream in records, and TCP may deliver a record in pieces "
+    "cut anywhere; what the client gets is the same answer as over plain HTTP. Judged with "
+    "every record of the answer written to the socket in pieces of 1, 7 or 100 bytes "
+    "(`tls_records-B`, --upstream-tls).",
+    source="RFC 8446 §5.1; RFC 9112 §7.1",
+    expected="status 200, the whole answer, [DONE] once",
+)
+@pytest.mark.parametrize("size", [1, 7, 100])
+def test_tls_records_split_anywhere(sut: SystemUnderTest, judge: Judge, size: int) -> None:
+    if sut.provider.tls is None:
+        pytest.skip("a TLS case: run with --upstream-tls")
+    x = sut.chat(Scenario(chunks=8, faults=(TlsRecords(size),)))
+    judge.saw(x)
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.ends_with_single_done(x.transcript),
+    )
