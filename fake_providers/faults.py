@@ -194,7 +194,7 @@ class CloseDelimited(Fault):
 
 @dataclass(frozen=True)
 class TlsRecords(Fault):
-    """Over TLS, every record reaches the socket in writes of b bytes (plain HTTP: no change)."""
+    """Over TLS, records reach the socket in writes of b bytes, the first alone (plain: none)."""
 
     name: ClassVar[str] = "tls_records"
     stage: ClassVar[int] = 2

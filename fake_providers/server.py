@@ -443,8 +443,9 @@ class _Writer:
             head = b"\r\n".join(lines) + b"\r\n\r\n"
         else:
             head = conn.send(h11.Response(status_code=plan.status, headers=headers))
+        splitter = None
         if plan.records and self.conn.provider.tls is not None:
-            _split_records(writer, plan.records)
+            splitter = _RecordSplitter(writer, plan.records)
         # h11 chose the body's framing (from the headers and the request's HTTP version).
         # When it is chunked, each piece is framed here: h11's bookkeeping per event is most
         # of the cost of a small write, and chunked framing needs none (h11 still writes
@@ -452,6 +453,8 @@ class _Writer:
         chunked = b"\r\ntransfer-encoding: chunked\r\n" in head.lower()
         writer.write(head)
         await writer.drain()
+        if splitter is not None:
+            await splitter.release()
         self.journal.update(started)
         pieces = list(plan.writes())
         for number, piece in enumerate(pieces, start=1):
@@ -474,8 +477,12 @@ class _Writer:
             self._wrote(piece)  # journal first: the journal never lags behind the wire
             writer.write(data)
             await writer.drain()
+            if splitter is not None:
+                await splitter.release()
             if plan.pause:
                 await asyncio.wait([peer_left], timeout=plan.pause)
+        if splitter is not None:
+            splitter.restore()  # the ending (and a next response) written as usual
         return await self._finish(plan.ending, peer_left)
 
     async def _stale(self, ending: Ending) -> bool:
@@ -564,21 +571,43 @@ def _reason(status: int) -> bytes:
         return b"Unknown"
 
 
-def _split_records(writer: asyncio.StreamWriter, size: int) -> None:
-    """Hand the TLS layer's output to the socket in writes of `size` bytes, so that its
-    records are cut wherever the bytes fall (TCP_NODELAY sends each write at once)."""
-    protocol = getattr(writer.transport, "_ssl_protocol", None)
-    tcp = getattr(protocol, "_transport", None)
-    if tcp is None:
-        return
-    write = tcp.write
+# After the first piece of a split TLS record: long enough for the peer to read that piece
+# on its own (pieces written back to back meet again in its receive buffer), short enough
+# to cost no timer anything (once per write of the answer).
+RECORD_PAUSE = 0.001
 
-    def pieces(data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        for start in range(0, len(view), size):
-            write(bytes(view[start : start + size]))
 
-    tcp.write = pieces
+class _RecordSplitter:
+    """Holds what the TLS layer gives the socket, then writes it in pieces of `size` bytes
+    (TCP_NODELAY sends each write at once): the first piece alone, then a pause, so that the
+    peer reads a record cut at byte `size`; the others back to back."""
+
+    def __init__(self, writer: asyncio.StreamWriter, size: int) -> None:
+        protocol = getattr(writer.transport, "_ssl_protocol", None)
+        self.tcp = getattr(protocol, "_transport", None)
+        self.size = size
+        self.held = bytearray()
+        self.write = None if self.tcp is None else self.tcp.write
+        if self.tcp is not None:
+            self.tcp.write = self.held.extend
+
+    async def release(self) -> None:
+        """Write what is held, piece by piece."""
+        first = True
+        while self.held and self.write is not None:
+            piece = bytes(self.held[: self.size])
+            del self.held[: self.size]
+            self.write(piece)
+            if first:
+                first = False
+                await asyncio.sleep(RECORD_PAUSE)
+
+    def restore(self) -> None:
+        if self.tcp is not None:
+            if self.held and self.write is not None:
+                self.write(bytes(self.held))
+                self.held.clear()
+            self.tcp.write = self.write
 
 
 def _error(message: str) -> dict[str, Any]:

@@ -195,10 +195,13 @@ REFERENCE_CAUGHT_BY: dict[str, dict[str, str]] = {
     "page-send-twice": {"6.11": FAIL},
     "page-rows-twice": {"6.11": FAIL},
     "tls-no-verify": {"5.41": FAIL},
-    "tls-one-timer": {"5.40": FAIL},
+    "tls-one-timer": {"5.40[stall]": FAIL},
+    "tls-handshake-fatal": {"5.40[reset]": FAIL},
+    "tls-stale-pool": {"5.43": FAIL},
+    "tls-record-eof": {"5.44": FAIL},
 }
 # The cases that run only over TLS (--upstream-tls): a run that selects one is made so.
-TLS_CASES = {"5.40", "5.41", "5.42"}
+TLS_CASES = {"5.40", "5.41", "5.42", "5.43", "5.44"}
 # 6.11 drives headless Chromium: where there is none, it is skipped, and so are these.
 BROWSER_CASES = {"6.11"}
 NO_BROWSER = "no chromium on PATH or no Playwright: 6.11 is skipped here"
