@@ -171,5 +171,14 @@ def parse_handshake_fault(token: str) -> HandshakeFault:
     low, high = cls.arity
     if not low <= len(args) <= high:
         raise ValueError(f"{name} takes {low} to {high} parameters")
-    values: list[int | str] = [a if a in cls.words.get("kind", ()) else int(a) for a in args]
+    words = cls.words.get("kind", ())
+    values: list[int | str] = []
+    for arg in args:
+        if arg in words:
+            values.append(arg)
+        elif arg.isdigit():
+            values.append(int(arg))
+        else:
+            wanted = f"one of {', '.join(words)}" if words else "a whole number"
+            raise ValueError(f"{name} takes {wanted}, not {arg!r}")
     return cls(*values)
