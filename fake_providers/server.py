@@ -220,10 +220,12 @@ class FakeProvider:
                     sock = writer.get_extra_info("socket")
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 else:  # a stall: silent until the peer leaves (or the stall limit)
+                    began = time.perf_counter()
                     with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
                         async with asyncio.timeout(self.stall_limit):
                             while await reader.read(65536):
                                 pass
+                            door.stall_given_up(time.perf_counter() - began)
                 writer.transport.abort()
                 return False
         context = self.tls.context(fault.certificate if fault is not None else "")
@@ -248,7 +250,21 @@ class Door:
         self.port: int = sock.getsockname()[1]
         self.handshakes = 0  # connections begun here (each one a handshake)
         self.completed = 0  # handshakes the client completed (it trusted what it was shown)
+        self.stalls: list[float] = []  # seconds each stalled handshake lasted till the peer left
+        self._changed = threading.Condition()
         self._server: asyncio.Server | None = None
+
+    def stall_given_up(self, seconds: float) -> None:
+        with self._changed:
+            self.stalls.append(seconds)
+            self._changed.notify_all()
+
+    def wait_stalls(self, count: int, timeout: float) -> list[float]:
+        """How long the first `count` stalled handshakes lasted before the peer left them,
+        once it has left them all (or fewer, if `timeout` seconds pass first)."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.stalls) >= count, timeout)
+            return list(self.stalls)
 
     @property
     def base_url(self) -> str:

@@ -406,6 +406,9 @@ def test_handshake_stall_1_says_nothing_after_the_client_hello_and_stays_open(pr
         raw.setblocking(False)  # (with a timeout, recv would wait for it first)
         with pytest.raises(BlockingIOError):
             raw.recv(1, socket.MSG_PEEK)  # open, and silent
+        assert door.stalls == []  # not given up yet
+    (lasted,) = door.wait_stalls(1, TIMEOUT)  # the client closed it: how long it lasted
+    assert 0 < lasted < TIMEOUT
     assert door.handshakes == 2
     assert door.completed == 1
 
