@@ -72,13 +72,9 @@ class Authority:
                 leaf = trustme.CA(organization_name="not the run's CA").issue_cert(*HOSTS)
             elif kind == "wrong_host":
                 leaf = self.ca.issue_cert(WRONG_HOST)
-            elif kind == "expired":
-                now = datetime.datetime.now(datetime.UTC)
-                leaf = self.ca.issue_cert(
-                    *HOSTS,
-                    not_before=now - datetime.timedelta(days=30),
-                    not_after=now - datetime.timedelta(days=1),
-                )
+            elif kind == "expired":  # valid from trustme's fixed start (2000) until yesterday
+                yesterday = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+                leaf = self.ca.issue_cert(*HOSTS, not_after=yesterday)
             else:
                 raise ValueError(f"a certificate is one of {', '.join(CERT_KINDS)}, not {kind!r}")
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
