@@ -149,8 +149,8 @@ def steps(scenario: Scenario) -> list[Step]:
 
 
 def first_answer(steps: list[Step]) -> int:
-    """The index of the first step that carries the answer: reasoning, content or a tool call, else the
-    first finish. Formats that put something inside or before "the answer" use it."""
+    """The index of the first step that carries the answer: reasoning, content or a tool
+    call, else the first finish. Formats that put something inside or before "the answer" use it."""
     for index, step in enumerate(steps):
         if step.kind in (FrameKind.CONTENT, FrameKind.TOOL, FrameKind.REASONING):
             return index

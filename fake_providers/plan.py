@@ -8,10 +8,10 @@ place that knows about sockets.
 The body is a sequence of `Frame`s (one SSE event each, or one JSON document for a
 non-streaming answer). The same machinery carries every API the fake speaks (`Plan.api`):
 OpenAI chat completions, the Anthropic Messages API and the OpenAI Responses API, so every
-fault applies at the event boundaries of each. How the frames reach the wire is described separately: `cuts` are
-the byte offsets where one write ends and the next begins, `pause` the silence between
-writes, and `ending` what happens after the last frame (a clean end of the HTTP message,
-a TCP reset, or a stall that lasts until the peer gives up).
+fault applies at the event boundaries of each. How the frames reach the wire is described
+separately: `cuts` are the byte offsets where one write ends and the next begins, `pause`
+the silence between writes, and `ending` what happens after the last frame (a clean end of
+the HTTP message, a TCP reset, or a stall that lasts until the peer gives up).
 """
 
 from __future__ import annotations
