@@ -342,8 +342,8 @@ def _answer_plan(request: dict[str, Any], scenario: Scenario, request_id: str) -
         carried: dict[str, int] | None = None
         if where == "cumulative":
             carried = running.add(step.choice, step.content + step.arguments, step.reasoning)
-            wire = _wire_usage(carried, running.reasoning_tokens())
-            text = chunks.text(step.choice, step.delta, step.finish, usage=wire)
+            counted = _wire_usage(carried, running.reasoning_tokens())
+            text = chunks.text(step.choice, step.delta, step.finish, usage=counted)
         elif where == "inchoice" and index == len(steps) - 1:
             carried = usage
             wire = _wire_usage(usage, thinking) if usage else None

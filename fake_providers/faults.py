@@ -280,10 +280,10 @@ class UpstreamError(Fault):
         eol = plan.eol.encode()
         if plan.api != CHAT:
             metadata = dict(plan.metadata)
-            kind, data = errors.inband_event(
+            kind, typed = errors.inband_event(
                 plan.api, self.shape, metadata=metadata, sequence=self.event - 1
             )
-            return b"event: " + kind.encode() + eol + b"data: " + data.encode() + eol * 2
+            return b"event: " + kind.encode() + eol + b"data: " + typed.encode() + eol * 2
         document: dict[str, Any]
         if self.shape == "object":
             error = {"message": ERROR_MESSAGE, "type": "server_error", "code": "overloaded"}
