@@ -88,7 +88,8 @@ Every other token is a fault from `faults.FAULTS`: `name` or `name-arg-arg`, e.g
 - `upstream_error-N-SHAPE`: event N is an in-band error and the body ends there (no
   finish, no `[DONE]`): SHAPE `object` (`{"error": {...}}`), `flat` (`{"object": "error",
   ...}`), `event` (`event: error` + `data: {"message": ...}`) or `finish` (a chunk whose
-  choices end with finish_reason `error`).
+  choices end with finish_reason `error`); in the Responses API also `failed` (a
+  `response.failed` event). Each API's shapes: `errors.INBAND_SHAPES`.
 
 `chat.expected(scenario)` says what the clean answer (no faults) means, choice by choice.
 """
