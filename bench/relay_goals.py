@@ -132,7 +132,7 @@ def goals(document: dict[str, Any]) -> list[dict[str, Any]]:
         theirs = sessions["nginx"]["nginx"]["proxy"]["cpu_s_per_1k_chunks"]
         out.append(
             _goal(
-                "CPU per 1,000 chunks vs nginx's",
+                "CPU per chunk vs nginx's",
                 "cpu_vs_nginx",
                 round(cpu / theirs, 2),
                 "x",
@@ -160,7 +160,7 @@ def goals(document: dict[str, Any]) -> list[dict[str, Any]]:
         theirs = sessions["litellm"]["litellm"]["proxy"]["cpu_s_per_1k_chunks"]
         out.append(
             _goal(
-                "CPU per 1,000 chunks below LiteLLM's",
+                "CPU per chunk below LiteLLM's",
                 "cpu_below_litellm",
                 round(theirs / cpu, 1) if cpu > 0 else 0.0,
                 "x",

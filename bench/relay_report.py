@@ -128,16 +128,16 @@ def table(document: dict[str, Any]) -> str:
         )
 
     lines.append("against the direct path of its session")
-    row("added TTFB median, ms", lambda p: f"+{vs[p]['added_ttfb_median_ms']:.3f}")
-    row("added TTFB p99, ms", lambda p: f"+{vs[p]['added_ttfb_p99_ms']:.3f}")
+    row("added TTFB median, ms", lambda p: f"{vs[p]['added_ttfb_median_ms']:+.3f}")
+    row("added TTFB p99, ms", lambda p: f"{vs[p]['added_ttfb_p99_ms']:+.3f}")
     row(
         f"added TTFB after {1000 * IDLE:g} ms idle, median",
-        lambda p: f"+{vs[p]['added_ttfb_after_idle_median_ms']:.3f}",
+        lambda p: f"{vs[p]['added_ttfb_after_idle_median_ms']:+.3f}",
     )
-    row("added per chunk, µs", lambda p: f"+{vs[p]['added_per_chunk_us']:.1f}")
+    row("added per chunk, µs", lambda p: f"{vs[p]['added_per_chunk_us']:+.1f}")
     row(
         f"added per chunk, whole {STREAM_CHUNKS}-chunk, µs",
-        lambda p: f"+{vs[p]['added_per_chunk_total_us']:.1f}",
+        lambda p: f"{vs[p]['added_per_chunk_total_us']:+.1f}",
     )
 
     def share(p: str, level: str) -> str:

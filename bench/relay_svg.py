@@ -243,7 +243,7 @@ def goal_tiles(x0: float, y0: float, w: float, document: dict[str, Any]) -> list
         elif unit == "ms":
             shown, wanted = f"{value:+.2f} ms", f"goal {sign} {target:g} ms"
         elif unit == "µs":
-            shown, wanted = f"+{value:.1f} µs", f"goal {sign} {target:g} µs"
+            shown, wanted = f"{value:+.1f} µs", f"goal {sign} {target:g} µs"
         elif unit == "MiB":
             shown, wanted = f"{value:.1f} MiB", f"goal {sign} {target:g} MiB"
         else:
@@ -264,22 +264,25 @@ def goal_tiles(x0: float, y0: float, w: float, document: dict[str, Any]) -> list
 
 
 def facts_panel(x0: float, y0: float, w: float, document: dict[str, Any]) -> list[str]:
-    """Who is busy at 20 concurrent (CPU as a share of one core), then the other costs."""
+    """Who is busy at 20 concurrent (CPU as a share of one core), what each proxy costs
+    (CPU seconds per 1,000 chunks, peak RSS), then the fake's and the client's figures."""
     results = shown_paths(document)
     fake, client = document["fake_provider"], document["client_check"]
-    out = [_text(x0, y0 - 10, "Who is busy at 20 concurrent", 15, font_weight="bold", fill=INK)]
-    columns = (("client", "client_cpu"), ("fake", "fake_cpu"), ("proxy", "proxy_cpu"))
-    col_x = [x0 + w - 150, x0 + w - 75, x0 + w]
+    out = [
+        _text(x0, y0 - 10, "Who is busy at 20, what each costs", 15, font_weight="bold", fill=INK)
+    ]
+    headers = ("client", "fake", "proxy", "s/1k ch.", "RSS MiB")
+    col_x = [x0 + w - 58 * i for i in (4, 3, 2, 1, 0)]
     y = y0 + 14
-    out.append(_text(x0, y, "CPU, share of one core", 12, fill=GREY))
-    for (label, _), x in zip(columns, col_x, strict=True):
+    out.append(_text(x0, y, "CPU: share of a core", 12, fill=GREY))
+    for label, x in zip(headers, col_x, strict=True):
         out.append(_text(x, y, label, 12, fill=GREY, text_anchor="end"))
     for name in results:
         y += 24
         at20 = results[name]["throughput"]["20"]
         out.append(_line(x0, y - 17, x0 + w, y - 17))
         out.append(_text(x0, y, name, 13, fill=INK, font_weight="bold"))
-        for (_, key), x in zip(columns, col_x, strict=True):
+        for key, x in zip(("client_cpu", "fake_cpu", "proxy_cpu"), col_x, strict=False):
             value = at20.get(key)
             shown = "-" if value is None else f"{value:.0%}"
             busy = value is not None and value >= 0.95
@@ -294,17 +297,16 @@ def facts_panel(x0: float, y0: float, w: float, document: dict[str, Any]) -> lis
                     font_weight="bold" if busy else "normal",
                 )
             )
-    out.append(_text(x0, y + 20, "red: at a full core, the one that sets the pace", 11, fill=GREY))
-    rows: list[tuple[str, str]] = []
-    for name in document["vs_direct"]:
-        proxy = results[name]["proxy"]
-        rows.append(
-            (
-                f"{name}: CPU per 1,000 chunks · peak RSS",
-                f"{proxy['cpu_s_per_1k_chunks']:.4f} s · {proxy['peak_rss_mib']:.0f} MiB",
-            )
+        proxy = results[name].get("proxy")
+        costs = (
+            (f"{proxy['cpu_s_per_1k_chunks']:.4f}", f"{proxy['peak_rss_mib']:.0f}")
+            if proxy
+            else ("-", "-")
         )
-    rows += [
+        for shown, x in zip(costs, col_x[3:], strict=True):
+            out.append(_text(x, y, shown, 13, text_anchor="end", fill=INK))
+    out.append(_text(x0, y + 20, "red: at a full core, the one that sets the pace", 11, fill=GREY))
+    rows = [
         (
             f"fake alone, one {fake['events'] // 1000}k-chunk stream",
             f"{fake['whole_chunks_per_s'] / 1000:.0f}k chunks/s",
@@ -312,9 +314,9 @@ def facts_panel(x0: float, y0: float, w: float, document: dict[str, Any]) -> lis
         ("the same, serving time only", f"{fake['serving_chunks_per_s'] / 1000:.0f}k chunks/s"),
         ("client at its busiest", f"{client['max_cpu']:.0%} of a core"),
     ]
-    y += 40
+    y += 30
     for label, value in rows:
-        y += 25
+        y += 24
         out.append(_line(x0, y - 17, x0 + w, y - 17))
         out.append(_text(x0, y, label, 13, fill=GREY))
         out.append(_text(x0 + w, y, value, 13, text_anchor="end", font_weight="bold", fill=INK))
@@ -333,8 +335,8 @@ def picture(document: dict[str, Any]) -> str:
     subtitle = (
         f"127.0.0.1 · {host['cpus']} cores · Python {host['python']} · {document['generated']} · "
         f"wall {document['wall_s']:.0f} s{' · --quick' if document['settings']['quick'] else ''}"
-        " · the fake provider, each proxy and the client each a process of their own · one "
-        "session per proxy, the others stopped · direct: the reference proxy's session"
+        " · each proxy in a session of its own, the others stopped · direct: the reference "
+        "proxy's session"
     )
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
