@@ -256,7 +256,9 @@ def _typed(event: str, eol: bytes) -> bytes:
 
 
 ERROR_MESSAGE = errors.ERROR_MESSAGE
-ERROR_SHAPES = errors.ALL_SHAPES
+# The in-band error shapes of chat completions (what the soak and the chat cases draw from);
+# a token may name any API's (`errors.ALL_SHAPES`): one its API does not have is refused.
+ERROR_SHAPES = errors.INBAND_SHAPES[CHAT]
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,7 @@ class UpstreamError(Fault):
     name: ClassVar[str] = "upstream_error"
     stage: ClassVar[int] = 1
     arity: ClassVar[tuple[int, int]] = (2, 2)
-    words: ClassVar[dict[str, tuple[str, ...]]] = {"shape": ERROR_SHAPES}
+    words: ClassVar[dict[str, tuple[str, ...]]] = {"shape": errors.ALL_SHAPES}
     event: int
     shape: str
 
