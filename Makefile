@@ -9,7 +9,7 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance conformance-tls test unit lint clean litellm conformance-litellm nginx portkey bench soak soak-distributed fuzz repeat screenshot playground tour lock test-lowest
+.PHONY: install conformance conformance-tls test unit lint clean litellm conformance-litellm nginx portkey bench bench-peers soak soak-distributed fuzz repeat screenshot playground tour lock test-lowest
 
 ## `make install` resolves pyproject.toml's ranges afresh (the newest releases they allow);
 ## `make install LOCKED=1` (or LOCKED=1 with any target) installs requirements.lock instead,
@@ -163,6 +163,17 @@ portkey: $(PORTKEY_STAMP)
 ## `BENCH_ARGS='--target litellm'` to measure LiteLLM's proxy (make litellm) in the same run.
 bench: $(STAMP)
 	$(BIN)/python bench/relay_bench.py --out $(REPORT_DIR)/bench.json --svg $(REPORT_DIR)/bench.svg $(BENCH_ARGS)
+
+## The same with the peers, side by side, one session each with the others stopped: nginx,
+## Portkey and LiteLLM (`make nginx portkey litellm` first; it names the ones not installed).
+## About 6 minutes; `BENCH_ARGS=--quick` for about 2.
+bench-peers: $(STAMP)
+	@missing=""; \
+	test -f $(NGINX_STAMP) || missing="$$missing nginx"; \
+	test -f $(PORTKEY_STAMP) || missing="$$missing portkey"; \
+	test -f $(LITELLM_STAMP) || missing="$$missing litellm"; \
+	test -z "$$missing" || { echo "make bench-peers: not installed:$$missing (run: make$$missing)"; exit 1; }
+	$(BIN)/python bench/relay_bench.py --target nginx --target portkey --target litellm --out $(REPORT_DIR)/bench.json --svg $(REPORT_DIR)/bench.svg $(BENCH_ARGS)
 
 ## The chaos soak: 10,000 streams, 100 at a time, through the bundled proxy or any target
 ## (`SOAK_ARGS='--target nginx'`, `--target-cmd ...`), each with a fault schedule drawn from a

@@ -1,10 +1,15 @@
-"""What the reference proxy costs a stream: the same scenarios direct and through it.
+"""What the reference proxy costs a stream, beside its peers: the same scenarios direct and
+through each proxy.
 
-`make bench`, or `.venv/bin/python bench/relay_bench.py [--quick] [--target NAME ...]`.
-In one run on 127.0.0.1 it starts the fake provider (`bench.fake_server`, a process of its
-own) and the bundled reference proxy (`ProcessTarget` with the `BUNDLED` template, on an
-inherited socket, as the harness starts it), then streams the same requests directly from
-the fake and through the proxy:
+`make bench` (the reference proxy alone), `make bench-peers` (with nginx, Portkey and
+LiteLLM), or `.venv/bin/python bench/relay_bench.py [--quick] [--target NAME ...]`. In one
+run on 127.0.0.1 it starts the fake provider (`bench.fake_server`, a process of its own),
+then holds one session per proxy: the bundled reference proxy first (`ProcessTarget` with
+the `BUNDLED` template, on an inherited socket, as the harness starts it), then each
+`--target` in turn. A session starts its proxy, streams the same requests directly from the
+fake and through the proxy, and stops the proxy before the next session begins, so that no
+proxy's background work (LiteLLM's above all) weighs on another's figures; every figure of
+a proxy is set against the direct path measured in its own session. In each session:
 
 - time to first byte: N sequential `streamproof.chunks-8` streams per path, in blocks of
   N/ROUNDS per path taken in turn, each block alone on the machine (see `sequential`).
@@ -25,7 +30,11 @@ the fake and through the proxy:
   the CPU of the client, the fake and the proxy over wall time: whichever sits at a full
   core sets the pace;
 - the proxy's CPU seconds per 1,000 chunks over its throughput levels (utime + stime from
-  /proc/<pid>/stat of its process group, before and after) and its peak RSS (VmHWM);
+  /proc/<pid>/stat of its process group, before and after) and its peak RSS (VmHWM of the
+  group's processes, summed, at the end of the session);
+
+and once, before the sessions:
+
 - the fake provider's own rate, two ways, the lower of which is held against the goal:
   one stream of 100,000 chunks read by a plain socket with 1 MiB reads, the fake pinned to
   one core and the reader to another, request to last byte (building the answer takes
@@ -37,14 +46,18 @@ chunked-body decoder that counts events on blank lines), with none of an HTTP li
 per-chunk work, and the garbage collector off while it measures. It checks itself: the CPU
 it used in each throughput level (process time over wall time) and per chunk received is in
 the report, and a level where it was busy more than CLIENT_BUSY of the time is flagged as
-possibly client-bound. The share of the machine the hypervisor stole is in `host`.
+possibly client-bound. The share of the machine the hypervisor stole is in `host`. A
+keep-alive connection that the server closed between two responses (nginx does after the
+1,000th request on one) is opened again, as a real client does; a close in the middle of a
+response is a failed stream, counted and shown.
 
 The proxy runs with the config the harness writes, but with benchmark timeouts (first byte,
 idle and total far beyond any stream here) so that no timer of the test config cuts a
-stream at 100 concurrent. `--target NAME` adds a profile of targets.toml (e.g. `litellm`,
-after `make litellm`) measured the same way in the same run, with the issue's "10x better"
-comparisons. The table is printed; the figures go to reports/bench.json (`--out`) and a
-picture to reports/bench.svg (`--svg`).
+stream at 100 concurrent. `--target NAME` adds a profile of targets.toml (`nginx`,
+`portkey`, `litellm`, after `make nginx portkey litellm`), measured the same way in a
+session of its own; the goals against nginx and LiteLLM are checked when they were measured
+(`relay_goals`). The table is printed, one column per proxy; the figures go to
+reports/bench.json (`--out`) and a picture to reports/bench.svg (`--svg`).
 
 This file is the command line; the bench itself is in `relay_client` (the HTTP/1.1 client
 and the routes), `relay_probes` (CPU and memory from /proc), `relay_measures` (the measures
@@ -85,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help=f"also measure a profile of {DEFAULT_FILE} (e.g. litellm); repeatable",
+        help=f"also measure a profile of {DEFAULT_FILE} (nginx, portkey, litellm), in a "
+        "session of its own; repeatable",
     )
     parser.add_argument("--out", type=Path, default=REPORT, help="where to write the JSON")
     parser.add_argument("--svg", type=Path, default=PICTURE, help="where to write the picture")
@@ -97,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
     steal_before = steal_ticks()
-    results, fake_figures, commands = run(args.target, settings, say)
+    sessions, fake_figures, commands = run(args.target, settings, say)
     wall = time.perf_counter() - started
     steal_after = steal_ticks()
     document = make_document(
-        args.quick, settings, wall, (steal_before, steal_after), commands, fake_figures, results
+        args.quick, settings, wall, (steal_before, steal_after), commands, fake_figures, sessions
     )
     print(table(document))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,14 @@ class HTTPFailure(Exception):
     """A response that was not a complete 200 event stream."""
 
 
+class Stale(HTTPFailure):
+    """A reused keep-alive connection that the server had closed before it answered: not a
+    failed stream. A client sends the request again on a new connection, as HTTP clients do
+    (RFC 9112, 9.3.1: a server may close an idle connection at any time, and a request that
+    got no byte of an answer may be retried). nginx closes its side after the 1,000th
+    request on a connection (`keepalive_requests`), uvicorn after 5 s idle."""
+
+
 HEAD, SIZE, DATA, DATA_END, TRAILER, SIZED, DONE = range(7)
 
 
@@ -27,7 +35,8 @@ class Response:
 
     It counts events (a blank line, `\\n\\n`, in the body: the fake and the proxy both
     write LF line endings here) and notes the times of the first response byte, the first
-    and last body bytes and, if asked, each event's arrival.
+    and last body bytes and, if asked, each event's arrival; and whether the server said
+    `Connection: close` (then the connection carries no other response).
     """
 
     def __init__(self, sent: float, keep_arrivals: bool) -> None:
@@ -39,6 +48,7 @@ class Response:
         self.arrivals: list[float] | None = [] if keep_arrivals else None
         self.done = False
         self.status = 0
+        self.closing = False  # `Connection: close`: the server ends the connection after it
         self._state = HEAD
         self._buffer = b""
         self._left = 0
@@ -102,6 +112,8 @@ class Response:
             fields[name.strip().lower()] = value.strip().lower()
         if self.status != 200:
             raise HTTPFailure(f"status {self.status}")
+        options = fields.get(b"connection", b"").split(b",")
+        self.closing = any(option.strip() == b"close" for option in options)
         if fields.get(b"transfer-encoding") == b"chunked":
             return SIZE
         self._left = int(fields.get(b"content-length", b"-1"))
@@ -124,10 +136,17 @@ class Response:
 
 
 class Connection(asyncio.Protocol):
-    """One keep-alive connection carrying one stream after another."""
+    """One keep-alive connection carrying one stream after another.
+
+    A close by the server is a failure of the response in progress, except on a connection
+    that has carried a response before, when no byte of the new one had arrived: that is a
+    `Stale` connection, to be opened again (see `Lane`). A response that said
+    `Connection: close` leaves its connection unusable, as the server is closing it.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.served = 0  # complete responses received on this connection
         self._response: Response | None = None
         self._waiter: asyncio.Future[Response] | None = None
         self._lost: Exception | None = None
@@ -150,14 +169,21 @@ class Connection(asyncio.Protocol):
             self._fail(exc if isinstance(exc, HTTPFailure) else HTTPFailure(repr(exc)))
             return
         if done:
+            self.served += 1
             self._response = self._waiter = None
+            if response.closing:
+                self._fail(HTTPFailure("the server closed the connection (Connection: close)"))
             waiter.set_result(response)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(HTTPFailure(f"connection closed: {exc or 'EOF'}"))
+        response = self._response
+        if response is not None and not response.head_at and self.served:
+            self._fail(Stale(f"a reused connection closed before its answer: {exc or 'EOF'}"))
+        else:
+            self._fail(HTTPFailure(f"connection closed: {exc or 'EOF'}"))
 
     def _fail(self, exc: Exception) -> None:
-        self._lost = exc
+        self._lost = self._lost or exc
         waiter, self._waiter, self._response = self._waiter, None, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -214,9 +240,13 @@ class Route:
 
 
 class Lane:
-    """A route's keep-alive connection, opened again when the server closed it while idle
-    (uvicorn does after 5 s, which a slow proxy's connection can spend waiting for the
-    others of its level); `reconnects` counts those."""
+    """A route's keep-alive connection, opened again when the server closed it between two
+    responses, as HTTP clients do: after a response that said `Connection: close`, when the
+    close was seen while idle (uvicorn closes after 5 s, which a slow proxy's connection
+    can spend waiting for the others of its level), or when a request written on a reused
+    connection got no byte of an answer before the close (`Stale`: it is sent once more, on
+    a new connection). `reconnects` counts them. A close in the middle of a response is
+    still a failed stream (`HTTPFailure`)."""
 
     def __init__(self, route: Route) -> None:
         self.route = route
@@ -231,7 +261,12 @@ class Lane:
         if self._conn is None or not self._conn.usable:
             self.reconnects += self._conn is not None
             self._conn = await self.route.connect()
-        return await self._conn.fetch(request, keep_arrivals)
+        try:
+            return await self._conn.fetch(request, keep_arrivals)
+        except Stale:
+            self.reconnects += 1
+            self._conn = await self.route.connect()
+            return await self._conn.fetch(request, keep_arrivals)
 
     def close(self) -> None:
         if self._conn is not None:

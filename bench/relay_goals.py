@@ -1,5 +1,13 @@
 """The relay bench's checks (`bench/relay_bench.py`): each proxied path against the direct
-connection, and the issue's goals against the figures."""
+connection of its own session, and the issue's goals against the figures.
+
+The goals of the reference proxy against the direct connection (GOALS) hold in every run.
+Those against a peer (PEER_GOALS) are checked when that peer was measured in the same run:
+against nginx, a plain reverse proxy in C, what the reference proxy costs is held to a
+small multiple of the least a proxy can cost here; against LiteLLM, a Python proxy of the
+same purpose, to a fraction of it. Each compares two figures of one run, each proxy's taken
+against the direct path of its own session, never figures of two runs.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,12 @@ GOALS = {  # the issue's goals for the reference proxy against the direct connec
     "added_per_chunk_us": 30.0,
     "throughput_20_ratio": 0.5,
     "fake_chunks_per_s": 50_000.0,
+    "peak_rss_mib": 50.0,
+}
+PEER_GOALS = {  # and against peers measured in the same run
+    "cpu_vs_nginx": 1.5,  # its CPU per 1,000 chunks at most 1.5x nginx's
+    "ttfb_vs_nginx_ms": 0.3,  # its added TTFB median at most 0.3 ms more than nginx's
+    "cpu_below_litellm": 20.0,  # its CPU per 1,000 chunks at least 20x below LiteLLM's
 }
 
 
@@ -58,9 +72,11 @@ def _goal(
 
 
 def goals(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's goals against the figures; with another target, the 10x comparisons."""
-    paths, versus = document["paths"], document["vs_direct"][REFERENCE]
-    direct, ours = paths[DIRECT], paths[REFERENCE]
+    """The issue's goals against the figures; those against nginx and LiteLLM when they
+    were measured in this run."""
+    sessions, vs = document["sessions"], document["vs_direct"]
+    versus, mine = vs[REFERENCE], sessions[REFERENCE]
+    direct, ours = mine[DIRECT], mine[REFERENCE]
     fake = document["fake_provider"]
     out = [
         _goal(
@@ -101,40 +117,56 @@ def goals(document: dict[str, Any]) -> list[dict[str, Any]]:
             False,
             f"lower of {fake['chunks_per_s_from']}",
         ),
+        _goal(
+            "peak RSS",
+            "peak_rss_mib",
+            ours["proxy"]["peak_rss_mib"],
+            "MiB",
+            GOALS["peak_rss_mib"],
+            True,
+            "VmHWM of its process group, at the end of its session",
+        ),
     ]
-    for name, other in document["vs_direct"].items():
-        if name == REFERENCE:
-            continue
-        for label, key in (
-            ("added TTFB", "added_ttfb_median_ms"),
-            ("per chunk", "added_per_chunk_us"),
-        ):
-            mine, theirs = versus[key], other[key]
-            times = round(theirs / mine, 1) if mine > 0 else 0.0
-            note = f"{name} adds {theirs:g}, reference {mine:g}"
-            out.append(
-                _goal(
-                    f"{label}: 10x better than {name}",
-                    f"{key}_vs_{name}",
-                    times,
-                    "x",
-                    10.0,
-                    False,
-                    note,
-                )
-            )
-        mine, theirs = versus["throughput_ratio"]["20"], other["throughput_ratio"]["20"]
-        times = round(mine / theirs, 1) if theirs > 0 else 0.0
-        note = f"{name} {theirs:.1%} of direct, reference {mine:.1%}"
+    cpu = ours["proxy"]["cpu_s_per_1k_chunks"]
+    if "nginx" in sessions:
+        theirs = sessions["nginx"]["nginx"]["proxy"]["cpu_s_per_1k_chunks"]
         out.append(
             _goal(
-                f"throughput at 20: 10x {name}'s",
-                f"throughput_20_vs_{name}",
-                times,
+                "CPU per chunk vs nginx's",
+                "cpu_vs_nginx",
+                round(cpu / theirs, 2),
                 "x",
-                10.0,
+                PEER_GOALS["cpu_vs_nginx"],
+                True,
+                f"reference {cpu:.4f} s, nginx {theirs:.4f} s",
+            )
+        )
+        added, nginx_added = (
+            versus["added_ttfb_median_ms"],
+            vs["nginx"]["added_ttfb_median_ms"],
+        )
+        out.append(
+            _goal(
+                "added TTFB median vs nginx's",
+                "ttfb_vs_nginx_ms",
+                round(added - nginx_added, 4),
+                "ms",
+                PEER_GOALS["ttfb_vs_nginx_ms"],
+                True,
+                f"reference adds {added:.3f} ms, nginx {nginx_added:.3f} ms",
+            )
+        )
+    if "litellm" in sessions:
+        theirs = sessions["litellm"]["litellm"]["proxy"]["cpu_s_per_1k_chunks"]
+        out.append(
+            _goal(
+                "CPU per chunk below LiteLLM's",
+                "cpu_below_litellm",
+                round(theirs / cpu, 1) if cpu > 0 else 0.0,
+                "x",
+                PEER_GOALS["cpu_below_litellm"],
                 False,
-                note,
+                f"reference {cpu:.4f} s, LiteLLM {theirs:.4f} s",
             )
         )
     return out

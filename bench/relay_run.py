@@ -1,5 +1,13 @@
-"""The relay bench's run (`bench/relay_bench.py`): the fake provider and the proxies started,
-each in a process of its own, and every measure taken on every path."""
+"""The relay bench's run (`bench/relay_bench.py`): the fake provider started, then one
+session per proxy, each in a process of its own, and every measure taken on its path and on
+the direct one.
+
+A session starts one proxy, measures it with the direct path taken in turn with it (in
+blocks, see `relay_measures.sequential`), and stops it before the next session starts: no
+proxy's background work (LiteLLM's above all) weighs on another's figures, and each proxy
+is compared with the direct path as it was measured in its own session, on the machine as
+it was then. The fake provider serves every session; it keeps nothing from one request to
+the next (`bench.fake_server`)."""
 
 from __future__ import annotations
 
@@ -156,23 +164,26 @@ async def _measure(
 
 def run(
     targets: Sequence[str], settings: Settings, say: Callable[[str], None]
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str]]:
-    """The fake alone, then every path measured: the paths' figures, the fake's own, and the
-    commands of the proxies started."""
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, Any], list[str]]:
+    """The fake alone, then one session per proxy (the reference proxy first, then
+    `targets` in their order): each session's figures for the direct path and its proxy,
+    by proxy; the fake's own figures; and the commands of the proxies started."""
     commands: list[str] = []
+    sessions: dict[str, dict[str, dict[str, Any]]] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="relay-bench-") as workdir:
         fake = Fake()
         stack.callback(fake.stop)
         say(f"fake provider on port {fake.port} (pid {fake.process.pid})")
         say(f"the fake alone: one stream of {FAKE_CHUNKS:,} chunks")
         fake_figures = fake_rate(fake.port, fake.process.pid, FAKE_CHUNKS)
-        routes = [Route(DIRECT, fake.port)]
         for name in [REFERENCE, *targets]:
             folder = Path(workdir) / name
             folder.mkdir()
-            routes.append(start_target(name, fake, folder, commands, stack))
-            say(f"{name} on port {routes[-1].port} (pid {routes[-1].leader})")
-        meters = Meters(fake.process.pid, routes)
-        results = asyncio.run(measure(routes, meters, settings, say))
+            with ExitStack() as session:  # the proxy is stopped before the next one starts
+                route = start_target(name, fake, folder, commands, session)
+                say(f"session {name}: on port {route.port} (pid {route.leader})")
+                routes = [Route(DIRECT, fake.port), route]
+                meters = Meters(fake.process.pid, routes)
+                sessions[name] = asyncio.run(measure(routes, meters, settings, say))
         fake_figures["peak_rss_mib"] = round(peak_rss_mib([fake.process.pid]), 1)
-    return results, fake_figures, commands
+    return sessions, fake_figures, commands

@@ -1,5 +1,8 @@
 """The relay bench's picture (`bench/relay_bench.py`, `--svg`): the goals as tiles, the
-latency distributions, throughput against concurrency and who is busy, in one SVG."""
+latency distributions, throughput against concurrency and who is busy, in one SVG.
+
+Every proxy is drawn from its own session, with its share of the direct path of that
+session; the direct path drawn beside them is the one of the reference proxy's session."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ import statistics
 from html import escape
 from typing import Any
 
-from bench.relay_client import DIRECT
+from bench.relay_client import DIRECT, REFERENCE
 from bench.relay_goals import GOALS
 from bench.relay_measures import LEVELS, STREAM_CHUNKS, TTFB_MODEL, quantile
 
+TILE_HEIGHT = 102
 COLOURS = ["#5a6270", "#1f6fd1", "#e07b18", "#2f9e5b", "#b03a9e"]  # direct first
 GOOD, BAD, INK, GREY, RULE = "#1d8a4a", "#c43c2a", "#1b1f24", "#5b636e", "#e3e7ec"
 
@@ -47,6 +51,15 @@ def _log_ticks(low: float, high: float) -> list[float]:
 
 def _short(value: float) -> str:
     return f"{value:g}" if value < 1000 else f"{value / 1000:g}k"
+
+
+def shown_paths(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The paths drawn: the direct one of the reference proxy's session, then every proxy
+    from its own session."""
+    sessions = document["sessions"]
+    paths = {DIRECT: sessions[REFERENCE][DIRECT]}
+    paths.update({name: session[name] for name, session in sessions.items()})
+    return paths
 
 
 def ecdf_panel(
@@ -114,7 +127,8 @@ def ecdf_panel(
 def throughput_panel(box: tuple[float, float, float, float], document: dict[str, Any]) -> list[str]:
     """Chunks/s at each concurrency, a bar per path, each proxy's share of direct above it."""
     x0, y0, w, h = box
-    results, names = document["paths"], list(document["paths"])
+    results = shown_paths(document)
+    names = list(results)
     left, right, top, bottom = x0 + 52, x0 + w, y0 + 22, y0 + h - 36
     peak = float(
         max(results[n]["throughput"][str(level)]["chunks_per_s"] for n in names for level in LEVELS)
@@ -165,7 +179,6 @@ def throughput_panel(box: tuple[float, float, float, float], document: dict[str,
         out.append(
             _text(centre, bottom + 17, f"{level} concurrent", 13, text_anchor="middle", fill=INK)
         )
-        direct = results[DIRECT]["throughput"][str(level)]["chunks_per_s"]
         for i, name in enumerate(names):
             row = results[name]["throughput"][str(level)]
             x = centre - bar_w * len(names) / 2 + i * bar_w
@@ -185,7 +198,7 @@ def throughput_panel(box: tuple[float, float, float, float], document: dict[str,
                 )
             )
             if name != DIRECT:
-                share = row["chunks_per_s"] / direct
+                share = document["vs_direct"][name]["throughput_ratio"][str(level)]
                 colour = GOOD if share >= GOALS["throughput_20_ratio"] else BAD
                 out.append(
                     _text(
@@ -202,7 +215,7 @@ def throughput_panel(box: tuple[float, float, float, float], document: dict[str,
         _text(
             right - 8,
             top + 16,
-            "% above a bar: its share of direct",
+            "% above a bar: its share of direct in its own session",
             11,
             text_anchor="end",
             fill=GREY,
@@ -212,12 +225,14 @@ def throughput_panel(box: tuple[float, float, float, float], document: dict[str,
 
 
 def goal_tiles(x0: float, y0: float, w: float, document: dict[str, Any]) -> list[str]:
-    """One tile per goal of the issue: the figure, green when met, red when not."""
-    tiles = [goal for goal in document["goals"] if goal["key"] in GOALS]
-    out, gap, height = [], 14.0, 112
-    tile_w = (w - gap * (len(tiles) - 1)) / len(tiles)
+    """One tile per goal of the issue, four to a row: the figure, green when met, red when
+    not."""
+    tiles = document["goals"]
+    out, gap, height, per_row = [], 14.0, TILE_HEIGHT, 4
+    tile_w = (w - gap * (per_row - 1)) / per_row
     for i, goal in enumerate(tiles):
-        x = x0 + i * (tile_w + gap)
+        x = x0 + (i % per_row) * (tile_w + gap)
+        y = y0 + (i // per_row) * (height + gap)
         colour = GOOD if goal["met"] else BAD
         value, target, unit = goal["measured"], goal["target"], goal["unit"]
         sign = "≤" if goal["at_most"] else "≥"
@@ -226,42 +241,48 @@ def goal_tiles(x0: float, y0: float, w: float, document: dict[str, Any]) -> list
         elif unit == "chunks/s":
             shown, wanted = f"{value / 1000:.1f}k chunks/s", f"goal {sign} {target / 1000:.0f}k"
         elif unit == "ms":
-            shown, wanted = f"+{value:.2f} ms", f"goal {sign} {target:g} ms"
+            shown, wanted = f"{value:+.2f} ms", f"goal {sign} {target:g} ms"
         elif unit == "µs":
-            shown, wanted = f"+{value:.1f} µs", f"goal {sign} {target:g} µs"
+            shown, wanted = f"{value:+.1f} µs", f"goal {sign} {target:g} µs"
+        elif unit == "MiB":
+            shown, wanted = f"{value:.1f} MiB", f"goal {sign} {target:g} MiB"
         else:
             shown, wanted = f"{value:g}{unit}", f"goal {sign} {target:g}{unit}"
         out += [
-            f"<rect x='{x:.1f}' y='{y0}' width='{tile_w:.1f}' height='{height}' rx='8' "
+            f"<rect x='{x:.1f}' y='{y}' width='{tile_w:.1f}' height='{height}' rx='8' "
             f"fill='white' stroke='{colour}' stroke-width='2'/>",
-            f"<rect x='{x:.1f}' y='{y0}' width='{tile_w:.1f}' height='26' rx='8' fill='{colour}'/>",
-            f"<rect x='{x:.1f}' y='{y0 + 16}' width='{tile_w:.1f}' height='10' fill='{colour}'/>",
-            _text(x + 12, y0 + 18, goal["goal"], 13, fill="white", font_weight="bold"),
-            _text(x + 12, y0 + 62, shown, 26, font_weight="bold", fill=colour),
+            f"<rect x='{x:.1f}' y='{y}' width='{tile_w:.1f}' height='26' rx='8' fill='{colour}'/>",
+            f"<rect x='{x:.1f}' y='{y + 16}' width='{tile_w:.1f}' height='10' fill='{colour}'/>",
+            _text(x + 12, y + 18, goal["goal"], 13, fill="white", font_weight="bold"),
+            _text(x + 12, y + 56, shown, 24, font_weight="bold", fill=colour),
             _text(
-                x + 12, y0 + 84, f"{wanted} · {'met' if goal['met'] else 'not met'}", 12, fill=GREY
+                x + 12, y + 76, f"{wanted} · {'met' if goal['met'] else 'not met'}", 12, fill=GREY
             ),
-            _text(x + 12, y0 + 102, goal.get("note", ""), 11, fill=GREY),
+            _text(x + 12, y + 93, goal.get("note", ""), 10, fill=GREY),
         ]
     return out
 
 
 def facts_panel(x0: float, y0: float, w: float, document: dict[str, Any]) -> list[str]:
-    """Who is busy at 20 concurrent (CPU as a share of one core), then the other costs."""
-    results, fake, client = document["paths"], document["fake_provider"], document["client_check"]
-    out = [_text(x0, y0 - 10, "Who is busy at 20 concurrent", 15, font_weight="bold", fill=INK)]
-    columns = (("client", "client_cpu"), ("fake", "fake_cpu"), ("proxy", "proxy_cpu"))
-    col_x = [x0 + w - 150, x0 + w - 75, x0 + w]
+    """Who is busy at 20 concurrent (CPU as a share of one core), what each proxy costs
+    (CPU seconds per 1,000 chunks, peak RSS), then the fake's and the client's figures."""
+    results = shown_paths(document)
+    fake, client = document["fake_provider"], document["client_check"]
+    out = [
+        _text(x0, y0 - 10, "Who is busy at 20, what each costs", 15, font_weight="bold", fill=INK)
+    ]
+    headers = ("client", "fake", "proxy", "s/1k ch.", "RSS MiB")
+    col_x = [x0 + w - 58 * i for i in (4, 3, 2, 1, 0)]
     y = y0 + 14
-    out.append(_text(x0, y, "CPU, share of one core", 12, fill=GREY))
-    for (label, _), x in zip(columns, col_x, strict=True):
+    out.append(_text(x0, y, "CPU: share of a core", 12, fill=GREY))
+    for label, x in zip(headers, col_x, strict=True):
         out.append(_text(x, y, label, 12, fill=GREY, text_anchor="end"))
     for name in results:
         y += 24
         at20 = results[name]["throughput"]["20"]
         out.append(_line(x0, y - 17, x0 + w, y - 17))
         out.append(_text(x0, y, name, 13, fill=INK, font_weight="bold"))
-        for (_, key), x in zip(columns, col_x, strict=True):
+        for key, x in zip(("client_cpu", "fake_cpu", "proxy_cpu"), col_x, strict=False):
             value = at20.get(key)
             shown = "-" if value is None else f"{value:.0%}"
             busy = value is not None and value >= 0.95
@@ -276,15 +297,16 @@ def facts_panel(x0: float, y0: float, w: float, document: dict[str, Any]) -> lis
                     font_weight="bold" if busy else "normal",
                 )
             )
+        proxy = results[name].get("proxy")
+        costs = (
+            (f"{proxy['cpu_s_per_1k_chunks']:.4f}", f"{proxy['peak_rss_mib']:.0f}")
+            if proxy
+            else ("-", "-")
+        )
+        for shown, x in zip(costs, col_x[3:], strict=True):
+            out.append(_text(x, y, shown, 13, text_anchor="end", fill=INK))
     out.append(_text(x0, y + 20, "red: at a full core, the one that sets the pace", 11, fill=GREY))
-    rows: list[tuple[str, str]] = []
-    for name in document["vs_direct"]:
-        proxy = results[name]["proxy"]
-        rows += [
-            (f"{name}: CPU per 1,000 chunks", f"{proxy['cpu_s_per_1k_chunks']:.3f} s"),
-            (f"{name}: peak RSS", f"{proxy['peak_rss_mib']:.0f} MiB"),
-        ]
-    rows += [
+    rows = [
         (
             f"fake alone, one {fake['events'] // 1000}k-chunk stream",
             f"{fake['whole_chunks_per_s'] / 1000:.0f}k chunks/s",
@@ -292,9 +314,9 @@ def facts_panel(x0: float, y0: float, w: float, document: dict[str, Any]) -> lis
         ("the same, serving time only", f"{fake['serving_chunks_per_s'] / 1000:.0f}k chunks/s"),
         ("client at its busiest", f"{client['max_cpu']:.0%} of a core"),
     ]
-    y += 40
+    y += 30
     for label, value in rows:
-        y += 25
+        y += 24
         out.append(_line(x0, y - 17, x0 + w, y - 17))
         out.append(_text(x0, y, label, 13, fill=GREY))
         out.append(_text(x0 + w, y, value, 13, text_anchor="end", font_weight="bold", fill=INK))
@@ -302,15 +324,19 @@ def facts_panel(x0: float, y0: float, w: float, document: dict[str, Any]) -> lis
 
 
 def picture(document: dict[str, Any]) -> str:
-    """The whole picture, 1200 x 900: goals on top, latency distributions, throughput."""
-    width, height = 1200, 900
-    names = list(document["paths"])
+    """The whole picture, 1200 wide: goals on top, latency distributions, throughput."""
+    rows_of_tiles = math.ceil(len(document["goals"]) / 4)
+    top = 76 + rows_of_tiles * (TILE_HEIGHT + 14) + 46  # where the panels' titles sit
+    width, height = 1200, top + 664
+    paths = shown_paths(document)
+    names = list(paths)
     colours = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(names)}
-    host, paths = document["host"], document["paths"]
+    host = document["host"]
     subtitle = (
         f"127.0.0.1 · {host['cpus']} cores · Python {host['python']} · {document['generated']} · "
         f"wall {document['wall_s']:.0f} s{' · --quick' if document['settings']['quick'] else ''}"
-        " · the fake provider, the proxy and the client each a process of their own"
+        " · each proxy in a session of its own, the others stopped · direct: the reference "
+        "proxy's session"
     )
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
@@ -319,19 +345,20 @@ def picture(document: dict[str, Any]) -> str:
         _text(
             24,
             36,
-            "streamproof relay bench: the reference proxy against a direct connection",
+            "streamproof relay bench: the reference proxy and its peers against a direct "
+            "connection",
             21,
             font_weight="bold",
             fill=INK,
         ),
-        _text(24, 58, subtitle, 12, fill=GREY),
+        _text(24, 58, subtitle, 11, fill=GREY),
         *goal_tiles(24, 76, width - 48, document),
     ]
     ttfb = [(n, colours[n], paths[n]["ttfb"]["samples_ms"]) for n in names]
     stream = [(n, colours[n], paths[n]["stream"]["samples_ms"]) for n in names]
-    parts += ecdf_panel((24, 236, 560, 300), f"Time to first byte ({TTFB_MODEL})", ttfb)
-    parts += ecdf_panel((616, 236, 560, 300), f"Whole {STREAM_CHUNKS}-chunk stream", stream)
-    parts += throughput_panel((24, 592, 720, 290), document)
-    parts += facts_panel(780, 592, 396, document)
+    parts += ecdf_panel((24, top, 560, 300), f"Time to first byte ({TTFB_MODEL})", ttfb)
+    parts += ecdf_panel((616, top, 560, 300), f"Whole {STREAM_CHUNKS}-chunk stream", stream)
+    parts += throughput_panel((24, top + 356, 720, 290), document)
+    parts += facts_panel(780, top + 356, 396, document)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -33,7 +33,7 @@ from bench.soak_report import describe, make_document
 from bench.soak_schedules import Schedule, schedule
 from streamproof.fake_providers import FakeProvider
 from streamproof.fake_providers.scenario import Scenario
-from streamproof.harness.profiles import REFERENCE, Profile
+from streamproof.harness.profiles import REFERENCE, Profile, settled_timeouts
 from streamproof.harness.sut import patience_for
 from streamproof.harness.targets import BOUNDS, ProcessTarget, Timeouts
 from streamproof.harness.upstream import Slow
@@ -65,8 +65,8 @@ class Options:
 
     @property
     def timeouts(self) -> Timeouts:
-        assert self.profile.timeouts is not None  # `profiles.choose` settles them
-        return self.profile.timeouts
+        """The target's timers: its profile's, settled as `profiles.choose` settles them."""
+        return self.profile.timeouts or settled_timeouts(self.profile, self.profile.offers)
 
 
 @dataclass

@@ -18,11 +18,18 @@ its tool-call arguments), summed over the choices; `expected_usage` gives them w
 request, the same for a streamed and a whole answer. Where the usage goes, and whether it
 goes at all, is the scenario's usage dialect (`usage-…`); a scenario with
 `reject_stream_options` refuses any request that has `stream_options` with a 400.
+
+With `reasoning-N`, each choice streams N `{"reasoning_content": ...}` deltas after its role
+chunk and before its content and tool calls, as Kimi K2 thinking and DeepSeek R1 do; a whole
+answer has `message.reasoning_content`. Its tokens (counted on the joined reasoning, apart
+from the answer) are part of `completion_tokens`, and the usage says how many in
+`completion_tokens_details.reasoning_tokens`, as DeepSeek reports them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 from collections.abc import Iterator, Sequence
@@ -91,6 +98,9 @@ class Expected:
     done: bool  # whether the upstream's `data: [DONE]` is dispatched (not with unterminated)
     usage: dict[str, int]  # the exact figures for DEFAULT_MESSAGES (`expected_usage`)
     usage_dialect: str  # where the upstream puts its usage: one of USAGE_DIALECTS
+    # choice index -> the whole `reasoning_content` (empty without `reasoning-N`)
+    reasoning: dict[int, str] = dataclasses.field(default_factory=dict)
+    reasoning_tokens: int = 0  # `completion_tokens_details.reasoning_tokens` (0: not reported)
 
     def chunk_id(self, attempt: int) -> str:
         """The `id` of every chunk of this (1-based) attempt."""
@@ -122,6 +132,8 @@ def expected(scenario: Scenario) -> Expected:
         done="unterminated" not in scenario.formats,
         usage=expected_usage(scenario),
         usage_dialect=scenario.usage_dialect,
+        reasoning=dict.fromkeys(choices, _reasoning(scenario)) if scenario.reasoning else {},
+        reasoning_tokens=_reasoning_tokens(scenario),
     )
 
 
@@ -149,9 +161,29 @@ def _answer(scenario: Scenario) -> tuple[dict[int, str], dict[int, tuple[ToolCal
 
 def _completion_tokens(scenario: Scenario) -> int:
     """Tokens of what each choice generates (its content, then its tool-call arguments),
-    counted on each choice's joined text, summed over the choices."""
+    counted on each choice's joined text, summed over the choices; plus its reasoning's."""
     texts, calls = _answer(scenario)
-    return sum(tokens.count(texts[i] + "".join(call.arguments for call in calls[i])) for i in texts)
+    answers = (tokens.count(texts[i] + "".join(c.arguments for c in calls[i])) for i in texts)
+    return sum(answers) + _reasoning_tokens(scenario)
+
+
+def _reasoning(scenario: Scenario) -> str:
+    """Every choice's whole reasoning (the same for each), "" without `reasoning-N`."""
+    return "".join(content.reasoning_deltas(scenario))
+
+
+def _reasoning_tokens(scenario: Scenario) -> int:
+    """The reasoning tokens of the whole answer: each choice's, counted joined, summed."""
+    reasoning = _reasoning(scenario)
+    return tokens.count(reasoning) * scenario.choices if reasoning else 0
+
+
+def _wire_usage(usage: dict[str, int], reasoning_tokens: int) -> dict[str, Any]:
+    """A usage object as written: with `completion_tokens_details` when there is reasoning
+    (and the figures are not the zeros of `usage-zero`)."""
+    if not reasoning_tokens or not usage["completion_tokens"]:
+        return usage
+    return {**usage, "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}}
 
 
 def _dumps(document: Any) -> str:
@@ -179,8 +211,8 @@ class _Chunks:
         delta: dict[str, Any],
         finish: str | None,
         *,
-        choice_usage: dict[str, int] | None = None,
-        usage: dict[str, int] | None = None,
+        choice_usage: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> str:
         content = delta.get("content")
         if len(delta) == 1 and isinstance(content, str):
@@ -299,6 +331,7 @@ def _answer_plan(request: dict[str, Any], scenario: Scenario, request_id: str) -
     answer_at = content.first_answer(steps)
     running = _Running(usage["prompt_tokens"] if usage else 0, scenario.choices)
     where = scenario.usage_dialect if usage is not None else "none"
+    thinking = _reasoning_tokens(scenario)
     frames: list[Frame] = []
     chunks = _Chunks(metadata)
     for index, step in enumerate(steps):
@@ -308,38 +341,52 @@ def _answer_plan(request: dict[str, Any], scenario: Scenario, request_id: str) -
         # "usage" last in the choice (inchoice) or in the chunk (cumulative).
         carried: dict[str, int] | None = None
         if where == "cumulative":
-            carried = running.add(step.choice, step.content + step.arguments)
-            text = chunks.text(step.choice, step.delta, step.finish, usage=carried)
+            carried = running.add(step.choice, step.content + step.arguments, step.reasoning)
+            counted = _wire_usage(carried, running.reasoning_tokens())
+            text = chunks.text(step.choice, step.delta, step.finish, usage=counted)
         elif where == "inchoice" and index == len(steps) - 1:
             carried = usage
-            text = chunks.text(step.choice, step.delta, step.finish, choice_usage=carried)
+            wire = _wire_usage(usage, thinking) if usage else None
+            text = chunks.text(step.choice, step.delta, step.finish, choice_usage=wire)
         else:
             text = chunks.text(step.choice, step.delta, step.finish)
         data = dialect.event(text, inner_comment=index == answer_at)
         arguments: Pieces = ((step.choice, step.arguments),) if step.arguments else ()
         contents: Pieces = ((step.choice, step.content),)
-        frames.append(Frame(step.kind, data, contents, arguments, _items(carried)))
-    if where in ("final", "always", "zero"):
-        document: dict[str, Any] = {**metadata, "choices": [], "usage": usage}
+        reasoning: Pieces = ((step.choice, step.reasoning),) if step.reasoning else ()
+        frame = Frame(step.kind, data, contents, arguments, _items(carried), reasoning)
+        frames.append(frame)
+    if where in ("final", "always", "zero") and usage is not None:
+        wire_usage = _wire_usage(usage, thinking)
+        document: dict[str, Any] = {**metadata, "choices": [], "usage": wire_usage}
         frames.append(Frame(FrameKind.USAGE, dialect.event(_dumps(document)), usage=_items(usage)))
     frames.append(Frame(FrameKind.DONE, dialect.event("[DONE]", is_json=False, last=True)))
     return plan.replace(frames=tuple(frames))
 
 
 class _Running:
-    """The running usage of a stream: each choice's text so far, counted joined."""
+    """The running usage of a stream: each choice's text (and reasoning) so far, counted
+    joined."""
 
     def __init__(self, prompt: int, choices: int) -> None:
         self.prompt = prompt
         self.texts = [""] * choices
         self.counts = [0] * choices
+        self.thoughts = [""] * choices
+        self.thought_counts = [0] * choices
 
-    def add(self, choice: int, text: str) -> dict[str, int]:
+    def add(self, choice: int, text: str, reasoning: str = "") -> dict[str, int]:
         """Add what a chunk generated; the usage so far, as a chunk carries it."""
         if text:
             self.texts[choice] += text
             self.counts[choice] = tokens.count(self.texts[choice])
-        return _figures(self.prompt, sum(self.counts))
+        if reasoning:
+            self.thoughts[choice] += reasoning
+            self.thought_counts[choice] = tokens.count(self.thoughts[choice])
+        return _figures(self.prompt, sum(self.counts) + self.reasoning_tokens())
+
+    def reasoning_tokens(self) -> int:
+        return sum(self.thought_counts)
 
 
 def _whole(
@@ -347,9 +394,12 @@ def _whole(
 ) -> tuple[Frame]:
     """The non-streaming answer: one `chat.completion` document (formats do not apply)."""
     texts, calls = _answer(scenario)
+    thought = _reasoning(scenario)
     choices = []
     for index in range(scenario.choices):
         message: dict[str, Any] = {"role": "assistant", "content": texts[index]}
+        if thought:
+            message["reasoning_content"] = thought
         if calls[index]:
             message["content"] = texts[index] or None
             message["tool_calls"] = [
@@ -365,9 +415,11 @@ def _whole(
         )
     document: dict[str, Any] = {**metadata, "object": "chat.completion", "choices": choices}
     if usage is not None:
-        document["usage"] = usage
+        document["usage"] = _wire_usage(usage, _reasoning_tokens(scenario))
     arguments = tuple(
         (index, "".join(call.arguments for call in made)) for index, made in calls.items() if made
     )
     data = _dumps(document).encode()
-    return (Frame(FrameKind.DOCUMENT, data, tuple(texts.items()), arguments, _items(usage)),)
+    reasoning = tuple((index, thought) for index in texts) if thought else ()
+    contents = tuple(texts.items())
+    return (Frame(FrameKind.DOCUMENT, data, contents, arguments, _items(usage), reasoning),)

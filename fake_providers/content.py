@@ -4,6 +4,8 @@ The answer is a script per choice, then the scripts interleaved round-robin:
 
     [role-only, role-only]   with `roleonly`
     role                     {"role": "assistant", "content": ""}
+    reasoning deltas         with `reasoning-N`: {"reasoning_content": "..."}, as Kimi K2
+                             thinking and DeepSeek R1 stream them, before the answer
     content deltas           the text (rotated by the choice's index), with `{"content": ""}`
                              between them and one `{"content": null}` after with `emptydeltas`
     tool-call deltas         with `tools-N`: the first names the function, each carries a
@@ -60,6 +62,7 @@ class Step:
     finish: str | None = None
     content: str = ""  # the content it adds
     arguments: str = ""  # the tool-call arguments it adds
+    reasoning: str = ""  # the reasoning it adds
 
 
 def content_deltas(scenario: Scenario) -> list[str]:
@@ -73,6 +76,11 @@ def content_deltas(scenario: Scenario) -> list[str]:
     if scenario.bigdelta is not None:
         parts.insert(len(parts) // 2, text.big_delta(scenario.bigdelta))
     return parts
+
+
+def reasoning_deltas(scenario: Scenario) -> list[str]:
+    """The reasoning deltas of `reasoning-N` (none without it), the same for every choice."""
+    return text.thoughts(scenario.reasoning or 0)
 
 
 def rotated(parts: list[str], choice: int) -> list[str]:
@@ -106,9 +114,13 @@ def argument_fragments(count: int) -> list[str]:
 
 def script(scenario: Scenario, choice: int, parts: list[str]) -> list[Step]:
     """The steps of one choice, given choice 0's content deltas."""
+    delta: dict[str, Any]
     role = {"role": "assistant"}
     steps = [Step(FrameKind.ROLE, choice, role)] * (2 if scenario.roleonly else 0)
     steps.append(Step(FrameKind.ROLE, choice, {**role, "content": ""}))
+    for thought in reasoning_deltas(scenario):
+        delta = {"reasoning_content": thought}
+        steps.append(Step(FrameKind.REASONING, choice, delta, reasoning=thought))
     for number, part in enumerate(rotated(parts, choice)):
         if scenario.emptydeltas and number:
             steps.append(Step(FrameKind.CONTENT, choice, {"content": ""}))
@@ -119,7 +131,7 @@ def script(scenario: Scenario, choice: int, parts: list[str]) -> list[Step]:
         call = tool_call(choice)
         for number, fragment in enumerate(argument_fragments(scenario.tools)):
             function = {"arguments": fragment}
-            delta: dict[str, Any] = {"index": 0, "function": function}
+            delta = {"index": 0, "function": function}
             if number == 0:
                 function = {"name": call.name, **function}
                 delta = {"index": 0, "id": call.id, "type": "function", "function": function}
@@ -137,9 +149,9 @@ def steps(scenario: Scenario) -> list[Step]:
 
 
 def first_answer(steps: list[Step]) -> int:
-    """The index of the first step that carries the answer: content or a tool call, else the
-    first finish. Formats that put something inside or before "the answer" use it."""
+    """The index of the first step that carries the answer: reasoning, content or a tool
+    call, else the first finish. Formats that put something inside or before "the answer" use it."""
     for index, step in enumerate(steps):
-        if step.kind in (FrameKind.CONTENT, FrameKind.TOOL):
+        if step.kind in (FrameKind.CONTENT, FrameKind.TOOL, FrameKind.REASONING):
             return index
     return next(i for i, step in enumerate(steps) if step.kind is FrameKind.FINISH)

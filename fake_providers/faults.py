@@ -13,6 +13,19 @@ keeps them inside the events they belong to.
 
 Parameters are whole numbers, except those a fault lists in `words`, which take one of a
 few fixed words: `nonobject-3-array`, `upstream_error-4-flat`.
+
+Every fault applies to the plan of any API the fake speaks (`Plan.api`), at that API's
+event boundaries. Most mean the same in each: a reset, a stall, a split, a pace. Where the
+meaning depends on the API, the API decides:
+
+- `status-CODE`: the error body is in the API's shape (`errors.status_body`);
+- `no_done`: the frame that ends the stream is left out: `data: [DONE]` (chat),
+  `message_stop` (Anthropic Messages), `response.completed` (Responses, which carries the
+  usage: it goes too);
+- `close_after-N`, `cut_inside-N`: the body ends without that end event either;
+- `malformed-N`, `nonobject-N-KIND`: a typed event keeps its `event:` line, so a client
+  dispatches it by type and fails on its data;
+- `upstream_error-N-SHAPE`: the in-band errors each API has (`errors.INBAND_SHAPES`).
 """
 
 from __future__ import annotations
@@ -22,7 +35,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from streamproof.fake_providers.plan import Ending, Frame, FrameKind, Plan
+from streamproof.fake_providers import errors
+from streamproof.fake_providers.plan import CHAT, Ending, Frame, FrameKind, Plan
 
 
 class Fault:
@@ -74,7 +88,7 @@ class StallBeforeHeaders(Fault):
 
 @dataclass(frozen=True)
 class Status(Fault):
-    """An HTTP error status with an OpenAI-style JSON error body (and `Retry-After`)."""
+    """An HTTP error status with the API's JSON error body (and `Retry-After`)."""
 
     name: ClassVar[str] = "status"
     stage: ClassVar[int] = 0
@@ -88,8 +102,7 @@ class Status(Fault):
             raise ValueError(f"status takes an error code from 400 to 599, not {self.code}")
 
     def apply(self, plan: Plan) -> Plan:
-        error = {"message": f"simulated upstream error {self.code}", "type": "fake_error"}
-        body = json.dumps({"error": {**error, "code": self.code}}).encode()
+        body = errors.status_body(plan.api, self.code)
         headers = plan.extra_headers
         if self.retry_after is not None:
             headers = (*headers, ("retry-after", str(self.retry_after)))
@@ -241,7 +254,7 @@ def _cut_inside(plan: Plan, events: int) -> tuple[Frame, ...]:
 
 @dataclass(frozen=True)
 class NoDone(Fault):
-    """The stream finishes (finish_reason is sent) but `data: [DONE]` never comes."""
+    """The stream finishes (finish_reason is sent) but its end event (`[DONE]`) never comes."""
 
     name: ClassVar[str] = "no_done"
     stage: ClassVar[int] = 1
@@ -263,7 +276,12 @@ class Malformed(Fault):
         if not 1 <= self.event <= len(plan.frames):
             return plan
         eol = plan.eol.encode()
-        bad = Frame(FrameKind.MALFORMED, b'data: {"choices": [{"delta": {"content": ' + eol * 2)
+        replaced = plan.frames[self.event - 1]
+        if replaced.event:
+            data = b'{"type": "' + replaced.event.encode() + b'", "index": 0, "delta": {"text": '
+        else:
+            data = b'{"choices": [{"delta": {"content": '
+        bad = Frame(FrameKind.MALFORMED, _typed(replaced.event, eol) + b"data: " + data + eol * 2)
         frames = list(plan.frames)
         frames[self.event - 1] = bad
         return plan.replace(frames=tuple(frames))
@@ -288,24 +306,32 @@ class NonObject(Fault):
             return plan
         eol = plan.eol.encode()
         frames = list(plan.frames)
+        head = _typed(plan.frames[self.event - 1].event, eol)
         frames[self.event - 1] = Frame(
-            FrameKind.NONOBJECT, b"data: " + NONOBJECTS[self.kind] + eol * 2
+            FrameKind.NONOBJECT, head + b"data: " + NONOBJECTS[self.kind] + eol * 2
         )
         return plan.replace(frames=tuple(frames))
 
 
-ERROR_MESSAGE = "simulated upstream failure mid-stream"
-ERROR_SHAPES = ("object", "flat", "event", "finish")
+def _typed(event: str, eol: bytes) -> bytes:
+    """The `event:` line of a typed event (none for an untyped one)."""
+    return b"event: " + event.encode() + eol if event else b""
+
+
+ERROR_MESSAGE = errors.ERROR_MESSAGE
+# The in-band error shapes of chat completions (what the soak and the chat cases draw from);
+# a token may name any API's (`errors.ALL_SHAPES`): one its API does not have is refused.
+ERROR_SHAPES = errors.INBAND_SHAPES[CHAT]
 
 
 @dataclass(frozen=True)
 class UpstreamError(Fault):
-    """Event n is an in-band error (object, flat, event or finish shape); the body ends there."""
+    """Event n is an in-band error, in a shape of the API's; the body ends there."""
 
     name: ClassVar[str] = "upstream_error"
     stage: ClassVar[int] = 1
     arity: ClassVar[tuple[int, int]] = (2, 2)
-    words: ClassVar[dict[str, tuple[str, ...]]] = {"shape": ERROR_SHAPES}
+    words: ClassVar[dict[str, tuple[str, ...]]] = {"shape": errors.ALL_SHAPES}
     event: int
     shape: str
 
@@ -317,6 +343,12 @@ class UpstreamError(Fault):
 
     def _event(self, plan: Plan) -> bytes:
         eol = plan.eol.encode()
+        if plan.api != CHAT:
+            metadata = dict(plan.metadata)
+            kind, typed = errors.inband_event(
+                plan.api, self.shape, metadata=metadata, sequence=self.event - 1
+            )
+            return b"event: " + kind.encode() + eol + b"data: " + typed.encode() + eol * 2
         document: dict[str, Any]
         if self.shape == "object":
             error = {"message": ERROR_MESSAGE, "type": "server_error", "code": "overloaded"}

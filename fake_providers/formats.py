@@ -16,6 +16,10 @@ Why some choices are what they are:
 - `comments` puts its `: ping` block *before* the event it belongs to, in the same frame,
   so a fault that truncates "after event n" still cuts between whole events.
 
+Typed events (the Anthropic Messages and OpenAI Responses streams) have an `event: TYPE`
+line before their data, written in the same dialect (`nospace` drops its space too); with
+`fields` such an event keeps its own type instead of `event: message`.
+
 The dialect is stateful (the line-ending cycle and the event count run over the whole body),
 so one instance writes one body, in order.
 """
@@ -49,7 +53,7 @@ class Dialect:
         self._events = 0
         # With no format token and one line ending, every event is `data: <data>` and a
         # blank line: written directly, without the general line assembly below.
-        self._plain = None if self.formats or scenario.eol == MIXED else EOLS[scenario.eol] * 2
+        self._plain = None if self.formats or scenario.eol == MIXED else EOLS[scenario.eol]
 
     def event(
         self,
@@ -58,24 +62,30 @@ class Dialect:
         is_json: bool = True,
         inner_comment: bool = False,
         last: bool = False,
+        event: str = "",
     ) -> bytes:
         """One event carrying `data`, with everything the formats add around it.
 
         `inner_comment` marks the event that gets the `:` line of `comments`; `last` the one
         that `unterminated` leaves without line ending; `is_json` the payloads that
-        `multiline` may cut (never `[DONE]`).
+        `multiline` may cut (never `[DONE]`); `event` the type of a typed event ("" for none).
         """
         self._events += 1
-        if self._plain is not None:
-            return ("data: " + data + self._plain if data else "data:" + self._plain).encode()
+        if (eol := self._plain) is not None:
+            head = f"event: {event}{eol}" if event else ""
+            return (head + ("data: " + data if data else "data:") + eol + eol).encode()
         formats = self.formats
+        space = "" if "nospace" in formats else " "
         lines: list[str] = []
         if "comments" in formats:
             lines += [": ping", ""]
         if "fields" in formats:
-            lines += [f"id: {self._events}", "event: message", "x-streamproof: 1", "x-flag"]
+            kind = f"event:{space}{event}" if event else "event: message"
+            lines += [f"id: {self._events}", kind, "x-streamproof: 1", "x-flag"]
             if self._events == 1:
                 lines.append(f"retry: {RETRY_MS}")
+        elif event:
+            lines.append(f"event:{space}{event}")
         pieces = split_json(data) if is_json and "multiline" in formats else [data]
         colon = "data:" if "nospace" in formats or not data else "data: "
         data_lines = [colon + piece for piece in pieces]

@@ -34,7 +34,7 @@ from typing import Any
 from streamproof.fake_providers.plan import Pieces, Usage
 
 LABEL_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"  # a route label: `b`, `kimi`, `nim-2`
-_ENDPOINT = "chat/completions|models"  # what every route serves, under `/v1/`
+_ENDPOINT = "chat/completions|messages|responses|models"  # what every route serves, under `/v1/`
 _ROUTE = re.compile(rf"(?:/(?P<label>{LABEL_PATTERN}))?/v1/(?P<endpoint>{_ENDPOINT})/*")
 KEPT_BYTES = 64 * 1024  # of each attempt's body, for the reports; the rest is only counted
 
@@ -69,6 +69,7 @@ class Attempt:
     frame_contents: list[Pieces] = field(default_factory=list)  # (choice, content) per event
     frame_arguments: list[Pieces] = field(default_factory=list)  # (choice, tool arguments)
     frame_usage: list[Usage] = field(default_factory=list)  # the usage items per event, or ()
+    frame_reasoning: list[Pieces] = field(default_factory=list)  # (choice, reasoning) per event
     writes: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes) per write
     bytes_written: int = 0
     data: bytearray = field(default_factory=bytearray)  # the first KEPT_BYTES of the body
@@ -107,6 +108,11 @@ class Attempt:
     def arguments_written_by_choice(self) -> dict[int, str]:
         """Each choice's tool-call arguments in the whole events written, joined."""
         return _joined(self.frame_arguments[: self.events_written])
+
+    def reasoning_written_by_choice(self) -> dict[int, str]:
+        """Each choice's reasoning (`reasoning_content`, thinking, summary) in the whole
+        events written, joined (index 0 for the Messages and Responses APIs)."""
+        return _joined(self.frame_reasoning[: self.events_written])
 
     @property
     def usage_written(self) -> list[dict[str, int]]:

@@ -6,10 +6,12 @@ tested by looking at the plan it produces, and the writer in `server.py` stays t
 place that knows about sockets.
 
 The body is a sequence of `Frame`s (one SSE event each, or one JSON document for a
-non-streaming answer). How the frames reach the wire is described separately: `cuts` are
-the byte offsets where one write ends and the next begins, `pause` the silence between
-writes, and `ending` what happens after the last frame (a clean end of the HTTP message,
-a TCP reset, or a stall that lasts until the peer gives up).
+non-streaming answer). The same machinery carries every API the fake speaks (`Plan.api`):
+OpenAI chat completions, the Anthropic Messages API and the OpenAI Responses API, so every
+fault applies at the event boundaries of each. How the frames reach the wire is described
+separately: `cuts` are the byte offsets where one write ends and the next begins, `pause`
+the silence between writes, and `ending` what happens after the last frame (a clean end of
+the HTTP message, a TCP reset, or a stall that lasts until the peer gives up).
 """
 
 from __future__ import annotations
@@ -34,18 +36,24 @@ class Ending(enum.Enum):
 
 
 class FrameKind(enum.Enum):
-    ROLE = "role"
+    ROLE = "role"  # the answer's opening (chat's role chunk, `message_start`, `response.created`)
     CONTENT = "content"
     TOOL = "tool"  # a tool-call delta (name and arguments fragments)
+    REASONING = "reasoning"  # a reasoning delta (`reasoning_content`, thinking, summary text)
+    BLOCK = "block"  # a typed event that opens or closes a block or item, carrying no text
+    PING = "ping"  # Anthropic's keep-alive `event: ping`
     FINISH = "finish"
     USAGE = "usage"
-    DONE = "done"
+    DONE = "done"  # the stream's end: `[DONE]`, `message_stop`, `response.completed`
     EMPTY = "empty"  # an event whose data is empty (`data:`)
     MALFORMED = "malformed"
     NONOBJECT = "nonobject"  # valid JSON that is not an object
     ERROR = "error"  # an in-band error, in one of the shapes providers use
     DOCUMENT = "document"  # a whole JSON body (non-streaming answers and error bodies)
 
+
+CHAT, MESSAGES, RESPONSES = "chat", "messages", "responses"
+API_NAMES = (CHAT, MESSAGES, RESPONSES)  # chat completions, Anthropic Messages, OpenAI Responses
 
 Pieces = tuple[tuple[int, str], ...]  # (choice index, text) pairs, in the order written
 Usage = tuple[tuple[str, int], ...]  # a usage object's items; () when a frame carries none
@@ -58,7 +66,10 @@ class Frame:
     `deltas` is the content it adds, `arguments` the tool-call arguments it adds, each as
     (choice index, text) pairs: a chunk of choice 2 carries `((2, "text"),)`, a whole
     non-streaming document carries every choice. `usage` is the usage object it carries
-    (wherever in the chunk it sits), as items; `()` for none.
+    (wherever in the chunk it sits), as items; `()` for none. `reasoning` is the reasoning
+    text it adds (chat's `reasoning_content`, Anthropic's thinking, a Responses reasoning
+    summary). `event` is the SSE event type its `event:` line names (`content_block_delta`,
+    `response.output_text.delta`), "" for an untyped event (chat's) or a whole document.
     """
 
     kind: FrameKind
@@ -66,6 +77,8 @@ class Frame:
     deltas: Pieces = ()
     arguments: Pieces = ()
     usage: Usage = ()
+    reasoning: Pieces = ()
+    event: str = ""
 
     @property
     def delta(self) -> str:
@@ -75,6 +88,12 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """One attempt's answer: status, headers, frames, and how they reach the wire.
+
+    `api` is the wire format the frames speak (one of `API_NAMES`): faults whose meaning
+    differs by API (an error status's body, an in-band error's shape) read it.
+    """
+
     status: int
     content_type: str
     frames: tuple[Frame, ...]
@@ -91,6 +110,7 @@ class Plan:
     # On a kept-alive connection (not its first request): the server had closed it while
     # idle, so the request is met with this (CLEAN: a close, RESET: a reset) and no answer.
     stale: Ending | None = None
+    api: str = "chat"  # one of API_NAMES
 
     def replace(self, **changes: object) -> Plan:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -36,6 +36,16 @@ What the answer says (content tokens):
   deltas rotated by i; each choice finishes on its own.
 - `finish-REASON`: every choice's finish_reason: `stop`, `length`, `tool_calls`,
   `content_filter` or `function_call`.
+- `reasoning-N`: N reasoning deltas before the answer: `reasoning_content` deltas in chat
+  completions (as Kimi K2 thinking and DeepSeek R1 send them), a thinking block in the
+  Anthropic Messages API, a reasoning summary in the OpenAI Responses API.
+- `ping-N` (Anthropic Messages only): one more `event: ping` after event N, besides the
+  one the API sends after the first `content_block_start`.
+
+The Anthropic Messages and OpenAI Responses APIs (`messages.py`, `responses.py`) take the
+same scenarios; tokens that only mean something in chat completions (`choices-N` above 1,
+`roleonly`, `emptydeltas`, the `usage-…` dialects, `reject_stream_options`) are refused
+there with a 400 in that API's shape (`apis.py`).
 
 Where the usage goes (usage tokens; the figures are exact, see `chat.expected_usage`):
 
@@ -78,7 +88,8 @@ Every other token is a fault from `faults.FAULTS`: `name` or `name-arg-arg`, e.g
 - `upstream_error-N-SHAPE`: event N is an in-band error and the body ends there (no
   finish, no `[DONE]`): SHAPE `object` (`{"error": {...}}`), `flat` (`{"object": "error",
   ...}`), `event` (`event: error` + `data: {"message": ...}`) or `finish` (a chunk whose
-  choices end with finish_reason `error`).
+  choices end with finish_reason `error`); in the Responses API also `failed` (a
+  `response.failed` event). Each API's shapes: `errors.INBAND_SHAPES`.
 - `stale-HOW`: a request that comes on a kept-alive connection (not the connection's first)
   finds that the server had closed it: the request is read, then HOW `close` (a FIN; over
   TLS, close_notify first) or `reset` (a TCP RST), and no answer. On a new connection it
@@ -103,7 +114,17 @@ MIXED = "mixed"  # the eol that cycles through all three line endings
 EOL_NAMES = (*EOLS, MIXED)
 FORMATS = ("bom", "comments", "nospace", "fields", "multiline", "unterminated", "empty_data")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
-CONTENT_TOKENS = ("text", "bigdelta", "emptydeltas", "roleonly", "tools", "choices", "finish")
+CONTENT_TOKENS = (
+    "text",
+    "bigdelta",
+    "emptydeltas",
+    "roleonly",
+    "tools",
+    "choices",
+    "finish",
+    "reasoning",
+    "ping",
+)
 USAGE_DIALECTS = ("final", "inchoice", "cumulative", "always", "none", "zero")
 REJECT_STREAM_OPTIONS = "reject_stream_options"
 USAGE_TOKENS = ("usage", REJECT_STREAM_OPTIONS)
@@ -136,6 +157,8 @@ class Scenario:
     choices: int = 1
     finish: str | None = None  # None: `stop`, or `tool_calls` with tools
     usage: str | None = None  # one of USAGE_DIALECTS; None: `final`
+    reasoning: int | None = None  # reasoning deltas before the answer
+    ping: int | None = None  # Anthropic Messages: one more ping after this event
     reject_stream_options: bool = False
     formats: frozenset[str] = field(default=frozenset())
 
@@ -159,6 +182,8 @@ class Scenario:
             raise ScenarioError(f"bigdelta takes 1 to {MAX_BIGDELTA} KiB, not {self.bigdelta}")
         if self.tools is not None and not 1 <= self.tools <= 100_000:
             raise ScenarioError(f"tools takes 1 to 100000 fragments, not {self.tools}")
+        if self.reasoning is not None and not 1 <= self.reasoning <= 100_000:
+            raise ScenarioError(f"reasoning takes 1 to 100000 deltas, not {self.reasoning}")
         if not 1 <= self.choices <= MAX_CHOICES:
             raise ScenarioError(f"choices takes 1 to {MAX_CHOICES}, not {self.choices}")
         if self.finish is not None and self.finish not in FINISH_REASONS:
@@ -188,6 +213,10 @@ class Scenario:
             tokens.append(f"tools-{self.tools}")
         if self.choices != 1:
             tokens.append(f"choices-{self.choices}")
+        if self.reasoning is not None:
+            tokens.append(f"reasoning-{self.reasoning}")
+        if self.ping is not None:
+            tokens.append(f"ping-{self.ping}")
         if self.finish is not None:
             tokens.append(f"finish-{self.finish}")
         if self.usage is not None:
@@ -239,7 +268,7 @@ class Scenario:
                 if len(args) != 1:
                     raise ScenarioError(f"{token!r}: eol takes one of {', '.join(EOL_NAMES)}")
                 fields["eol"] = args[0]
-            elif name in ("chunks", "first", "bigdelta", "tools", "choices"):
+            elif name in ("chunks", "first", "bigdelta", "tools", "choices", "reasoning", "ping"):
                 (fields[name],) = _integers(token, args, 1, 1)
             elif name in ("emptydeltas", "roleonly", REJECT_STREAM_OPTIONS):
                 _integers(token, args, 0, 0)

@@ -5,7 +5,8 @@ a stall a silent open socket, a split a real write boundary. So this server owns
 sockets. It runs its own event loop on a thread of its own, which lets synchronous tests
 and fixtures use it, and binds 127.0.0.1 on an ephemeral port.
 
-It answers `/v1/chat/completions` and `/v1/models`, and the same under any route label,
+It answers `/v1/chat/completions`, `/v1/messages` (Anthropic), `/v1/responses` (OpenAI
+Responses) and `/v1/models`, and the same under any route label,
 `/<label>/v1/...`, so one server can be every provider of a proxy's fallback chain
 (`url_for("b")` is provider B's base URL). Faults count attempts per request id across all
 routes: `first-3` fails the first three attempts of a request wherever they went.
@@ -46,7 +47,7 @@ from typing import Any
 
 import h11
 
-from streamproof.fake_providers import chat, tokens, validation
+from streamproof.fake_providers import apis, chat, tokens, validation
 from streamproof.fake_providers.journal import (
     LABEL_PATTERN,
     Attempt,
@@ -357,10 +358,11 @@ class _Connection:
             return await self._send_json(200, {"object": "list", "data": _models()})
         if method != "POST":
             return await self._send_json(405, _error("use POST"))
+        api = apis.APIS[route[1]]
         try:
             body, scenario = validation.read_scenario(raw_body)
         except InvalidRequest as exc:  # no request id can be read: nothing to journal
-            return await self._send_json(400, exc.document)
+            return await self._send_json(400, api.refusal(exc))
         headers = {
             name.decode().lower(): value.decode("latin-1") for name, value in request.headers
         }
@@ -369,12 +371,12 @@ class _Connection:
         journal = self.provider.journal(scenario.nonce)
         attempt = journal.begin(method, path, headers, body, abandoned=_hung_up(self.writer))
         try:
-            validation.check_chat(body)
+            api.check(body, scenario)
         except InvalidRequest as exc:  # refused at the door: an attempt, but no fault fires
-            faults, plan = [], exc.plan
+            faults, plan = [], api.refusal_plan(exc)
         else:
             faults = scenario.faults_for(attempt.number)
-            plan = chat.answer(body, scenario, chat.chunk_id(scenario, attempt.number))
+            plan = api.answer(body, scenario, attempt.number)
             for fault in faults:
                 plan = fault.apply(plan)
         journal.update(lambda: setattr(attempt, "faults", [fault.token for fault in faults]))
@@ -445,12 +447,13 @@ class _Writer:
         contents = [frame.deltas for frame in plan.frames]
         arguments = [frame.arguments for frame in plan.frames]
         usage = [frame.usage for frame in plan.frames]
+        reasoning = [frame.reasoning for frame in plan.frames]
 
         def started() -> None:
             self.attempt.status = plan.status
             self.attempt.frame_ends, self.attempt.frame_deltas = ends, deltas
             self.attempt.frame_contents, self.attempt.frame_arguments = contents, arguments
-            self.attempt.frame_usage = usage
+            self.attempt.frame_usage, self.attempt.frame_reasoning = usage, reasoning
 
         if plan.close_delimited:  # h11 would frame it: this head is written by hand
             headers.append(("connection", "close"))

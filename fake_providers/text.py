@@ -41,6 +41,22 @@ VOCABULARY = (
     ",",
 )
 
+# The reasoning of `reasoning-N` (chat's `reasoning_content`, Anthropic's thinking, a Responses
+# reasoning summary): words of its own, never the answer's, with 1- to 4-byte characters too.
+THOUGHTS = (
+    "Let me think",
+    " about «hi»",
+    " —",
+    " the user",
+    " greets me",
+    " in ünïcode",
+    " 🤔",
+    " so",
+    " I answer",
+    " 你好",
+    ".",
+)
+
 _ASCII = (
     *"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
     *"!#$%&'()*+,-./:;<=>?@[]^_`{|}~",
@@ -185,6 +201,11 @@ _BIG_BLOCK = "big delta: é ß ∑ 你好 🙂 𝄞 "  # padded with "." to 64 U
 def deltas(count: int) -> list[str]:
     """The content deltas of the default answer with `count` chunks."""
     return [VOCABULARY[k % len(VOCABULARY)] for k in range(count)]
+
+
+def thoughts(count: int) -> list[str]:
+    """The reasoning deltas of `reasoning-N`, N = `count`."""
+    return [THOUGHTS[k % len(THOUGHTS)] for k in range(count)]
 
 
 def kind_deltas(kind: str, count: int) -> list[str]:

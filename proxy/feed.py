@@ -131,15 +131,21 @@ class Feed:
                 self._subscribers.discard(subscriber)
                 logger.warning("feed: dropped a client: %s", subscriber.closing)
 
+    # The listeners build their message only for someone: with no client subscribed (the
+    # usual case), a request's start and end cost the feed nothing.
+
     def _started(self, started: Started) -> None:
-        self.publish({"type": "stream_started", "stream": started.as_json()})
+        if self._subscribers:
+            self.publish({"type": "stream_started", "stream": started.as_json()})
 
     def _ended(self, record: Record) -> None:
-        bucket = self._health.timeline.latest()
-        self.publish({"type": "stream_ended", "stream": record.as_json(), "bucket": bucket})
+        if self._subscribers:
+            bucket = self._health.timeline.latest()
+            self.publish({"type": "stream_ended", "stream": record.as_json(), "bucket": bucket})
 
     def _alert(self, change: str, alert: Alert) -> None:
-        self.publish({"type": "alert", "change": change, "alert": alert.as_json()})
+        if self._subscribers:
+            self.publish({"type": "alert", "change": change, "alert": alert.as_json()})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)

@@ -200,23 +200,41 @@ class Tokens:
 
 @dataclass(slots=True)
 class _Window:
-    """The last `size` finished (not cancelled) requests: (succeeded, streamed, chunks)."""
+    """The last `size` finished (not cancelled) requests: (succeeded, streamed, chunks).
+
+    Its figures are running sums, brought up to date as an entry comes in and another falls
+    out, so that a request's end costs the same whatever the window's size (it was a scan
+    of the whole window, four times per request)."""
 
     size: int
     entries: deque[tuple[bool, bool, int]] = field(default_factory=deque)
+    successes: int = 0
+    streamed_successes: int = 0  # successful streamed requests in the window
+    streamed_chunks: int = 0  # their chunks
 
     def add(self, succeeded: bool, streamed: bool, chunks: int) -> None:
         self.entries.append((succeeded, streamed, chunks))
+        self._count(succeeded, streamed, chunks, 1)
         while len(self.entries) > self.size:
-            self.entries.popleft()
+            self._count(*self.entries.popleft(), -1)
+
+    def _count(self, succeeded: bool, streamed: bool, chunks: int, sign: int) -> None:
+        if succeeded:
+            self.successes += sign
+            if streamed:
+                self.streamed_successes += sign
+                self.streamed_chunks += sign * chunks
 
     def success_rate(self) -> float | None:
         if not self.entries:
             return None
-        return sum(1 for ok, _, _ in self.entries if ok) / len(self.entries)
+        return self.successes / len(self.entries)
 
-    def streamed_successes(self) -> list[int]:
-        return [chunks for ok, streamed, chunks in self.entries if ok and streamed]
+    def average_chunks(self) -> float | None:
+        """Average chunks per successful streamed request; None when there is none."""
+        if not self.streamed_successes:
+            return None
+        return self.streamed_chunks / self.streamed_successes
 
 
 @dataclass(slots=True)
@@ -405,8 +423,7 @@ class Health:
 
     def average_chunks(self) -> float | None:
         """Average chunks per successful streamed request in the window; None when none."""
-        chunks = self.window.streamed_successes()
-        return sum(chunks) / len(chunks) if chunks else None
+        return self.window.average_chunks()
 
     def _check_alerts(self) -> list[tuple[str, Alert]]:
         """Bring every alert up to date; the changes ("raised" or "cleared", the alert)."""
@@ -439,13 +456,12 @@ class Health:
                 f"{value:.0f} consecutive failures (threshold {threshold:.0f})"
             ),
         )
-        streamed = self.window.streamed_successes()
         average = self.average_chunks()
         self._set(
             changes,
             "few_chunks",
             config.min_chunks_per_stream > 0
-            and len(streamed) >= config.min_requests
+            and self.window.streamed_successes >= config.min_requests
             and average is not None
             and average < config.min_chunks_per_stream,
             average or 0.0,

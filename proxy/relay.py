@@ -27,6 +27,8 @@ Every other chunk is forwarded with its bytes unchanged.
 from __future__ import annotations
 
 import json
+import json.scanner
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +87,32 @@ class Fail:
 
 
 Step = Forward | Finish | Fail
+
+# The standard library's own JSON scanner (what `json.loads` runs, with its defaults) and
+# its pattern for the whitespace allowed after a document.
+# (typeshed types the scanner's context, a decoder, as a scanner: hence the ignore.)
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+_TRAILING = re.compile(r"[ \t\n\r]*")
+
+
+def _parse(data: bytes) -> Any:
+    """`json.loads(data)`, the same value or the same errors, with less around it for the
+    usual payload, an object: its bytes are decoded as `json.loads` would decode them
+    (UTF-8, surrogatepass) without its detection of the encoding, and handed to the scanner
+    that `json.loads` ends in, with its two checks (a value at the start, only whitespace
+    after it). Anything else (a payload that does not open with `{`, or one that could be
+    UTF-16 or UTF-32) goes to `json.loads` itself."""
+    if data[:1] != b"{" or data[1:2] == b"\x00":
+        return json.loads(data)
+    text = data.decode("utf-8", "surrogatepass")
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration as exc:
+        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+    end = _TRAILING.match(text, end).end()  # type: ignore[union-attr]
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 class StreamCheck:
@@ -170,12 +198,7 @@ class StreamCheck:
         if not data.startswith(b"{") and data.strip() == b"[DONE]":
             return self._finish()
         try:
-            text: bytes | str = data
-            if data[:1] == b"{" and data[1:2] != b"\x00":
-                # What json.loads would decode these bytes as (UTF-8, surrogatepass), without
-                # its detection of the encoding.
-                text = data.decode("utf-8", "surrogatepass")
-            chunk = json.loads(text)
+            chunk = _parse(data)
         # JSONDecodeError and UnicodeDecodeError alike, and the RecursionError of a payload
         # nested deeper than the parser goes (see proxy.jsonio; caught here, on the hot path,
         # rather than through one more call per chunk).
@@ -183,42 +206,41 @@ class StreamCheck:
             if name == b"error":
                 return [self._upstream_error({"message": data.decode(errors="replace")})]
             return [self.fail(MALFORMED, f"{self.provider}: a data payload is not valid JSON")]
-        if not isinstance(chunk, dict):
+        if type(chunk) is not dict:
             return [self.fail(MALFORMED, f"{self.provider}: a data payload is not a JSON object")]
-        # What follows looks into the parsed chunk only where its bytes say there may be
-        # something to find. A key or a string value "error" is written `"error"` unless it
-        # uses \u escapes, which send the chunk the long way: without either in its bytes,
-        # a chunk has no error key, no "object": "error" and no finish_reason "error".
-        escaped = b"\\u" in data
-        if (escaped or b'"error"' in data or name == b"error") and (
-            name == b"error" or chunk.get("error") is not None or chunk.get("object") == "error"
-        ):
+        if name == b"error" or chunk.get("error") is not None or chunk.get("object") == "error":
             error = chunk.get("error") or chunk
             return [self._upstream_error(error if isinstance(error, dict) else {"message": error})]
-        # Every `"finish_reason"` in the bytes followed by `:null` (the two counts agree):
-        # no choice has a finish_reason, so nothing to look at. (Bytes inside a string can
-        # only add to the first count, so a real non-null one always makes them differ.)
-        if escaped or data.count(b'"finish_reason"') != data.count(b'"finish_reason":null'):
-            choices = chunk.get("choices")
+        choices = chunk.get("choices")
+        if type(choices) is list and len(choices) == 1 and type(choices[0]) is dict:
+            reason = choices[0].get("finish_reason")  # nearly every chunk: one choice
+            if reason is not None:
+                if reason == "error":
+                    return [self._error_finish()]
+                self.finished = True
+        else:
             reasons = [
                 choice.get("finish_reason")
                 for choice in (choices if isinstance(choices, list) else ())
                 if isinstance(choice, dict)
             ]
             if "error" in reasons:
-                # The chunk *is* the upstream's error report: it becomes the one error event.
-                return [
-                    self._upstream_error(
-                        {"message": "the upstream ended the answer with finish_reason 'error'"}
-                    )
-                ]
-            self.finished = self.finished or any(reason is not None for reason in reasons)
+                return [self._error_finish()]
+            if any(reason is not None for reason in reasons):
+                self.finished = True
         payload = self.meter.relay(chunk, data)
         if payload is None:
             return []
         self.forwarded += 1
         self.forwarded_bytes += len(payload)
         return [Forward(payload)]
+
+    def _error_finish(self) -> Fail:
+        """A choice ended with finish_reason "error": the chunk *is* the upstream's error
+        report, and becomes the one error event."""
+        return self._upstream_error(
+            {"message": "the upstream ended the answer with finish_reason 'error'"}
+        )
 
     def _upstream_error(self, error: dict[str, Any]) -> Fail:
         message = error.get("message")

@@ -181,7 +181,7 @@ class ChatResponse:
         watch = asyncio.create_task(_wait_for_disconnect(receive))
         try:
             await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if self.complete:
+            if self.complete and not work.done():
                 # A server reports `http.disconnect` as soon as the response is complete; the
                 # work is only closing the upstream by then and must not be cut short.
                 await asyncio.wait({work})
@@ -189,7 +189,10 @@ class ChatResponse:
             client_left = not work.done()
             work.cancel()  # no-op when it is done; otherwise its finally closes the upstream
             watch.cancel()
-            await asyncio.wait({work, watch})
+            # Only the tasks still to finish are waited for (a wait costs a future and a turn
+            # of the loop even when there is nothing to wait for).
+            if pending := {task for task in (work, watch) if not task.done()}:
+                await asyncio.wait(pending)
             error = None if work.cancelled() else work.exception()
             if self.outcome is None:
                 self._decide(await self._unfinished(client_left, error))

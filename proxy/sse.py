@@ -67,6 +67,8 @@ class SSEFramer:
             self._after_cr = False
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]
+        if self._at_start and not self._buffer and not _BOM.startswith(chunk[:3]):
+            self._at_start = False  # the stream's first bytes, with no BOM: nothing to drop
         if not self._buffer and not self._at_start and b"\r" not in chunk:
             return self._feed_lf(chunk)
         return self._feed_lines(chunk)

@@ -274,21 +274,45 @@ class _Connection(asyncio.Protocol):
 
 class _Body(httpx.AsyncByteStream):
     """A response body: reads from its connection, and hands the connection back or closes
-    it when the response is closed (httpx closes it after the last read)."""
+    it when the response is closed (httpx closes it after the last read).
+
+    It is its own iterator, each step one `read()` of the connection: httpx's
+    `aiter_bytes()` runs it under two generators of its own (content decoding, byte counts,
+    a request context per read), which `body_chunks` leaves out when there is nothing to
+    decode."""
 
     def __init__(self, pool: Transport, conn: _Connection) -> None:
         self._pool = pool
         self._conn = conn
         self._closed = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while data := await self._conn.read():
-            yield data
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data = await self._conn.read()
+        if not data:
+            raise StopAsyncIteration
+        return data
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
             self._pool._done_with(self._conn)
+
+
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body of `response` as it arrives, as `response.aiter_bytes()` gives it.
+
+    A body from this transport with no `Content-Encoding` is read straight from its
+    connection (the same bytes, in the same pieces: httpx's identity decoding and its
+    chunker without a size change nothing); any other goes through httpx's decoders. The
+    response is closed by its owner, as before (`aiter_bytes` would close it after the last
+    read; closing it twice does nothing)."""
+    stream = response.stream
+    if isinstance(stream, _Body) and "content-encoding" not in response.headers:
+        return stream
+    return response.aiter_bytes()
 
 
 class Transport(httpx.AsyncBaseTransport):

@@ -32,6 +32,7 @@ from streamproof.proxy.backoff import parse_retry_after
 from streamproof.proxy.config import Timeouts
 from streamproof.proxy.errors import AttemptFailed, Failure
 from streamproof.proxy.relay import MALFORMED, Fail, Step, StreamCheck
+from streamproof.proxy.transport import body_chunks
 from streamproof.proxy.usage import Usage, UsageMeter, complete_answer
 
 ERROR_BODY_LIMIT = 64 * 1024  # an upstream error body is for reading, not for streaming
@@ -115,7 +116,7 @@ async def attempt(
     try:
         if response.status_code != 200:
             raise await _status_failure(name, response, timer)
-        chunks = response.aiter_bytes()
+        chunks = body_chunks(response)
         if stream:
             check = StreamCheck(name, secrets, UsageMeter(include_usage, messages))
             start = await _first_steps(check, response, chunks, timer)

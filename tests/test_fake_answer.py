@@ -26,7 +26,8 @@ from streamproof.fake_providers import Scenario, chat
 from streamproof.fake_providers import scenario as scenario_module
 from streamproof.fake_providers.chat import Expected, ToolCall
 from streamproof.fake_providers.content import ARGUMENTS, TOOL_NAME, argument_fragments
-from streamproof.fake_providers.faults import ERROR_SHAPES, NONOBJECTS
+from streamproof.fake_providers.errors import ALL_SHAPES
+from streamproof.fake_providers.faults import NONOBJECTS
 from streamproof.fake_providers.plan import FrameKind, Plan
 from streamproof.fake_providers.scenario import CONTENT_TOKENS, EOL_NAMES, FINISH_REASONS, FORMATS
 from streamproof.fake_providers.text import TEXT_KINDS
@@ -411,7 +412,7 @@ def test_same_scenario_gives_the_same_bytes_in_another_process():
 def test_every_token_is_documented_in_the_scenario_module():
     doc = scenario_module.__doc__ or ""
     names = [*CONTENT_TOKENS, *FORMATS, *TEXT_KINDS, *FINISH_REASONS, "eol-mixed", "text-random"]
-    names += ["nonobject", "upstream_error", *NONOBJECTS, *ERROR_SHAPES]
+    names += ["nonobject", "upstream_error", *NONOBJECTS, *ALL_SHAPES]
     assert [name for name in names if f"`{name}" not in doc] == []
 
 

@@ -278,7 +278,8 @@ def test_feed_drops_a_subscriber_at_its_limit_and_the_others_still_get_events(ca
 
 
 def test_feed_subscribe_sends_init_with_the_report_then_events():
-    board = Health(HealthConfig())
+    # One wall-clock moment for the whole test: the report carries the time it was made.
+    board = Health(HealthConfig(), clock=lambda: 1_700_000_000.0)
     feed = Feed(board, FeedConfig())
     done = begin(board, "done")
     board.end(done, Outcome.success(chunks=2))

@@ -14,7 +14,8 @@ import pytest
 
 from bench import soak
 from streamproof.fake_providers import FakeProvider
-from streamproof.fake_providers.faults import ERROR_SHAPES, NONOBJECTS, NonObject
+from streamproof.fake_providers.errors import INBAND_SHAPES
+from streamproof.fake_providers.faults import NONOBJECTS, NonObject
 from streamproof.fake_providers.scenario import Scenario
 from streamproof.harness.sut import patience_for
 from streamproof.harness.targets import REFERENCE_TIMEOUTS
@@ -141,7 +142,7 @@ SDK_SCENARIOS = {
     },
     **{
         f"error-{shape}": Scenario(chunks=6, faults=(UpstreamError(3, shape),))
-        for shape in ERROR_SHAPES
+        for shape in INBAND_SHAPES["chat"]
     },
 }
 
