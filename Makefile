@@ -93,6 +93,7 @@ $(LOWEST_STAMP): pyproject.toml $(UV)
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_BIN)/python -m pytest $(LOWEST_TESTS) -n 2 -q $(PYTEST_ARGS) $(ALLOW_EMPTY)
 	$(LOWEST_BIN)/python -m pytest suites/ -q --report-dir=$(LOWEST_REPORT_DIR) --html=$(LOWEST_REPORT_DIR)/conformance.html --self-contained-html -o render_collapsed=passed,skipped --junitxml=$(LOWEST_REPORT_DIR)/junit.xml $(PYTEST_ARGS)
+	$(LOWEST_BIN)/python -m pytest suites/ -n 2 -q --upstream-tls --report-dir=$(LOWEST_REPORT_DIR)/tls $(PYTEST_ARGS)
 
 ## The conformance suites against the bundled reference proxy: reports/index.html (the
 ## matrix of every target run so far), conformance.html (pytest-html) and junit.xml.
