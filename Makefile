@@ -9,7 +9,7 @@ REPORT_DIR ?= reports
 # says "Error 4" for a usage error, then exits 2 itself, as make does for any failure).
 ALLOW_EMPTY = || { status=$$?; [ $$status -eq 5 ] || exit $$status; }
 
-.PHONY: install conformance test unit lint clean litellm conformance-litellm nginx portkey bench bench-peers soak soak-distributed fuzz repeat screenshot playground tour lock test-lowest
+.PHONY: install conformance conformance-tls test unit lint clean litellm conformance-litellm nginx portkey bench bench-peers soak soak-distributed fuzz repeat screenshot playground tour lock test-lowest
 
 ## `make install` resolves pyproject.toml's ranges afresh (the newest releases they allow);
 ## `make install LOCKED=1` (or LOCKED=1 with any target) installs requirements.lock instead,
@@ -93,11 +93,16 @@ $(LOWEST_STAMP): pyproject.toml $(UV)
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_BIN)/python -m pytest $(LOWEST_TESTS) -n 2 -q $(PYTEST_ARGS) $(ALLOW_EMPTY)
 	$(LOWEST_BIN)/python -m pytest suites/ -q --report-dir=$(LOWEST_REPORT_DIR) --html=$(LOWEST_REPORT_DIR)/conformance.html --self-contained-html -o render_collapsed=passed,skipped --junitxml=$(LOWEST_REPORT_DIR)/junit.xml $(PYTEST_ARGS)
+	$(LOWEST_BIN)/python -m pytest suites/ -n 2 -q --upstream-tls --report-dir=$(LOWEST_REPORT_DIR)/tls $(PYTEST_ARGS)
 
 ## The conformance suites against the bundled reference proxy: reports/index.html (the
 ## matrix of every target run so far), conformance.html (pytest-html) and junit.xml.
 conformance: $(STAMP)
 	$(BIN)/python -m pytest suites/ --report-dir=$(REPORT_DIR) --html=$(REPORT_DIR)/conformance.html --self-contained-html -o render_collapsed=passed,skipped --junitxml=$(REPORT_DIR)/junit.xml $(PYTEST_ARGS)
+
+## The same over TLS: the fake provider on HTTPS with a CA made for the run (--upstream-tls).
+conformance-tls: $(STAMP)
+	$(BIN)/python -m pytest suites/ -n 2 --upstream-tls --report-dir=$(REPORT_DIR)/tls --junitxml=$(REPORT_DIR)/junit-tls.xml $(PYTEST_ARGS)
 
 ## LiteLLM's proxy in a virtual environment of its own (never .venv; not part of `make test`).
 # 1.103.7: the newest whose requirements the package index here can meet (later ones need
@@ -228,7 +233,7 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy
 
 ## Everything CI checks: lint and types, our own tests, then the suites.
-test: lint unit conformance
+test: lint unit conformance conformance-tls
 
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) $(UV_VENV) $(REPORT_DIR)/*.html $(REPORT_DIR)/*.json $(REPORT_DIR)/*.xml $(REPORT_DIR)/targets $(REPORT_DIR)/logs $(LOWEST_REPORT_DIR) .mypy_cache .ruff_cache .hypothesis

@@ -179,6 +179,69 @@ class ResetInside(Fault):
         return plan.replace(frames=_cut_inside(plan, self.events), ending=Ending.RESET)
 
 
+@dataclass(frozen=True)
+class RaggedAfter(Fault):
+    """After event n the connection closes without `close_notify` (over TLS) nor a last chunk."""
+
+    name: ClassVar[str] = "ragged_after"
+    stage: ClassVar[int] = 1
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    events: int
+
+    def apply(self, plan: Plan) -> Plan:
+        if self.events >= len(plan.frames):  # after the last byte: the message is whole
+            return plan.replace(ending=Ending.RAGGED_END)
+        return plan.replace(frames=plan.frames[: self.events], ending=Ending.RAGGED)
+
+
+@dataclass(frozen=True)
+class CloseDelimited(Fault):
+    """The body has no Content-Length nor chunks: `Connection: close`, and the close ends it."""
+
+    name: ClassVar[str] = "close_delimited"
+    stage: ClassVar[int] = 2
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(close_delimited=True)
+
+
+@dataclass(frozen=True)
+class TlsRecords(Fault):
+    """Over TLS, records reach the socket in writes of b bytes, the first alone (plain: none)."""
+
+    name: ClassVar[str] = "tls_records"
+    stage: ClassVar[int] = 2
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    size: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size < 1:
+            raise ValueError("tls_records takes a write size of at least 1 byte")
+
+    def apply(self, plan: Plan) -> Plan:
+        return plan.replace(records=self.size)
+
+
+STALE_ENDINGS = {"close": Ending.CLEAN, "reset": Ending.RESET}
+
+
+@dataclass(frozen=True)
+class Stale(Fault):
+    """A request on a kept-alive connection finds it closed (or reset) by the server, unanswered."""
+
+    name: ClassVar[str] = "stale"
+    stage: ClassVar[int] = 0
+    arity: ClassVar[tuple[int, int]] = (1, 1)
+    words: ClassVar[dict[str, tuple[str, ...]]] = {"how": tuple(STALE_ENDINGS)}
+    how: str
+
+    def apply(self, plan: Plan) -> Plan:
+        # The answer stays: on a connection's first request the fault does nothing (the
+        # server closes only connections it let idle), and the request is served.
+        return plan.replace(stale=STALE_ENDINGS[self.how])
+
+
 def _cut_inside(plan: Plan, events: int) -> tuple[Frame, ...]:
     """The first `events` frames and the first half of the next (all of them, past the end)."""
     kept = plan.frames[:events]
@@ -394,6 +457,10 @@ FAULTS: dict[str, type[Fault]] = {
         CloseAfter,
         CutInside,
         ResetInside,
+        RaggedAfter,
+        CloseDelimited,
+        TlsRecords,
+        Stale,
         NoDone,
         Malformed,
         Coalesce,

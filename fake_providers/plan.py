@@ -28,6 +28,11 @@ class Ending(enum.Enum):
     CLEAN = "clean"  # the HTTP message is completed normally
     RESET = "reset"  # a TCP RST (SO_LINGER 0): the peer sees ECONNRESET
     STALL = "stall"  # nothing more is written; the socket stays open until the peer leaves
+    # The connection is closed after the last frame without ending the HTTP message (no last
+    # chunk, unless every frame was sent) and, over TLS, without `close_notify`: a ragged
+    # close, TLS's sign of a truncation. Over plain HTTP, a FIN.
+    RAGGED = "ragged"
+    RAGGED_END = "ragged_end"  # the HTTP message completed, then the same ragged close
 
 
 class FrameKind(enum.Enum):
@@ -100,6 +105,11 @@ class Plan:
     ending: Ending = Ending.CLEAN
     cuts: frozenset[int] | None = None  # None: one write per frame
     pause: float = 0.0  # seconds between writes
+    close_delimited: bool = False  # no Content-Length nor chunks: the close ends the body
+    records: int | None = None  # over TLS: each record reaches the socket in pieces this big
+    # On a kept-alive connection (not its first request): the server had closed it while
+    # idle, so the request is met with this (CLEAN: a close, RESET: a reset) and no answer.
+    stale: Ending | None = None
     api: str = "chat"  # one of API_NAMES
 
     def replace(self, **changes: object) -> Plan:

@@ -81,7 +81,7 @@ the same answer whatever they are):
 - `empty_data`: an event `data:` (dispatched with data "") before the first answer event.
 
 Every other token is a fault from `faults.FAULTS`: `name` or `name-arg-arg`, e.g.
-`reset_after-6`, `chop-3`, `status-429-2`. Two of them take a word:
+`reset_after-6`, `chop-3`, `status-429-2`. Three of them take a word:
 
 - `nonobject-N-KIND`: event N's data is valid JSON but not an object: KIND `array`
   (`[1,2]`), `string` (`"chunk"`), `number` (`42`) or `null`.
@@ -90,6 +90,10 @@ Every other token is a fault from `faults.FAULTS`: `name` or `name-arg-arg`, e.g
   ...}`), `event` (`event: error` + `data: {"message": ...}`) or `finish` (a chunk whose
   choices end with finish_reason `error`); in the Responses API also `failed` (a
   `response.failed` event). Each API's shapes: `errors.INBAND_SHAPES`.
+- `stale-HOW`: a request that comes on a kept-alive connection (not the connection's first)
+  finds that the server had closed it: the request is read, then HOW `close` (a FIN; over
+  TLS, close_notify first) or `reset` (a TCP RST), and no answer. On a new connection it
+  does nothing. It is how a pooled connection that went stale looks from the proxy.
 
 `chat.expected(scenario)` says what the clean answer (no faults) means, choice by choice.
 """

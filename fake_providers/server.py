@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import http
 import json
 import os
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -55,6 +58,7 @@ from streamproof.fake_providers.journal import (
 )
 from streamproof.fake_providers.plan import Ending, Plan
 from streamproof.fake_providers.scenario import ScenarioError
+from streamproof.fake_providers.tls import Authority, HandshakeFault, HandshakeReset
 from streamproof.fake_providers.validation import InvalidRequest
 
 MAX_BODY = 8 * 1024 * 1024
@@ -75,10 +79,17 @@ class FakeProvider:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", stall_limit: float = STALL_LIMIT, port: int = 0
+        self,
+        host: str = "127.0.0.1",
+        stall_limit: float = STALL_LIMIT,
+        port: int = 0,
+        tls: Authority | None = None,
     ) -> None:
-        """`port` 0 is an ephemeral one; another is for a proxy its user wired to it."""
+        """`port` 0 is an ephemeral one; another is for a proxy its user wired to it. With
+        `tls`, every connection is TLS with that authority's certificate (`https://`)."""
         self.host = host
+        self.tls = tls
+        self.doors: list[Door] = []
         self.stall_limit = stall_limit
         self.journals = Journals()
         self._sock = socket.create_server((host, port))
@@ -92,8 +103,12 @@ class FakeProvider:
         self.accepted = 0  # connections accepted so far (a client that reuses them opens few)
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        return f"{self.scheme}://{self.host}:{self.port}/v1"
 
     def url_for(self, label: str) -> str:
         """The base URL of a labelled route: `http://127.0.0.1:PORT/b/v1` for "b".
@@ -104,7 +119,20 @@ class FakeProvider:
             return self.base_url
         if not re.fullmatch(LABEL_PATTERN, label):
             raise ValueError(f"a route label matches {LABEL_PATTERN}, not {label!r}")
-        return f"http://{self.host}:{self.port}/{label}/v1"
+        return f"{self.scheme}://{self.host}:{self.port}/{label}/v1"
+
+    def door(self, fault: HandshakeFault) -> Door:
+        """Another port of this fake (same routes, same journals) whose handshakes misbehave
+        as `fault` says (tls.py); it serves until the fake stops. TLS only."""
+        if self.tls is None:
+            raise ValueError("a handshake fault needs a fake that serves TLS")
+        if self._loop is None:
+            raise RuntimeError("the fake provider is not started")
+        door = Door(self, fault, socket.create_server((self.host, 0)))
+        future = asyncio.run_coroutine_threadsafe(door.open(), self._loop)
+        future.result()
+        self.doors.append(door)
+        return door
 
     def journal(self, nonce: str) -> Journal:
         return self.journals[nonce]
@@ -153,21 +181,103 @@ class FakeProvider:
         async with server:
             await self._stopping.wait()
             server.close()
+            for door in self.doors:
+                door.close()
             # Aborting the transports ends every handler through its own error path;
             # cancelling the handler tasks instead makes asyncio log them as failures.
             for task, writer in list(self._connections.items()):
                 writer.transport.abort()
                 await asyncio.wait([task])
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        door: Door | None = None,
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
         self.accepted += 1
         try:
+            if self.tls is not None and not await self._handshake(reader, writer, door):
+                return
             await _Connection(self, reader, writer).serve()
         finally:
             del self._connections[task]
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, door: Door | None
+    ) -> bool:
+        """The server's side of the TLS handshake, or the door's fault in its place: whether
+        the connection is now TLS and may carry requests."""
+        assert self.tls is not None
+        fault = door.fault if door is not None else None
+        if door is not None and fault is not None:
+            door.handshakes += 1
+            if fault.faults(door.handshakes):
+                await reader.read(65536)  # the ClientHello (or the peer's leaving)
+                if isinstance(fault, HandshakeReset):
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:  # a stall: silent until the peer leaves (or the stall limit)
+                    began = time.perf_counter()
+                    with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+                        async with asyncio.timeout(self.stall_limit):
+                            while await reader.read(65536):
+                                pass
+                            door.stall_given_up(time.perf_counter() - began)
+                writer.transport.abort()
+                return False
+        context = self.tls.context(fault.certificate if fault is not None else "")
+        try:
+            await writer.start_tls(context)
+        except (ssl.SSLError, ConnectionError, OSError):
+            # The peer refused the certificate or left: no request comes on this connection.
+            writer.transport.abort()
+            return False
+        if door is not None:
+            door.completed += 1
+        return True
+
+
+class Door:
+    """A port of the fake whose TLS handshakes misbehave as `fault` says."""
+
+    def __init__(self, provider: FakeProvider, fault: HandshakeFault, sock: socket.socket) -> None:
+        self.provider = provider
+        self.fault = fault
+        self._sock = sock
+        self.port: int = sock.getsockname()[1]
+        self.handshakes = 0  # connections begun here (each one a handshake)
+        self.completed = 0  # handshakes the client completed (it trusted what it was shown)
+        self.stalls: list[float] = []  # seconds each stalled handshake lasted till the peer left
+        self._changed = threading.Condition()
+        self._server: asyncio.Server | None = None
+
+    def stall_given_up(self, seconds: float) -> None:
+        with self._changed:
+            self.stalls.append(seconds)
+            self._changed.notify_all()
+
+    def wait_stalls(self, count: int, timeout: float) -> list[float]:
+        """How long the first `count` stalled handshakes lasted before the peer left them,
+        once it has left them all (or fewer, if `timeout` seconds pass first)."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.stalls) >= count, timeout)
+            return list(self.stalls)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.provider.host}:{self.port}/v1"
+
+    async def open(self) -> None:
+        accept = functools.partial(self.provider._accept, door=self)
+        self._server = await asyncio.start_server(accept, sock=self._sock)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
 
 
 class _Connection:
@@ -180,7 +290,16 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.h11 = h11.Connection(h11.SERVER)
-        writer.transport.set_write_buffer_limits(0)
+        self.requests = 0  # requests read on this connection so far (keep-alive: several)
+        protocol = getattr(writer.transport, "_ssl_protocol", None)
+        if protocol is None:
+            writer.transport.set_write_buffer_limits(0)
+        else:
+            # Over TLS the same, one layer down: the socket's transport pauses the TLS layer
+            # while the kernel has not taken every byte, and the TLS layer passes that on.
+            # (Its own limit of 0 would pause at 0 bytes too, and never resume for good.)
+            protocol._transport.set_write_buffer_limits(0)
+            writer.transport.set_write_buffer_limits(high=1, low=0)
         # asyncio sets TCP_NODELAY only when the listening socket was made with IPPROTO_TCP;
         # without it, Nagle's algorithm would hold small writes back and merge them.
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -189,6 +308,8 @@ class _Connection:
         try:
             while True:
                 request = await self._read_request()
+                if request is not None:
+                    self.requests += 1
                 if request is None or not await self._respond(*request):
                     break
                 if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
@@ -314,6 +435,8 @@ class _Writer:
 
     async def _write(self, peer_left: asyncio.Future[None]) -> bool:
         plan, writer, conn = self.plan, self.conn.writer, self.conn.h11
+        if plan.stale is not None and self.conn.requests > 1:
+            return await self._stale(plan.stale)
         if plan.before_headers is not None:
             return await self._finish(plan.before_headers, peer_left)
         headers = [("content-type", plan.content_type), *plan.extra_headers]
@@ -332,7 +455,16 @@ class _Writer:
             self.attempt.frame_contents, self.attempt.frame_arguments = contents, arguments
             self.attempt.frame_usage, self.attempt.frame_reasoning = usage, reasoning
 
-        head = conn.send(h11.Response(status_code=plan.status, headers=headers))
+        if plan.close_delimited:  # h11 would frame it: this head is written by hand
+            headers.append(("connection", "close"))
+            lines = [b"HTTP/1.1 %d %s" % (plan.status, _reason(plan.status))]
+            lines += [b"%s: %s" % (name.encode(), value.encode()) for name, value in headers]
+            head = b"\r\n".join(lines) + b"\r\n\r\n"
+        else:
+            head = conn.send(h11.Response(status_code=plan.status, headers=headers))
+        splitter = None
+        if plan.records and self.conn.provider.tls is not None:
+            splitter = _RecordSplitter(writer, plan.records)
         # h11 chose the body's framing (from the headers and the request's HTTP version).
         # When it is chunked, each piece is framed here: h11's bookkeeping per event is most
         # of the cost of a small write, and chunked framing needs none (h11 still writes
@@ -340,30 +472,71 @@ class _Writer:
         chunked = b"\r\ntransfer-encoding: chunked\r\n" in head.lower()
         writer.write(head)
         await writer.drain()
+        if splitter is not None:
+            await splitter.release()
         self.journal.update(started)
         pieces = list(plan.writes())
         for number, piece in enumerate(pieces, start=1):
             if peer_left.done():
                 self._end("peer_left")
                 return False
-            if chunked:
+            if plan.close_delimited:
+                data = piece
+            elif chunked:
                 data = b"%x\r\n%s\r\n" % (len(piece), piece) if piece else b""
             else:
                 data = conn.send(h11.Data(data=piece))
-            if number == len(pieces) and plan.ending is Ending.CLEAN and not plan.pause:
+            if (
+                number == len(pieces)
+                and plan.ending is Ending.CLEAN
+                and not plan.pause
+                and not plan.close_delimited
+            ):
                 data += conn.send(h11.EndOfMessage())  # as real servers do: one last write
             self._wrote(piece)  # journal first: the journal never lags behind the wire
             writer.write(data)
             await writer.drain()
+            if splitter is not None:
+                await splitter.release()
             if plan.pause:
                 await asyncio.wait([peer_left], timeout=plan.pause)
+        if splitter is not None:
+            splitter.restore()  # the ending (and a next response) written as usual
         return await self._finish(plan.ending, peer_left)
+
+    async def _stale(self, ending: Ending) -> bool:
+        """The server had closed this idle connection: the request is met with a close
+        (over TLS: close_notify, then the FIN) or a reset, and no answer. Journaled as
+        `stale_close` or `stale_reset`."""
+        writer = self.conn.writer
+        if ending is Ending.RESET:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        else:
+            writer.close()
+        self._end("stale_reset" if ending is Ending.RESET else "stale_close")
+        return False
 
     def _wrote(self, piece: bytes) -> None:
         self.journal.update(lambda: self.attempt.wrote(time.perf_counter(), piece))
 
     async def _finish(self, ending: Ending, peer_left: asyncio.Future[None]) -> bool:
         writer = self.conn.writer
+        if ending is Ending.CLEAN and self.plan.close_delimited and self.attempt.status:
+            writer.close()  # the close ends the body: over TLS, after close_notify
+            self._end("clean")
+            return False
+        if ending in (Ending.RAGGED, Ending.RAGGED_END):
+            if ending is Ending.RAGGED_END and self.conn.h11.our_state is h11.SEND_BODY:
+                writer.write(self.conn.h11.send(h11.EndOfMessage()))
+                await writer.drain()
+            # A FIN with no close_notify before it (abort() sends no alert; nothing unread
+            # is left in the kernel, which the watcher reads, so it is no reset).
+            if not writer.transport.is_closing():
+                writer.transport.abort()
+            self._end(ending.value)
+            return False
         if ending is Ending.CLEAN:
             if self.conn.h11.our_state is h11.SEND_BODY:
                 writer.write(self.conn.h11.send(h11.EndOfMessage()))
@@ -410,6 +583,52 @@ class _Writer:
         self.journal.update(change)
 
 
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+# After the first piece of a split TLS record: long enough for the peer to read that piece
+# on its own (pieces written back to back meet again in its receive buffer), short enough
+# to cost no timer anything (once per write of the answer).
+RECORD_PAUSE = 0.001
+
+
+class _RecordSplitter:
+    """Holds what the TLS layer gives the socket, then writes it in pieces of `size` bytes
+    (TCP_NODELAY sends each write at once): the first piece alone, then a pause, so that the
+    peer reads a record cut at byte `size`; the others back to back."""
+
+    def __init__(self, writer: asyncio.StreamWriter, size: int) -> None:
+        protocol = getattr(writer.transport, "_ssl_protocol", None)
+        self.tcp = getattr(protocol, "_transport", None)
+        self.size = size
+        self.held = bytearray()
+        self.write = None if self.tcp is None else self.tcp.write
+        if self.tcp is not None:
+            self.tcp.write = self.held.extend
+
+    async def release(self) -> None:
+        """Write what is held, piece by piece."""
+        first = True
+        while self.held and self.write is not None:
+            piece = bytes(self.held[: self.size])
+            del self.held[: self.size]
+            self.write(piece)
+            if first:
+                first = False
+                await asyncio.sleep(RECORD_PAUSE)
+
+    def restore(self) -> None:
+        if self.tcp is not None:
+            if self.held and self.write is not None:
+                self.write(bytes(self.held))
+                self.held.clear()
+            self.tcp.write = self.write
+
+
 def _error(message: str) -> dict[str, Any]:
     return validation.error_document(message)
 
@@ -418,4 +637,4 @@ def _models() -> list[dict[str, Any]]:
     return [{"id": "streamproof", "object": "model", "created": chat.CREATED, "owned_by": "fake"}]
 
 
-__all__ = ["FakeProvider", "ScenarioError"]
+__all__ = ["Door", "FakeProvider", "ScenarioError"]

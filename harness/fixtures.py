@@ -14,6 +14,7 @@ from websockets.exceptions import WebSocketException
 
 from streamproof.fake_providers import FakeProvider
 from streamproof.fake_providers.dead import Blackhole, RefusingAddress
+from streamproof.fake_providers.tls import Authority
 from streamproof.harness import live
 from streamproof.harness.client import StreamClient
 from streamproof.harness.feed import FeedRecorder, Refused, ws_url
@@ -24,6 +25,7 @@ from streamproof.harness.options import (
     report_dir_of,
     target_of,
     timeouts_of,
+    upstream_tls_of,
 )
 from streamproof.harness.report import log_folder
 from streamproof.harness.sut import SystemUnderTest
@@ -47,8 +49,15 @@ def fake_provider(pytestconfig: pytest.Config) -> Iterator[FakeProvider]:
     # fake giving up: twice the longest timer the target is judged by, and 30 s at least.
     timeouts = timeouts_of(pytestconfig)
     longest = max(timeouts.bound(name) for name in TIMERS)
-    with FakeProvider(port=port, stall_limit=max(30.0, 2 * longest + 10)) as provider:
-        yield provider
+    authority = Authority() if upstream_tls_of(pytestconfig) else None
+    try:
+        with FakeProvider(
+            port=port, stall_limit=max(30.0, 2 * longest + 10), tls=authority
+        ) as provider:
+            yield provider
+    finally:
+        if authority is not None:
+            authority.close()
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +94,12 @@ def sut(
         workers = getattr(pytestconfig, "workerinput", {}).get("workercount", 1)
         if workers > 1:
             pytest.exit("--target-url runs without -n: the fake provider has one port", 4)
-        running = {"python": sys.executable, "upstream": fake_provider.base_url, "root": str(ROOT)}
+        running = {
+            "python": sys.executable,
+            "upstream": fake_provider.base_url,
+            "root": str(ROOT),
+            "ca_file": str(fake_provider.tls.ca_file) if fake_provider.tls else "",
+        }
         headers = {name: fill(value, running) for name, value in profile.headers.items()}
         client = StreamClient(profile.url, headers=headers, read_timeout=read_timeout)
         under = SystemUnderTest(
@@ -115,6 +129,7 @@ def sut(
         readiness=profile.readiness,
         files=profile.files,
         cwd=pytestconfig.invocation_params.dir,
+        ca_file=str(fake_provider.tls.ca_file) if fake_provider.tls else None,
     )
     report_dir = report_dir_of(pytestconfig)
 

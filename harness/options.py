@@ -102,6 +102,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --target-url: the port on 127.0.0.1 where the fake provider listens",
     )
     group.addoption(
+        "--upstream-tls",
+        dest="streamproof_upstream_tls",
+        action="store_true",
+        default=False,
+        help="the fake provider serves HTTPS with a CA made for the run ({upstream} is "
+        "https://, the target gets the CA as {ca_file}, SSL_CERT_FILE, REQUESTS_CA_BUNDLE and "
+        "NODE_EXTRA_CA_CERTS), and the TLS cases run",
+    )
+    group.addoption(
         "--target-header",
         dest="streamproof_target_headers",
         action="append",
@@ -382,6 +391,11 @@ def target_of(config: pytest.Config) -> Target:
 
 def offers_of(config: pytest.Config) -> Offers:
     return profile_of(config).offers
+
+
+def upstream_tls_of(config: pytest.Config) -> bool:
+    """Whether the fake provider serves TLS (--upstream-tls)."""
+    return bool(config.getoption("streamproof_upstream_tls"))
 
 
 def timeouts_of(config: pytest.Config) -> Timeouts:

@@ -19,6 +19,8 @@ import pytest
 
 from streamproof.fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
 from streamproof.fake_providers.chat import Expected, expected, expected_usage
+from streamproof.fake_providers.server import Door
+from streamproof.fake_providers.tls import HandshakeFault
 from streamproof.harness.client import Patience, StreamClient
 from streamproof.harness.feed import FeedConnection, FeedRecorder, StalledClient
 from streamproof.harness.sse import SSEDecoder
@@ -441,6 +443,21 @@ class SystemUnderTest:
         if kind not in self.down:
             pytest.skip(f"no {kind} address on this platform")
         return self._fresh(upstream=self.down[kind])
+
+    def door(self, fault: HandshakeFault) -> Door:
+        """A door of the fake whose TLS handshakes misbehave as `fault` says (the same
+        routes and journals: a request let through is seen). TLS runs only."""
+        if self.provider.tls is None:
+            pytest.skip("a TLS case: run with --upstream-tls")
+        if self._fresh is None:
+            pytest.skip("the target cannot be started again with another upstream")
+        return self.provider.door(fault)
+
+    def behind(self, door: Door) -> AbstractContextManager[SystemUnderTest]:
+        """Another process of the same target whose `{upstream}` is `door`; stopped when
+        the block ends."""
+        assert self._fresh is not None
+        return self._fresh(upstream=door.base_url)
 
     def health(self) -> Any:
         """`GET /health`, parsed; a failed case if it is not JSON (the target offers it)."""

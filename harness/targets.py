@@ -17,6 +17,9 @@ A command template may use:
     {config}    a reference-proxy config file written for this run
     {workdir}   the target's own folder for the run
     {root}      this repository
+    {ca_file}   the PEM file of the CA made for the run, when the fake serves TLS
+                (--upstream-tls; "" otherwise); also SSL_CERT_FILE, REQUESTS_CA_BUNDLE
+                and NODE_EXTRA_CA_CERTS in the target's environment
 
 The same placeholders fill the target's `environment`, its `files` and the headers the
 client sends it (`ProcessTarget.fill`): their values are known only once it is started.
@@ -246,12 +249,25 @@ def _exit_status(code: int) -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|root)\}")
+PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|root|ca_file)\}")
 # What a proxy already running (`--target-url`) has of them: it is not started by us.
-RUNNING_PLACEHOLDERS = frozenset({"python", "upstream", "root"})
+RUNNING_PLACEHOLDERS = frozenset({"python", "upstream", "root", "ca_file"})
+# The variables that give a target the run's CA: OpenSSL and Python (httpx, aiohttp),
+# requests, Node.
+CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 
 
-PLACEHOLDER_NAMES = ("python", "upstream", "fd", "port", "api_key", "config", "workdir", "root")
+PLACEHOLDER_NAMES = (
+    "python",
+    "upstream",
+    "fd",
+    "port",
+    "api_key",
+    "config",
+    "workdir",
+    "root",
+    "ca_file",
+)
 _BRACED = re.compile(r"(?<!\$)\{(\w+)\}")
 
 
@@ -309,8 +325,10 @@ class ProcessTarget:
         api_key: str | None = None,
         proxy_key: str | None = None,
         cwd: Path | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.template = template
+        self.ca_file = ca_file  # the run's CA (PEM), when the fake serves TLS
         # Where its command runs: the folder pytest was started in, so that a relative path
         # in a user's command means what it means in their shell (default: streamproof's).
         self.cwd = cwd or ROOT
@@ -363,6 +381,7 @@ class ProcessTarget:
             "config": str(config),
             "workdir": str(self.workdir),
             "root": str(ROOT),
+            "ca_file": self.ca_file or "",
         }
         for name, text in self.files.items():
             (self.workdir / name).write_text(self.fill(text))
@@ -378,6 +397,7 @@ class ProcessTarget:
         env = {
             **os.environ,
             KEY_VARIABLE: self.api_key,
+            **(dict.fromkeys(CA_VARIABLES, self.ca_file) if self.ca_file else {}),
             **({PROXY_KEY_VARIABLE: self.proxy_key} if self.proxy_key else {}),
             **{name: self.fill(value) for name, value in self.environment.items()},
         }
@@ -501,6 +521,7 @@ class ProcessTarget:
             files=self.files,
             proxy_key=proxy_key,
             cwd=self.cwd,
+            ca_file=self.ca_file,
         )
 
     def _config(self) -> str:

@@ -8,22 +8,27 @@ from __future__ import annotations
 from streamproof.fake_providers.faults import (
     Chop,
     CloseAfter,
+    CloseDelimited,
     Coalesce,
     CutInside,
     Malformed,
     NoDone,
+    RaggedAfter,
     ResetAfter,
     ResetBeforeHeaders,
     ResetInside,
     Slow,
     SplitEol,
     SplitUtf8,
+    Stale,
     StallAfter,
     StallBeforeHeaders,
     Status,
+    TlsRecords,
     UpstreamError,
 )
 from streamproof.fake_providers.scenario import PREFIX, Scenario
+from streamproof.fake_providers.tls import Cert, HandshakeFault, HandshakeReset, HandshakeStall
 
 
 def scenario(*tokens: str) -> Scenario:
@@ -32,12 +37,18 @@ def scenario(*tokens: str) -> Scenario:
 
 
 __all__ = [
+    "Cert",
     "Chop",
     "CloseAfter",
+    "CloseDelimited",
     "Coalesce",
     "CutInside",
+    "HandshakeFault",
+    "HandshakeReset",
+    "HandshakeStall",
     "Malformed",
     "NoDone",
+    "RaggedAfter",
     "ResetAfter",
     "ResetBeforeHeaders",
     "ResetInside",
@@ -45,9 +56,11 @@ __all__ = [
     "Slow",
     "SplitEol",
     "SplitUtf8",
+    "Stale",
     "StallAfter",
     "StallBeforeHeaders",
     "Status",
+    "TlsRecords",
     "UpstreamError",
     "scenario",
 ]

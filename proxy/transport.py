@@ -22,7 +22,9 @@ the app an `httpx.MockTransport` instead.
   or that received anything while idle, is not used again; one idle for the keep-alive
   expiry is closed then.
 - Errors are httpx's: ConnectError and ConnectTimeout, ReadError for a reset,
-  RemoteProtocolError for a malformed response or a close before it was complete.
+  RemoteProtocolError for a malformed response or a close before it was complete. A body
+  with neither a length nor chunks ends with the connection, and is whole only if that
+  close was clean: over TLS, after the server's close_notify (RFC 9112 §9.8).
 - Of the request's `timeout` extension only `connect` applies (and `pool`, waiting for a
   free connection when `limits.max_connections` are busy): the proxy bounds every other
   wait with its own timers (see `upstream.py` and `responses.py`), and cancels the read.
@@ -73,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.error: httpx.TransportError | None = None
         self.in_use = False
+        self._eof = False  # the peer ended the stream cleanly (a FIN; over TLS, close_notify)
         self._body: list[bytes] = []
         self._first = True  # no body read yet
         self._buffered = 0
@@ -104,6 +107,12 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
+        # Over TLS, a clean end is the peer's close_notify. uvloop calls this only then: a
+        # close without it (a "ragged" close, RFC 8446 §6.1) reaches connection_lost with no
+        # eof_received first. asyncio's TLS layer calls it for both, but for a ragged close
+        # only once it has seen the TCP stream end (after close_notify, before that).
+        tls = getattr(self.transport, "_ssl_protocol", None)
+        self._eof = not getattr(tls, "_eof_received", False)
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -112,8 +121,13 @@ class _Connection(asyncio.Protocol):
             return
         if exc is not None:
             self.error = httpx.ReadError(str(exc) or type(exc).__name__)
-        elif self.head_done and self._until_close:
+        elif self.head_done and self._until_close and self._eof:
             self.complete = True  # the body ran to the end of the connection, as announced
+        elif self.head_done and self._until_close:
+            # No close_notify: the end of the connection cannot say the body was whole.
+            self.error = httpx.RemoteProtocolError(
+                "TLS connection closed without close_notify: the body may be truncated"
+            )
         elif self.head_done:
             self.error = httpx.RemoteProtocolError(
                 "peer closed connection without sending complete message body"

@@ -14,19 +14,26 @@ from dataclasses import replace
 import pytest
 
 from streamproof.harness import Exchange, Judge, Strength, SystemUnderTest, case, checks
-from streamproof.harness.targets import tolerance
+from streamproof.harness.targets import MAX_ATTEMPTS, tolerance
 from streamproof.harness.upstream import (
+    Cert,
     CloseAfter,
+    CloseDelimited,
+    HandshakeReset,
+    HandshakeStall,
     Malformed,
     NoDone,
+    RaggedAfter,
     ResetAfter,
     ResetBeforeHeaders,
     ResetInside,
     Scenario,
     Slow,
+    Stale,
     StallAfter,
     StallBeforeHeaders,
     Status,
+    TlsRecords,
     UpstreamError,
 )
 from streamproof.harness.verdict import Finding
@@ -524,3 +531,167 @@ def test_upstream_connects_never_complete(sut: SystemUnderTest, judge: Judge) ->
         judge.saw(x)
     t = x.transcript
     judge.check(checks.http_error(t, {502, 503, 504}), checks.ended_within(t, t.sent_at, bound))
+
+
+TLS = "RFC 8446 §6.1 (close_notify), RFC 9112 §9.8; streamproof policy (docs/verdicts.md)"
+
+
+@case(
+    "5.40",
+    "A TLS handshake that stalls or is reset is a connect failure: retried within the connect "
+    "timer",
+    requirement="A handshake that never completes, or that the server resets, is part of "
+    "connecting: the connect timer bounds it (not the first-byte timer), and, before the "
+    "commit point, it is retried (no request was sent). Judged on the target started again "
+    "with `{upstream}` at a door of the fake whose first handshake stalls after the "
+    "ClientHello (`handshake_stall-1`) or is reset there (`handshake_reset-1`), "
+    "--upstream-tls.",
+    source=FAILURES,
+    expected="a stalled handshake given up within the connect timer (with tolerance); status "
+    "200 and the whole answer, from a second connection",
+)
+@pytest.mark.parametrize("fault", ["stall", "reset"])
+def test_tls_handshake_stall_retried(sut: SystemUnderTest, judge: Judge, fault: str) -> None:
+    door = sut.door(HandshakeStall(first=1) if fault == "stall" else HandshakeReset(first=1))
+    bound = tolerance(sut.timeouts.bound("connect"))
+    with sut.behind(door) as behind:
+        x = behind.chat(Scenario(chunks=6), asks_upstream=False)
+        judge.saw(x)
+        # Once the client has its answer (or gave up), the target has left the stalled
+        # handshake: it retried after it, or it failed the request.
+        stalls = door.wait_stalls(1, timeout=bound) if fault == "stall" else []
+    t = x.transcript
+    judge.check(
+        Finding(door.handshakes >= 1, f"a handshake met the {fault}", f"{door.handshakes} begun")
+    )
+    if fault == "stall":
+        judge.check(
+            Finding(
+                bool(stalls) and stalls[0] <= bound,
+                f"the stalled handshake given up within {bound:.2f} s (the connect timer)",
+                f"given up after {stalls[0]:.3f} s" if stalls else "never given up",
+            )
+        )
+    if "retries" not in sut.offers and door.handshakes == 1:
+        honest = checks.http_error(t, {502, 503, 504}), checks.ended_within(t, t.sent_at, bound)
+        judge.offered("retries", *honest)
+    judge.check(
+        checks.status_is(t, 200),
+        checks.content_intact(x),
+        checks.attempts_at_least(x, 1),
+        Finding(door.handshakes >= 2, "a new connection after it", f"{door.handshakes} begun"),
+    )
+
+
+@case(
+    "5.41",
+    "An upstream certificate the proxy must not trust is refused: the key is never sent",
+    requirement="A proxy that does not verify the upstream's certificate sends its API key "
+    "to whoever answers. A certificate from an unknown CA, for another host, or expired ends "
+    "the request with a clear 502, without a retry storm, and the request (with its key) is "
+    "never sent. Judged on the target started again with `{upstream}` at a door of the fake "
+    "that presents that certificate (--upstream-tls).",
+    source="RFC 9110 §4.3.4; RFC 6125; streamproof policy (docs/verdicts.md)",
+    expected="no request reaches the untrusted server; status 502 with a JSON error body; at "
+    f"most {2 * MAX_ATTEMPTS} handshakes",
+)
+@pytest.mark.parametrize("kind", ["unknown_ca", "wrong_host", "expired"])
+def test_tls_untrusted_certificate_refused(sut: SystemUnderTest, judge: Judge, kind: str) -> None:
+    door = sut.door(Cert(kind))
+    with sut.behind(door) as behind:
+        x = behind.chat(Scenario(chunks=4), asks_upstream=False)
+        judge.saw(x)
+    keyed = [a for a in x.attempts if "authorization" in a.headers or "api-key" in a.headers]
+    judge.check(
+        Finding(door.handshakes >= 1, "the proxy met the certificate", f"{door.handshakes} begun"),
+        # The request is what carries the key: a proxy may complete the handshake and check
+        # the certificate after it (nginx does), as long as it then sends nothing.
+        Finding(
+            not x.attempts,
+            "nothing sent to the untrusted server",
+            "the upstream key was sent to an untrusted server"
+            if keyed
+            else f"{len(x.attempts)} request(s) sent to the untrusted server"
+            if x.attempts
+            else "nothing sent"
+            + (f" ({door.completed} handshake(s) completed, then left)" if door.completed else ""),
+            harm=True,
+        ),
+        checks.http_error(x.transcript, {502}),
+        Finding(
+            door.handshakes <= 2 * MAX_ATTEMPTS,
+            f"at most {2 * MAX_ATTEMPTS} handshakes",
+            f"{door.handshakes} handshakes",
+        ),
+    )
+
+
+@case(
+    "5.42",
+    "A TLS close without close_notify mid-answer is a truncation",
+    requirement="A body whose only end is the connection's close is complete only if TLS "
+    "closed it with close_notify (RFC 9112 §9.8); one cut without it, mid-answer, is a "
+    "truncation, never dressed up as a clean finish.",
+    source=TLS,
+    expected="a prefix of the answer; no [DONE]; no finish_reason; the failure visible",
+)
+def test_tls_ragged_close_is_truncation(sut: SystemUnderTest, judge: Judge) -> None:
+    if sut.provider.tls is None:
+        pytest.skip("a TLS case: run with --upstream-tls")
+    x = sut.chat(Scenario(chunks=8, faults=(CloseDelimited(), RaggedAfter(4))))
+    judge.saw(x)
+    judge.check(checks.nothing_replayed(x), checks.not_dressed_up(x))
+
+
+@case(
+    "5.43",
+    "A pooled TLS connection the upstream closed is retried before the commit point",
+    requirement="A server closes a kept-alive connection it let idle; a proxy that sends the "
+    "next request on it before it noticed gets a close (close_notify and FIN) or a reset, and "
+    "no answer. The request was never answered: before the commit point it is retried, on "
+    "a new connection, not turned into the client's error (RFC 9112 §9.3.1). Judged over TLS "
+    "(--upstream-tls): a first request leaves a connection in the proxy's pool; the fake "
+    "closes it when the next request comes on it (`stale-close`, `stale-reset`). A target "
+    "that keeps no connection to the upstream is never exposed: SKIP.",
+    source=f"{FAILURES}; RFC 9112 §9.3.1",
+    expected="status 200 and the whole answer exactly once, after a second upstream attempt",
+)
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_tls_stale_pooled_connection_retried(sut: SystemUnderTest, judge: Judge, how: str) -> None:
+    if sut.provider.tls is None:
+        pytest.skip("a TLS case: run with --upstream-tls")
+    warm = sut.chat(Scenario(chunks=2))
+    judge.saw(warm, "a first request: it leaves a connection in the pool")
+    judge.check(checks.status_is(warm.transcript, 200))
+    x = sut.chat(Scenario(chunks=8, faults=(Stale(how),), first=1))
+    judge.saw(x)
+    if not any((a.ending or "").startswith("stale") for a in x.attempts):
+        pytest.skip(
+            "the request came on a new connection: the target keeps no connection to the "
+            "upstream (or did not reuse it), so none could go stale"
+        )
+    _without_retries(sut, judge, x)
+    judge.check(*_whole_after_a_retry(x))
+
+
+@case(
+    "5.44",
+    "TLS records split across writes at any byte change nothing the client gets",
+    requirement="TLS carries the stream in records, and TCP may deliver a record in pieces "
+    "cut anywhere; what the client gets is the same answer as over plain HTTP. Judged with "
+    "every record of the answer written to the socket in pieces of 1, 7 or 100 bytes "
+    "(`tls_records-B`, --upstream-tls).",
+    source="RFC 8446 §5.1; RFC 9112 §7.1",
+    expected="status 200, the whole answer, [DONE] once",
+)
+@pytest.mark.parametrize("size", [1, 7, 100])
+def test_tls_records_split_anywhere(sut: SystemUnderTest, judge: Judge, size: int) -> None:
+    if sut.provider.tls is None:
+        pytest.skip("a TLS case: run with --upstream-tls")
+    x = sut.chat(Scenario(chunks=8, faults=(TlsRecords(size),)))
+    judge.saw(x)
+    judge.check(
+        checks.status_is(x.transcript, 200),
+        checks.content_intact(x),
+        checks.ends_with_single_done(x.transcript),
+    )

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import os
 import re
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,12 +26,14 @@ from typing import Any
 # The working tree's `proxy`, not an installed copy: this file runs from tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from streamproof.proxy import __main__ as main_module
-from streamproof.proxy import app, config, feed, health, metrics, responses, simple
+from streamproof.proxy import app, config, feed, health, metrics, responses, simple, transport
 from streamproof.proxy.config import Route
 from streamproof.proxy.dispatch import Dispatcher
+from streamproof.proxy.errors import AttemptFailed, Failure
 from streamproof.proxy.relay import Fail, Step
 
 BUGS = {
@@ -66,7 +70,247 @@ BUGS = {
     "on every reconnect, so one click sends a ping per connection made so far",
     "page-rows-twice": "its dashboard adds the streams of every init snapshot to what it "
     "shows, so a reconnect shows the earlier streams twice",
+    "tls-no-verify": "does not verify the upstream's certificate (CERT_NONE, no host check)",
+    "tls-one-timer": "connects under the connect timer, then shakes hands under no timer of "
+    "its own: a stalled handshake waits for the first-byte timer",
+    "tls-stale-pool": "a request that failed on a connection taken from its pool is given up "
+    "at once: the dead connection is taken for the upstream's answer, never retried",
+    "tls-handshake-fatal": "a connect that fails inside the TLS handshake is taken for a "
+    "certificate it must refuse: never retried (a reset there is as fatal as a bad CA)",
+    "tls-record-eof": "reads TLS by hand, and a read that ends inside a record (no bytes "
+    "decrypted yet, some pending) is taken for the end of the stream",
 }
+
+
+def _unverified(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _tls_no_verify() -> None:
+    httpx.create_ssl_context = _unverified  # what transport.Transport asks for its context
+
+
+def _tls_one_timer() -> None:
+    connect = transport.Transport._connect
+
+    async def handshake_untimed(
+        self: transport.Transport, origin: transport.Origin, timeout: float | None
+    ) -> Any:
+        scheme, host, port = origin
+        if scheme != b"https":
+            return await connect(self, origin, timeout)
+        conn = await connect(self, (b"http", host, port), timeout)  # TCP, under the timer
+        loop = asyncio.get_running_loop()
+        assert conn.transport is not None
+        try:  # BUG: the handshake outside the connect timer
+            conn.transport = await loop.start_tls(
+                conn.transport, conn, httpx.create_ssl_context(), server_hostname=host
+            )
+        except (OSError, ssl.SSLError) as exc:
+            conn.close()
+            raise httpx.ConnectError(str(exc)) from exc
+        conn.origin = origin
+        return conn
+
+    transport.Transport._connect = handshake_untimed  # type: ignore[method-assign]
+
+
+# Whether this request's last connection came from the pool / failed in its TLS handshake
+# (each request is one task: what its transport call set, its dispatcher sees).
+_REUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("reused", default=False)
+_HANDSHAKE: contextvars.ContextVar[bool] = contextvars.ContextVar("handshake", default=False)
+
+
+def _no_retry_when(flag: contextvars.ContextVar[bool], failures: set[Failure]) -> None:
+    wait = Dispatcher._wait
+
+    def giving_up(self: Dispatcher, failure: AttemptFailed, retry: int) -> float | None:
+        if flag.get() and failure.failure in failures:
+            return None  # BUG: no retry (the dispatcher gives up when there is no wait)
+        return wait(self, failure, retry)
+
+    Dispatcher._wait = giving_up  # type: ignore[method-assign]
+
+
+def _tls_stale_pool() -> None:
+    pooled = transport.Transport._pooled
+
+    def noting(self: transport.Transport, origin: transport.Origin) -> Any:
+        conn = pooled(self, origin)
+        _REUSED.set(conn is not None)
+        return conn
+
+    transport.Transport._pooled = noting  # type: ignore[method-assign]
+    _no_retry_when(_REUSED, {Failure.RESET})
+
+
+def _tls_handshake_fatal() -> None:
+    connect = transport.Transport._connect
+
+    async def noting(
+        self: transport.Transport, origin: transport.Origin, timeout: float | None
+    ) -> Any:
+        _HANDSHAKE.set(False)
+        try:
+            return await connect(self, origin, timeout)
+        except httpx.ConnectError as exc:
+            tls = isinstance(exc.__cause__, (ssl.SSLError, ConnectionResetError))
+            _HANDSHAKE.set(origin[0] == b"https" and tls)
+            raise
+
+    transport.Transport._connect = noting  # type: ignore[method-assign]
+    _no_retry_when(_HANDSHAKE, {Failure.CONNECT})
+
+
+class _TlsTransport:
+    """What the transport's connection writes through: TLS by hand over a memory BIO."""
+
+    def __init__(self, reader: _RecordReader) -> None:
+        self._reader = reader
+
+    def write(self, data: bytes) -> None:
+        self._reader.tls.write(data)
+        self._reader.flush()
+
+    def writelines(self, pieces: Any) -> None:
+        self.write(b"".join(pieces))
+
+    def close(self) -> None:
+        self._reader.raw.close()
+
+    def is_closing(self) -> bool:
+        return self._reader.raw.is_closing()
+
+    def pause_reading(self) -> None:
+        self._reader.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._reader.raw.resume_reading()
+
+
+class _RecordReader(asyncio.Protocol):
+    """TLS by hand: the handshake, then each read decrypted for the transport's connection."""
+
+    def __init__(
+        self,
+        conn: transport._Connection,
+        context: ssl.SSLContext,
+        host: str,
+        done: asyncio.Future[None],
+    ) -> None:
+        self.conn = conn
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        self.done = done
+        self.raw: asyncio.Transport
+        self._header = bytearray()  # of the record being received, while incomplete
+        self._left = 0  # bytes of that record's body still to come
+
+    def _inside_a_record(self, data: bytes) -> bool:
+        """Follow the record framing (5-byte headers): whether `data` ends inside one."""
+        at = 0
+        while at < len(data):
+            if self._left == 0:
+                taken = data[at : at + 5 - len(self._header)]
+                self._header += taken
+                at += len(taken)
+                if len(self._header) == 5:
+                    self._left = int.from_bytes(self._header[3:5], "big")
+                    self._header.clear()
+            else:
+                taken_size = min(self._left, len(data) - at)
+                self._left -= taken_size
+                at += taken_size
+        return bool(self._header) or self._left > 0
+
+    def flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.raw.write(data)
+
+    def connection_made(self, raw: asyncio.BaseTransport) -> None:
+        self.raw = raw  # type: ignore[assignment]
+        self._handshake()
+
+    def _handshake(self) -> None:
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self.flush()
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self.flush()
+            self.done.set_exception(exc)
+            self.raw.close()
+            return
+        self.flush()
+        self.conn.connection_made(_TlsTransport(self))  # type: ignore[arg-type]
+        self.done.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.incoming.write(data)
+        if not self.done.done():
+            self._handshake()
+            return
+        inside = self._inside_a_record(data)
+        plain = bytearray()
+        try:
+            while chunk := self.tls.read(65536):
+                plain += chunk
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as exc:
+            self.raw.close()
+            self.conn.connection_lost(exc)
+            return
+        if plain:
+            self.conn.data_received(bytes(plain))
+        elif inside:
+            self.raw.close()  # BUG: a record still in pieces, taken for the stream's end
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or ConnectionResetError("closed in the handshake"))
+        else:
+            self.conn.connection_lost(exc)
+
+
+def _tls_record_eof() -> None:
+    connect = transport.Transport._connect
+
+    async def by_hand(
+        self: transport.Transport, origin: transport.Origin, timeout: float | None
+    ) -> Any:
+        scheme, host, port = origin
+        if scheme != b"https":
+            return await connect(self, origin, timeout)
+        loop = asyncio.get_running_loop()
+        conn = transport._Connection(origin)
+        done: asyncio.Future[None] = loop.create_future()
+        context = httpx.create_ssl_context()
+        raw: asyncio.BaseTransport | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                raw, _ = await loop.create_connection(
+                    lambda: _RecordReader(conn, context, host, done), host, port
+                )
+                await done
+        except TimeoutError:
+            if raw is not None:
+                raw.close()
+            raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        self._open.add(conn)
+        return conn
+
+    transport.Transport._connect = by_hand  # type: ignore[method-assign]
 
 
 def _no_fallback() -> None:
@@ -388,6 +632,11 @@ PATCHES: dict[str, Callable[[], None]] = {
     "feed-abrupt-shutdown": _feed_abrupt_shutdown,
     "page-send-twice": _page_send_twice,
     "page-rows-twice": _page_rows_twice,
+    "tls-no-verify": _tls_no_verify,
+    "tls-one-timer": _tls_one_timer,
+    "tls-stale-pool": _tls_stale_pool,
+    "tls-handshake-fatal": _tls_handshake_fatal,
+    "tls-record-eof": _tls_record_eof,
 }
 
 

@@ -62,7 +62,7 @@ CAUGHT_BY: dict[str, dict[str, str]] = {
     "done-after-error": {"5.6": NON_STRICT},
     "invent-finish": {"5.7": FAIL},
     # What an SDK takes for a whole answer: the seed's "stream cuts off mid-response".
-    "clean-end": {"3.8": FAIL, "3.9": FAIL, "5.7": FAIL, "5.8": FAIL},
+    "clean-end": {"3.8": FAIL, "3.9": FAIL, "5.7": FAIL, "5.8": FAIL, "5.42": FAIL},
     "swallow-error": {"3.3": FAIL, "3.4": FAIL},
     "hang-before-headers": {"5.15": FAIL, "5.16": FAIL, "5.38": FAIL, "5.39": FAIL},
     "drop-retry-after": {"5.4": FAIL, "5.37": FAIL},
@@ -194,7 +194,20 @@ REFERENCE_CAUGHT_BY: dict[str, dict[str, str]] = {
     "feed-abrupt-shutdown": {"6.9": FAIL},
     "page-send-twice": {"6.11": FAIL},
     "page-rows-twice": {"6.11": FAIL},
+    "tls-no-verify": {"5.41": FAIL},
+    "tls-one-timer": {"5.40[stall]": FAIL},
+    "tls-handshake-fatal": {"5.40[reset]": FAIL},
+    "tls-stale-pool": {"5.43": FAIL},
+    "tls-record-eof": {"5.44": FAIL},
 }
+# Options a bug's run needs beyond the defaults. tls-one-timer leaves a stalled handshake to
+# the first-byte timer: 2 s of it, against the connect timer's 0.25 s, leaves no doubt which
+# one fired (with the default 0.5 s the stall would end at the connect timer's tolerance).
+REFERENCE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "tls-one-timer": ("--target-timeouts", "connect=0.25,first_byte=2,idle=0.3,total=5"),
+}
+# The cases that run only over TLS (--upstream-tls): a run that selects one is made so.
+TLS_CASES = {"5.40", "5.41", "5.42", "5.43", "5.44"}
 # 6.11 drives headless Chromium: where there is none, it is skipped, and so are these.
 BROWSER_CASES = {"6.11"}
 NO_BROWSER = "no chromium on PATH or no Playwright: 6.11 is skipped here"
@@ -230,6 +243,11 @@ def _verdicts(pytester: pytest.Pytester, cases: list[str], *options: str) -> dic
     return {v["case"]: v["level"] for v in json.loads(out.read_text())}
 
 
+def _tls(cases: dict[str, str]) -> tuple[str, ...]:
+    """`--upstream-tls` when one of `cases` runs only over TLS."""
+    return ("--upstream-tls",) if any(case.split("[")[0] in TLS_CASES for case in cases) else ()
+
+
 def _levels(verdicts: dict[str, str], expected: dict[str, str]) -> dict[str, set[str]]:
     """The verdicts each selector got (every variant it selects)."""
     return {
@@ -247,7 +265,10 @@ def test_broken_proxy_caught(pytester: pytest.Pytester, bug: str) -> None:
     command = _command(bug)
     expected = CAUGHT_BY[bug]
     offers = ("--target-offers", BUG_OFFERS[bug]) if bug in BUG_OFFERS else ()
-    verdicts = _verdicts(pytester, sorted(expected), "--target-cmd", command, *TIMEOUTS, *offers)
+    tls = _tls(expected)
+    verdicts = _verdicts(
+        pytester, sorted(expected), "--target-cmd", command, *TIMEOUTS, *offers, *tls
+    )
     assert _levels(verdicts, expected) == {case: {level} for case, level in expected.items()}
 
 
@@ -267,7 +288,14 @@ def test_broken_reference_caught(pytester: pytest.Pytester, bug: str) -> None:
     command = f"{sys.executable} {BROKEN_REFERENCE} --bug {bug} --config {{config}} --fd {{fd}}"
     expected = REFERENCE_CAUGHT_BY[bug]
     verdicts = _verdicts(
-        pytester, sorted(expected), "--target-cmd", command, "--target-offers", "all"
+        pytester,
+        sorted(expected),
+        "--target-cmd",
+        command,
+        "--target-offers",
+        "all",
+        *_tls(expected),
+        *REFERENCE_OPTIONS.get(bug, ()),
     )
     assert _levels(verdicts, expected) == {case: {level} for case, level in expected.items()}
 
@@ -357,7 +385,7 @@ def test_reference_proxy_passes_every_targeted_case(pytester: pytest.Pytester) -
     targeted = sorted({case for cases in offline for case in cases})
     if not HAS_BROWSER:
         targeted = [case for case in targeted if case not in BROWSER_CASES]
-    verdicts = _verdicts(pytester, targeted)
+    verdicts = _verdicts(pytester, targeted, "--upstream-tls")
     assert _levels(verdicts, dict.fromkeys(targeted, "PASS")) == {c: {"PASS"} for c in targeted}
 
 

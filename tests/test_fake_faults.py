@@ -20,20 +20,24 @@ from streamproof.fake_providers import FAULTS, Fault, Scenario, chat
 from streamproof.fake_providers.faults import (
     Chop,
     CloseAfter,
+    CloseDelimited,
     Coalesce,
     CutInside,
     Malformed,
     NoDone,
     NonObject,
+    RaggedAfter,
     ResetAfter,
     ResetBeforeHeaders,
     ResetInside,
     Slow,
     SplitEol,
     SplitUtf8,
+    Stale,
     StallAfter,
     StallBeforeHeaders,
     Status,
+    TlsRecords,
     UpstreamError,
 )
 from streamproof.fake_providers.plan import Ending, FrameKind, Plan
@@ -322,6 +326,11 @@ EXAMPLES: list[tuple[Fault, str]] = [
     (Slow(30), "slow-30"),
     (NonObject(3, "array"), "nonobject-3-array"),
     (UpstreamError(4, "flat"), "upstream_error-4-flat"),
+    (RaggedAfter(4), "ragged_after-4"),
+    (CloseDelimited(), "close_delimited"),
+    (TlsRecords(7), "tls_records-7"),
+    (Stale("close"), "stale-close"),
+    (Stale("reset"), "stale-reset"),
 ]
 
 

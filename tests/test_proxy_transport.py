@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
+import uvloop
 
 from streamproof.proxy.providers import _proxy_for
 from streamproof.proxy.transport import READ_BATCH, READ_LIMIT, Transport, _Connection
@@ -330,3 +332,56 @@ async def test_transport_closes_an_idle_connection_at_its_keepalive_expiry():
             async with asyncio.timeout(5):
                 await server.closed.wait()  # and closed by the pool when its expiry came
             assert server.hung_up == 1
+
+
+CLOSE_DELIMITED = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+
+
+def _ragged(writer: asyncio.StreamWriter) -> None:
+    """Close the TCP connection under TLS without close_notify (no alert, a plain FIN)."""
+    writer.transport.abort()
+
+
+async def _close_delimited_over_tls(then: str) -> bytes | Exception:
+    """A close-delimited body over TLS, ended by a clean close (close_notify) or a ragged
+    one: what the transport makes of it (its bytes, or the error it raised)."""
+    authority = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+    trusted = ssl.create_default_context()
+    authority.configure_trust(trusted)
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(CLOSE_DELIMITED + b"data: 1\n\n")
+        await writer.drain()
+        if then == "ragged":
+            _ragged(writer)
+        else:
+            writer.close()  # close_notify, then the FIN
+
+    async with serving(reply, tls=served) as (_, url):
+        async with httpx.AsyncClient(transport=Transport(LIMITS, trusted)) as http:
+            response = await post(http, url)
+            try:
+                return await response.aread()
+            except httpx.TransportError as exc:
+                return exc
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_transport_close_delimited_tls_body_needs_close_notify(loop: str):
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        clean = runner.run(_close_delimited_over_tls("close_notify"))
+        ragged = runner.run(_close_delimited_over_tls("ragged"))
+    assert clean == b"data: 1\n\n"
+    assert isinstance(ragged, httpx.RemoteProtocolError)
+    assert "close_notify" in str(ragged)
+
+
+@pytest.mark.asyncio
+async def test_transport_close_delimited_plain_body_ends_at_the_fin():
+    async with serving(answer(CLOSE_DELIMITED + b"data: 1\n\n", then="close")) as (_, url):
+        async with client() as http:
+            response = await post(http, url)
+            assert await response.aread() == b"data: 1\n\n"
