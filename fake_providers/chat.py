@@ -32,7 +32,7 @@ import contextlib
 import dataclasses
 import gc
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -300,6 +300,20 @@ def answer(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan
         return _answer_plan(request, scenario, request_id)
 
 
+def stream_plan(scenario: Scenario, metadata: Mapping[str, Any], **fields: Any) -> Plan:
+    """The start of every API's answer: a 200 event stream, not cached, in the scenario's
+    line ending, its metadata in every event; `fields` set the rest of the plan."""
+    return Plan(
+        status=200,
+        content_type="text/event-stream; charset=utf-8",
+        frames=(),
+        extra_headers=(("cache-control", "no-cache"),),
+        eol=EOLS.get(scenario.eol, "\n"),
+        metadata=tuple(metadata.items()),
+        **fields,
+    )
+
+
 def _answer_plan(request: dict[str, Any], scenario: Scenario, request_id: str) -> Plan:
     model = str(request.get("model", ""))
     metadata: dict[str, str | int] = {
@@ -308,15 +322,7 @@ def _answer_plan(request: dict[str, Any], scenario: Scenario, request_id: str) -
         "created": CREATED,
         "model": model,
     }
-    plan = Plan(
-        status=200,
-        content_type="text/event-stream; charset=utf-8",
-        frames=(),
-        extra_headers=(("cache-control", "no-cache"),),
-        eol=EOLS.get(scenario.eol, "\n"),
-        metadata=tuple(metadata.items()),
-        choices=scenario.choices,
-    )
+    plan = stream_plan(scenario, metadata, choices=scenario.choices)
     if scenario.reject_stream_options and "stream_options" in request:
         rejection = Frame(FrameKind.DOCUMENT, _dumps(STREAM_OPTIONS_REJECTED).encode())
         return plan.replace(

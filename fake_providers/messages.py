@@ -39,9 +39,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from streamproof.fake_providers import content, tokens
+from streamproof.fake_providers.chat import stream_plan
 from streamproof.fake_providers.formats import Dialect
 from streamproof.fake_providers.plan import MESSAGES, Frame, FrameKind, Pieces, Plan
-from streamproof.fake_providers.scenario import EOLS, Scenario
+from streamproof.fake_providers.scenario import Scenario
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -192,15 +193,7 @@ def answer(request: dict[str, Any], scenario: Scenario, attempt: int) -> Plan:
         "role": "assistant",
         "model": model,
     }
-    plan = Plan(
-        status=200,
-        content_type="text/event-stream; charset=utf-8",
-        frames=(),
-        extra_headers=(("cache-control", "no-cache"),),
-        eol=EOLS.get(scenario.eol, "\n"),
-        metadata=tuple(message.items()),
-        api=MESSAGES,
-    )
+    plan = stream_plan(scenario, message, api=MESSAGES)
     if request.get("stream") is not True:
         document = {
             **message,

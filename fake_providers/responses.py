@@ -42,11 +42,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamproof.fake_providers import content, messages, tokens
-from streamproof.fake_providers.chat import CREATED
+from streamproof.fake_providers.chat import CREATED, stream_plan
 from streamproof.fake_providers.content import ToolCall
 from streamproof.fake_providers.formats import Dialect
 from streamproof.fake_providers.plan import RESPONSES, Frame, FrameKind, Pieces, Plan
-from streamproof.fake_providers.scenario import EOLS, Scenario
+from streamproof.fake_providers.scenario import Scenario
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -131,15 +131,7 @@ def answer(request: dict[str, Any], scenario: Scenario, attempt: int) -> Plan:
         "created_at": CREATED,
         "model": str(request.get("model", "")),
     }
-    plan = Plan(
-        status=200,
-        content_type="text/event-stream; charset=utf-8",
-        frames=(),
-        extra_headers=(("cache-control", "no-cache"),),
-        eol=EOLS.get(scenario.eol, "\n"),
-        metadata=tuple(base.items()),
-        api=RESPONSES,
-    )
+    plan = stream_plan(scenario, base, api=RESPONSES)
     usage, thinking = expected_usage(scenario, request.get("input"), request.get("instructions"))
     wire_usage = {
         "input_tokens": usage["input_tokens"],
