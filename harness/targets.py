@@ -619,6 +619,9 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         return  # the whole group is gone already
 
 
+APIS = '["chat", "messages", "responses"]'  # the fake speaks all three
+
+
 def _reference_config(
     upstreams: Mapping[str, str],
     timeouts: Timeouts,
@@ -632,6 +635,7 @@ def _reference_config(
         [providers.{name}]
         base_url = "{url}"
         api_key_env = "{KEY_VARIABLE}"
+        apis = {APIS}
         """
         for name, url in upstreams.items()
     )
@@ -684,6 +688,7 @@ def _reference_config(
         [providers.fake_without_stream_options]
         base_url = "{upstreams["fake"]}"
         api_key_env = "{KEY_VARIABLE}"
+        apis = {APIS}
         stream_options = false
         {chains}
         [[routes]]

@@ -26,6 +26,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from streamproof.proxy import simple, tokens
+from streamproof.proxy.apis import APIS, BY_PATH
 from streamproof.proxy.auth import RequireKey, proxy_key
 from streamproof.proxy.config import Config
 from streamproof.proxy.dispatch import Dispatcher
@@ -36,7 +37,15 @@ from streamproof.proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streamproof.proxy.metrics import exposition, registry_for
 from streamproof.proxy.providers import ProviderPool
 from streamproof.proxy.responses import ChatResponse
-from streamproof.proxy.validation import parse_chat_call, read_body
+from streamproof.proxy.validation import (
+    CHAT,
+    MESSAGES,
+    RESPONSES,
+    parse_chat_call,
+    parse_messages_call,
+    parse_responses_call,
+    read_body,
+)
 
 logger = logging.getLogger("proxy")
 
@@ -112,6 +121,10 @@ def create_app(
                 ChatEndpoint(config, dispatcher, health, "/api/chat"),
                 methods=["POST"],
             ),
+            *(
+                Route(path, ChatEndpoint(config, dispatcher, health, path), methods=["POST"])
+                for path in (APIS[MESSAGES].path, APIS[RESPONSES].path)
+            ),
             Route("/v1/models", models, methods=["GET"]),
             Route("/health", health_report, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -129,8 +142,9 @@ def create_app(
 
 
 class ChatEndpoint:
-    """POST /v1/chat/completions (OpenAI) or /api/chat (the seed's simple dialect), as a
-    plain ASGI app because its response is one too.
+    """POST /v1/chat/completions (OpenAI), /api/chat (the seed's simple dialect),
+    /v1/messages (Anthropic) or /v1/responses (OpenAI), as a plain ASGI app because its
+    response is one too.
 
     A `RequestRejected` raised here reaches the app's exception handler like any other.
     """
@@ -144,14 +158,23 @@ class ChatEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = asyncio.get_running_loop().time()
-        body = await read_body(Request(scope, receive))
+        request = Request(scope, receive)
+        body = await read_body(request)
         if self._simple:
             call = simple.parse_simple_call(body, self._config.server.default_model)
+        elif self._path == APIS[MESSAGES].path:
+            call = parse_messages_call(body, request.headers)
+        elif self._path == APIS[RESPONSES].path:
+            call = parse_responses_call(body)
         else:
             call = parse_chat_call(body)
         route = self._config.route_for(call.model)
         if route is None:
             message = f"no route for model {call.model!r} in the proxy's config"
+            raise RequestRejected(404, "model_not_found", message)
+        if not any(self._config.providers[name].speaks(call.api) for name in route.providers):
+            api = APIS[call.api]
+            message = f"no provider for model {call.model!r} speaks {api.title} ({api.path})"
             raise RequestRejected(404, "model_not_found", message)
         response = ChatResponse(
             self._dispatcher,
@@ -197,15 +220,18 @@ def _log_alert(change: str, alert: Alert) -> None:
         logger.info("alert cleared: %s", alert.name)
 
 
-def error_response(status: int, code: str, message: str, type_: str) -> JSONResponse:
-    body = {"error": {"message": message, "type": type_, "code": code}}
-    return JSONResponse(body, status_code=status)
+def error_response(status: int, code: str, message: str, type_: str, path: str = "") -> Response:
+    """A JSON error in the shape of the API at `path` (OpenAI's unless it is Anthropic's)."""
+    api = BY_PATH.get(path, APIS[CHAT])
+    body = api.error_body(status, message, type_, code)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 async def _rejected(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestRejected)
-    logger.info("%s %s: %d %s", request.method, request.url.path, exc.status, exc.message)
-    return error_response(exc.status, exc.code, exc.message, "invalid_request_error")
+    path = request.url.path
+    logger.info("%s %s: %d %s", request.method, path, exc.status, exc.message)
+    return error_response(exc.status, exc.code, exc.message, "invalid_request_error", path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -213,7 +239,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}"
     logger.info("%s: %d", message, exc.status_code)
-    response = error_response(exc.status_code, code, message, "invalid_request_error")
+    path = request.url.path
+    response = error_response(exc.status_code, code, message, "invalid_request_error", path)
     if exc.headers:  # 405 carries Allow
         response.headers.update(exc.headers)
     return response

@@ -110,6 +110,11 @@ class ProviderConfig:
     # Whether the provider accepts `stream_options`; when false the proxy removes it from
     # the upstream request and still gives the client the usage chunk it asked for.
     stream_options: bool = True
+    # The APIs it speaks at `base_url` (see proxy.apis): requests of other APIs skip it.
+    apis: tuple[str, ...] = ("chat",)
+
+    def speaks(self, api: str) -> bool:
+        return api in self.apis
 
     def upstream_model(self, model: str) -> str:
         """The provider's name for a client's model; unchanged when there is no mapping."""
@@ -280,7 +285,7 @@ def _key_variable(table: Mapping[str, Any], key: str, *, optional: bool = False)
 
 def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
     prefix = f"providers.{name}."
-    _known_keys(table, prefix, {"base_url", "api_key_env", "models", "stream_options"})
+    _known_keys(table, prefix, {"base_url", "api_key_env", "models", "stream_options", "apis"})
     base_url = _str(table, prefix + "base_url", None)
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(
@@ -300,7 +305,22 @@ def _provider(name: str, table: Mapping[str, Any]) -> ProviderConfig:
         api_key_env=api_key_env,
         models=MappingProxyType(dict(models)),
         stream_options=_bool(table, prefix + "stream_options", True),
+        apis=_apis(table, prefix + "apis"),
     )
+
+
+APIS = ("chat", "messages", "responses")
+
+
+def _apis(table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = table.get("apis", ["chat"])
+    accepted = ", ".join(f'"{name}"' for name in APIS)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, f"must be a non-empty array of API names ({accepted})")
+    unknown = [name for name in value if name not in APIS]
+    if unknown:
+        raise ConfigError(key, f"unknown API {unknown[0]!r} (accepted: {accepted})")
+    return tuple(dict.fromkeys(value))
 
 
 def _routes(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -31,12 +31,13 @@ import random
 from dataclasses import dataclass, field
 
 from streamproof.proxy import jsonio
+from streamproof.proxy.apis import APIS
 from streamproof.proxy.backoff import Backoff
 from streamproof.proxy.config import Config, Route
-from streamproof.proxy.errors import AttemptFailed, Failure, error_payload, redact
+from streamproof.proxy.errors import AttemptFailed, Failure, redact
 from streamproof.proxy.providers import Provider, ProviderPool
 from streamproof.proxy.upstream import Answer, StreamStart, attempt
-from streamproof.proxy.validation import ChatCall
+from streamproof.proxy.validation import CHAT, ChatCall
 
 logger = logging.getLogger("proxy")
 
@@ -62,8 +63,10 @@ class Refusal:
         headers: dict[str, str] | None = None,
         *,
         error_class: str,
+        api: str = CHAT,
     ) -> Refusal:
-        body = error_payload(message, type_, code)
+        """A refusal with a JSON error body in the shape of the client's API."""
+        body = APIS[api].error_body(status, message, type_, code)
         return cls(status, body, headers or {}, error_class, code, message)
 
 
@@ -87,10 +90,12 @@ class Dispatcher:
         """Try the chain until an attempt succeeds; `started` is the arrival, in loop time."""
         trace = trace if trace is not None else Trace()
         chain = [self._pool[name] for name in route.providers]
+        chain = [provider for provider in chain if provider.speaks(call.api)]
+        assert chain, "the endpoint refuses a call no provider of its route can take"
         loop = asyncio.get_running_loop()
         ready = [provider for provider in chain if provider.cooling_until <= loop.time()]
         if not ready:
-            return self._cooling_down(chain, loop.time())
+            return self._cooling_down(chain, loop.time(), call.api)
         limits = self._config.timeouts.total, self._config.retry.deadline
         deadline = started + min(limits)
         failures: dict[str, str] = {}  # provider -> its last failure, for the final message
@@ -105,12 +110,12 @@ class Dispatcher:
                 if exc.failure is Failure.RATE_LIMITED and exc.retry_after is not None:
                     provider.cool_down(loop.time() + exc.retry_after)
                 if not exc.failure.is_retryable:
-                    return self._pass_through(exc)
+                    return self._pass_through(exc, call.api)
             else:
                 provider.cool_down(0.0)
                 return answer
         assert last is not None  # every ready provider was tried at least once
-        return self._exhausted(last, failures)
+        return self._exhausted(last, failures, call.api)
 
     async def _provider(
         self,
@@ -125,7 +130,7 @@ class Dispatcher:
         max_attempts = self._config.retry.max_attempts
         number = 1
         while True:
-            request = provider.build_request(call.body, call.payload, call.stream)
+            request = provider.build_request(call)
             trace.attempts += 1
             try:
                 return await attempt(
@@ -135,9 +140,8 @@ class Dispatcher:
                     stream=call.stream,
                     timeouts=self._config.timeouts,
                     deadline=deadline,
+                    call=call,
                     secrets=self._pool.secrets,
-                    include_usage=call.include_usage,
-                    messages=call.messages,
                 )
             except AttemptFailed as exc:
                 message = redact(f"{exc} (attempt {number} of {max_attempts})", self._pool.secrets)
@@ -161,7 +165,7 @@ class Dispatcher:
             return failure.retry_after
         return self._backoff.delay(retry, self._rng)
 
-    def _pass_through(self, failure: AttemptFailed) -> Refusal:
+    def _pass_through(self, failure: AttemptFailed, api: str) -> Refusal:
         status = failure.status or 502
         text = failure.body.decode(errors="replace")
         try:
@@ -178,9 +182,10 @@ class Dispatcher:
             "upstream_error",
             "upstream_client_error",
             error_class=failure.error_class,
+            api=api,
         )
 
-    def _exhausted(self, last: AttemptFailed, failures: dict[str, str]) -> Refusal:
+    def _exhausted(self, last: AttemptFailed, failures: dict[str, str], api: str) -> Refusal:
         message = "; ".join(failures.values())
         kind = last.error_class
         if last.failure is Failure.RATE_LIMITED:
@@ -193,14 +198,17 @@ class Dispatcher:
                 "upstream_rate_limited",
                 headers,
                 error_class=kind,
+                api=api,
             )
         if last.failure.is_timeout:
             return Refusal.error(
-                504, message, "upstream_error", "upstream_timeout", error_class=kind
+                504, message, "upstream_error", "upstream_timeout", error_class=kind, api=api
             )
-        return Refusal.error(502, message, "upstream_error", "upstream_failed", error_class=kind)
+        return Refusal.error(
+            502, message, "upstream_error", "upstream_failed", error_class=kind, api=api
+        )
 
-    def _cooling_down(self, providers: list[Provider], now: float) -> Refusal:
+    def _cooling_down(self, providers: list[Provider], now: float, api: str) -> Refusal:
         wait = min(provider.cooling_until for provider in providers) - now
         names = ", ".join(provider.name for provider in providers)
         message = f"every provider for this model is cooling down after a 429 ({names})"
@@ -212,6 +220,7 @@ class Dispatcher:
             "providers_cooling_down",
             headers,
             error_class="CoolingDown",
+            api=api,
         )
 
 

@@ -17,18 +17,18 @@ timeout is left to the transport: first-byte, idle and total are the proxy's own
 
 from __future__ import annotations
 
-import functools
 import json
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import httpx
 
+from streamproof.proxy.apis import APIS
 from streamproof.proxy.config import Config, ProviderConfig
 from streamproof.proxy.errors import ConfigError
 from streamproof.proxy.transport import Transport
+from streamproof.proxy.validation import CHAT, ChatCall
 
 # Up to 100 connections per provider, as httpx's default, and every one of them may be kept
 # for the next request (httpx keeps 20): a stream that ended cleanly and was read to its
@@ -45,22 +45,10 @@ class Provider:
         self.key = key
         self._transport: httpx.AsyncBaseTransport | None = None
         self._timeout: dict[str, float | None] = {}
-        # The request headers, streamed (True) or not, made once (httpx.Request copies them);
-        # none without a key, as no request is built then.
-        self._headers: dict[bool, httpx.Headers] = {
-            stream: httpx.Headers(
-                {
-                    "authorization": f"Bearer {key}",
-                    "content-type": "application/json",
-                    "accept": "text/event-stream" if stream else "application/json",
-                    # Compressed bodies would hide chunk boundaries and delay the relay.
-                    "accept-encoding": "identity",
-                    "user-agent": USER_AGENT,
-                }
-            )
-            for stream in (True, False)
-            if key is not None
-        }
+        # The request headers by API, streamed (True) or not, made once (httpx.Request copies
+        # them); none without a key, as no request is built then.
+        self._headers: dict[tuple[str, bool], httpx.Headers] = {}
+        self._urls: dict[str, httpx.URL] = {}
         # Loop time until which the provider is not asked (it answered 429 with Retry-After).
         self.cooling_until = 0.0
 
@@ -68,10 +56,36 @@ class Provider:
     def name(self) -> str:
         return self.config.name
 
-    @functools.cached_property
-    def _url(self) -> httpx.URL:
-        """The chat completions URL, parsed once (when the first request is built)."""
-        return httpx.URL(f"{self.config.base_url}/chat/completions")
+    def _url(self, api: str) -> httpx.URL:
+        """An API's URL at this provider, parsed once (when its first request is built)."""
+        url = self._urls.get(api)
+        if url is None:
+            url = self._urls[api] = httpx.URL(f"{self.config.base_url}{APIS[api].upstream_path}")
+        return url
+
+    def _headers_for(self, call: ChatCall, key: str) -> httpx.Headers:
+        if call.headers:  # the client's own (Anthropic's version): not worth keeping
+            return self._made_headers(call, key)
+        made = self._headers.get((call.api, call.stream))
+        if made is None:
+            made = self._headers[call.api, call.stream] = self._made_headers(call, key)
+        return made
+
+    @staticmethod
+    def _made_headers(call: ChatCall, key: str) -> httpx.Headers:
+        return httpx.Headers(
+            {
+                **APIS[call.api].upstream_headers(key, call),
+                "content-type": "application/json",
+                "accept": "text/event-stream" if call.stream else "application/json",
+                # Compressed bodies would hide chunk boundaries and delay the relay.
+                "accept-encoding": "identity",
+                "user-agent": USER_AGENT,
+            }
+        )
+
+    def speaks(self, api: str) -> bool:
+        return self.config.speaks(api)
 
     @property
     def usable(self) -> bool:
@@ -119,26 +133,31 @@ class Provider:
         response.request = request
         return response
 
-    def build_request(self, body: bytes, payload: Mapping[str, Any], stream: bool) -> httpx.Request:
-        """The upstream request: the client's body, with the model name mapped and, for a
-        provider that rejects it (`stream_options = false`), `stream_options` removed.
+    def build_request(self, call: ChatCall) -> httpx.Request:
+        """The upstream request for the call's API: the client's body, with the model name
+        mapped and, for a chat request to a provider that rejects it (`stream_options =
+        false`), `stream_options` removed.
 
         The body's bytes are forwarded unchanged when neither applies.
         """
         if self.key is None:
             raise RuntimeError(self.missing_key)
+        body, payload = call.body, call.payload
         model = payload["model"]
         changed = dict(payload)
         upstream_model = self.config.upstream_model(model)
         if upstream_model != model:
             changed["model"] = upstream_model
-        if not self.config.stream_options:
+        if not self.config.stream_options and call.api == CHAT:
             changed.pop("stream_options", None)
         if changed != payload:
             body = json.dumps(changed, ensure_ascii=False).encode()
-        headers = self._headers[stream]
         return httpx.Request(
-            "POST", self._url, content=body, headers=headers, extensions={"timeout": self._timeout}
+            "POST",
+            self._url(call.api),
+            content=body,
+            headers=self._headers_for(call, self.key),
+            extensions={"timeout": self._timeout},
         )
 
 

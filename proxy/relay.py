@@ -175,9 +175,13 @@ class StreamCheck:
         kind = error_class or (
             ERROR_CLASSES.get(code, "UpstreamError") if isinstance(code, str) else "UpstreamError"
         )
-        failure = Fail(code, message, type_, kind)
+        failure = self._failure(code, message, type_, kind)
         self._end(failure)
         return failure
+
+    def _failure(self, code: str | int, message: str, type_: str, error_class: str) -> Fail:
+        """The one error event of a broken stream, in the client's API's shape."""
+        return Fail(code, message, type_, error_class)
 
     def _end(self, outcome: Finish | Fail) -> Finish | Fail:
         self.outcome = outcome

@@ -412,8 +412,9 @@ class ChatResponse:
         tail = f": {o.message}" if o.message else ""
         logger.log(
             level,
-            "chat %s %s: id=%d model=%s provider=%s status=%s attempts=%d chunks=%d usage %s "
+            "%s %s %s: id=%d model=%s provider=%s status=%s attempts=%d chunks=%d usage %s "
             "(%.3fs)%s",
+            self.call.api,
             kind,
             what,
             record.id,

@@ -131,6 +131,10 @@ class StreamCounter:
         if text:
             self._choice(index).arguments.append(text)
 
+    def add_reasoning(self, index: int, text: str) -> None:
+        if text:
+            self._choice(index).reasoning.append(text)
+
     def feed(self, chunk: Mapping[str, Any]) -> None:
         """Take the text of one parsed `chat.completion.chunk` (anything odd is skipped).
 
@@ -177,8 +181,8 @@ class StreamCounter:
         if isinstance(content, str):
             self.add_content(index, content)
         reasoning = delta.get("reasoning_content")
-        if isinstance(reasoning, str) and reasoning:
-            self._choice(index).reasoning.append(reasoning)
+        if isinstance(reasoning, str):
+            self.add_reasoning(index, reasoning)
         calls = delta.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             function = call.get("function") if isinstance(call, Mapping) else None

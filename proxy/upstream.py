@@ -21,19 +21,21 @@ overall pre-commit deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from streamproof.proxy import jsonio
+from streamproof.proxy.apis import APIS, Api
 from streamproof.proxy.backoff import parse_retry_after
 from streamproof.proxy.config import Timeouts
 from streamproof.proxy.errors import AttemptFailed, Failure
-from streamproof.proxy.relay import MALFORMED, Fail, Step, StreamCheck
+from streamproof.proxy.relay import MALFORMED, Fail, Finish, Step, StreamCheck
 from streamproof.proxy.transport import body_chunks
-from streamproof.proxy.usage import Usage, UsageMeter, complete_answer
+from streamproof.proxy.usage import Usage
+from streamproof.proxy.validation import ChatCall
 
 ERROR_BODY_LIMIT = 64 * 1024  # an upstream error body is for reading, not for streaming
 
@@ -93,17 +95,16 @@ async def attempt(
     stream: bool,
     timeouts: Timeouts,
     deadline: float,
+    call: ChatCall,
     secrets: tuple[str, ...] = (),
-    include_usage: bool = False,
-    messages: Sequence[Any] = (),
 ) -> StreamStart | Answer:
-    """Make one attempt; see the module docstring. `deadline` is in loop time; `send`
-    sends the request and returns the response with its body still to read.
+    """Make one attempt for `call`; see the module docstring. `deadline` is in loop time;
+    `send` sends the request and returns the response with its body still to read.
 
-    `secrets` are redacted from any upstream error text the stream check forwards;
-    `include_usage` says whether the client asked for the final usage chunk, and `messages`
-    are the request's, for the usage estimate when the provider reports none.
+    `secrets` are redacted from any upstream error text the stream check forwards. The
+    call's API says how its stream is checked and its whole answer read (`proxy.apis`).
     """
+    api = APIS[call.api]
     timer = _Timer(name, timeouts, deadline)
     try:
         async with asyncio.timeout_at(timer.ends()):
@@ -118,12 +119,12 @@ async def attempt(
             raise await _status_failure(name, response, timer)
         chunks = body_chunks(response)
         if stream:
-            check = StreamCheck(name, secrets, UsageMeter(include_usage, messages))
+            check = api.check(name, secrets, call)
             start = await _first_steps(check, response, chunks, timer)
             keep_open = True
             return start
-        body, usage = complete_answer(*await _whole_body(name, chunks, timer), messages)
-        return Answer(name, body, usage)
+        body, answer = await _whole_body(name, chunks, timer, api)
+        return Answer(name, *api.whole(body, answer, call))
     finally:
         if not keep_open:
             await response.aclose()
@@ -134,6 +135,7 @@ async def _first_steps(
 ) -> StreamStart:
     name = check.provider
     received = False
+    steps: list[Step] = []  # what comes before the first content: pings, kept to send
     while True:
         chunk = await _read(name, chunks, timer, "the first event" if received else "first byte")
         if chunk is None and received:
@@ -142,16 +144,16 @@ async def _first_steps(
             detail = "connection closed before the first body byte (status 200)"
             raise AttemptFailed(name, Failure.RESET, detail)
         received = True
-        steps = check.feed(chunk)
-        if not steps:
-            continue
-        if check.forwarded == 0:  # the stream opened with an error or [DONE]: no content
-            raise _no_content(name, steps[0])
-        return StreamStart(name, response, chunks, check, steps)
+        steps += check.feed(chunk)
+        if check.over and check.forwarded == 0:
+            # The stream opened with an error or its end: no content.
+            raise _no_content(name, next(s for s in steps if isinstance(s, Fail | Finish)))
+        if check.forwarded:
+            return StreamStart(name, response, chunks, check, steps)
 
 
 async def _whole_body(
-    name: str, chunks: AsyncIterator[bytes], timer: _Timer
+    name: str, chunks: AsyncIterator[bytes], timer: _Timer, api: Api
 ) -> tuple[bytes, dict[str, Any]]:
     body = bytearray()
     while (chunk := await _read(name, chunks, timer, "body bytes")) is not None:
@@ -165,7 +167,7 @@ async def _whole_body(
         ) from None
     if not isinstance(answer, dict):
         raise AttemptFailed(name, Failure.MALFORMED, "body is not a JSON object (status 200)")
-    if answer.get("error") is not None or answer.get("object") == "error":
+    if api.is_error(answer):
         detail = f"error in a 200 body: {_error_message(bytes(body))}"
         raise AttemptFailed(name, Failure.ERROR_EVENT, detail)
     return bytes(body), answer

@@ -9,6 +9,7 @@ rest is the upstream's business and is forwarded unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,11 @@ from streamproof.proxy.errors import RequestRejected
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
+CHAT, MESSAGES, RESPONSES = "chat", "messages", "responses"  # the APIs (see proxy.apis)
+# The request headers of the Anthropic Messages API that go upstream with the request.
+ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
 @dataclass(frozen=True, slots=True)
 class ChatCall:
     """A checked request: its original bytes (forwarded as they are) and what they say."""
@@ -28,6 +34,8 @@ class ChatCall:
     payload: dict[str, Any]
     model: str
     stream: bool
+    api: str = CHAT
+    headers: tuple[tuple[str, str], ...] = ()  # the client's, for the upstream (by API)
 
     @property
     def include_usage(self) -> bool:
@@ -37,8 +45,35 @@ class ChatCall:
 
     @property
     def messages(self) -> list[Any]:
-        messages: list[Any] = self.payload["messages"]  # checked to be a list
+        """The request's prompt as chat messages, for the usage estimate: the Messages
+        API's `system` comes first, and the Responses API's `input` is a user message
+        when it is a string."""
+        payload = self.payload
+        if self.api == RESPONSES:
+            prompt = payload.get("input")
+            instructions = payload.get("instructions")
+            head = [{"role": "system", "content": instructions}] if instructions else []
+            if isinstance(prompt, str):
+                return [*head, {"role": "user", "content": prompt}]
+            return [*head, *[_as_message(item) for item in prompt or ()]]
+        messages: list[Any] = payload["messages"]  # checked to be a list
+        if self.api == MESSAGES and payload.get("system"):
+            return [{"role": "system", "content": payload["system"]}, *messages]
         return messages
+
+
+def _as_message(item: Any) -> Any:
+    """A Responses input item as a chat message: its `input_text`/`output_text` parts count
+    as text parts."""
+    if not isinstance(item, dict) or not isinstance(item.get("content"), list):
+        return item
+    parts = [
+        {"type": "text", "text": part["text"]}
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+        else part
+        for part in item["content"]
+    ]
+    return {**item, "content": parts}
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -58,6 +93,34 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def parse_chat_call(body: bytes) -> ChatCall:
+    """A chat completions request: `model`, `messages` and `stream` checked."""
+    payload, model, stream = _common(body)
+    if not isinstance(payload.get("messages"), list):
+        raise _invalid("invalid_messages", "'messages' is required and must be an array")
+    return ChatCall(body=body, payload=payload, model=model, stream=stream)
+
+
+def parse_messages_call(body: bytes, headers: Mapping[str, str]) -> ChatCall:
+    """An Anthropic Messages request: `model`, `messages` and `stream` checked (the rest,
+    `max_tokens` included, is the provider's to judge); its `anthropic-*` headers kept."""
+    payload, model, stream = _common(body)
+    if not isinstance(payload.get("messages"), list):
+        raise _invalid("invalid_messages", "'messages' is required and must be an array")
+    kept = tuple((name, headers[name]) for name in ANTHROPIC_HEADERS if name in headers)
+    return ChatCall(body, payload, model, stream, MESSAGES, kept)
+
+
+def parse_responses_call(body: bytes) -> ChatCall:
+    """An OpenAI Responses request: `model` and `stream` checked, and `input`, when it is
+    there, a string or an array."""
+    payload, model, stream = _common(body)
+    if not isinstance(payload.get("input", ""), str | list):
+        raise _invalid("invalid_input", "'input' must be a string or an array")
+    return ChatCall(body, payload, model, stream, RESPONSES)
+
+
+def _common(body: bytes) -> tuple[dict[str, Any], str, bool]:
+    """What every API's request holds: a JSON object with a `model` and a `stream`."""
     try:
         payload = jsonio.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
@@ -67,12 +130,10 @@ def parse_chat_call(body: bytes) -> ChatCall:
     model = payload.get("model")
     if not isinstance(model, str):
         raise _invalid("invalid_model", "'model' is required and must be a string")
-    if not isinstance(payload.get("messages"), list):
-        raise _invalid("invalid_messages", "'messages' is required and must be an array")
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise _invalid("invalid_stream", "'stream' must be true or false")
-    return ChatCall(body=body, payload=payload, model=model, stream=stream)
+    return payload, model, stream
 
 
 def _invalid(code: str, message: str) -> RequestRejected:
