@@ -2,7 +2,8 @@
 
 With a key, every HTTP request but those to `OPEN_PATHS` must carry it, as OpenAI clients
 send theirs (`Authorization: Bearer KEY`) or as Anthropic-style clients do (`x-api-key`);
-anything else gets the OpenAI 401 error body. The comparison takes as long for any wrong
+anything else gets a 401 with the error body of the API asked (Anthropic's on
+`/v1/messages`, OpenAI's elsewhere). The comparison takes as long for any wrong
 key of a given length (`hmac.compare_digest`). The WebSocket feed checks the key itself,
 because a browser cannot send a header in its handshake (see proxy.feed).
 """
@@ -14,11 +15,13 @@ import os
 from collections.abc import Mapping
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from streamproof.proxy.apis import APIS, BY_PATH
 from streamproof.proxy.config import ServerConfig
 from streamproof.proxy.errors import ConfigError
+from streamproof.proxy.validation import CHAT, MESSAGES
 
 # What a person opening the dashboard or a load balancer probing health can reach without
 # the key: the page and its script hold no data; the data comes over /ws, which wants it.
@@ -67,14 +70,17 @@ class RequireKey:
             and scope["path"] not in OPEN_PATHS
             and not key_matches(presented_key(Headers(scope=scope)), self._key)
         ):
-            body = {
-                "error": {
-                    "message": "missing or invalid proxy key: send Authorization: Bearer KEY",
-                    "type": "invalid_request_error",
-                    "code": "invalid_api_key",
-                }
-            }
-            response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            api = BY_PATH.get(scope["path"], APIS[CHAT])
+            message = "missing or invalid proxy key: send Authorization: Bearer KEY"
+            if api.name == MESSAGES:
+                message = "missing or invalid proxy key: send x-api-key: KEY"
+            body = api.error_body(401, message, "invalid_request_error", "invalid_api_key")
+            response = Response(
+                body,
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+                media_type="application/json",
+            )
             await response(scope, receive, send)
             return
         await self._app(scope, receive, send)

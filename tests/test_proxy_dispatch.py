@@ -26,7 +26,8 @@ KEY = "sk-dispatch-secret"
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
-def make_config(extra: str = "") -> Config:
+def make_config(extra: str = "", apis: str = '["chat"]') -> Config:
+    """The tests' config; `apis` is what both providers speak."""
     return parse_config(
         tomllib.loads(
             f"""
@@ -46,10 +47,12 @@ def make_config(extra: str = "") -> Config:
             [providers.fake]
             base_url = "http://fake.test/v1"
             api_key_env = "STREAMPROOF_UPSTREAM_KEY"
+            apis = {apis}
 
             [providers.backup]
             base_url = "http://backup.test/v1"
             api_key_env = "STREAMPROOF_UPSTREAM_KEY"
+            apis = {apis}
             models = {{ "m-fallback" = "backup-model" }}
 
             [[routes]]
