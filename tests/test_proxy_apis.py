@@ -316,3 +316,41 @@ async def test_a_responses_stream_broken_mid_way_ends_with_an_error_event_number
     error = json.loads(tail.removeprefix(b"event: error\ndata: "))
     assert error["sequence_number"] == 2
     assert error["code"] == "upstream_reset"
+
+
+@pytest.mark.parametrize("api", sorted(SDKS))
+def test_a_client_that_leaves_mid_stream_closes_the_upstream_and_is_recorded(reference, fake, api):
+    scenario = fresh("chunks-40.slow-20")
+    body = {"model": scenario.model, "stream": True, "max_tokens": 64, "messages": PROMPT}
+    if api == "responses":
+        body = {"model": scenario.model, "stream": True, "input": "hi"}
+    with (
+        httpx.Client(base_url=reference.base_url, trust_env=False) as client,
+        client.stream("POST", f"/v1/{api}", json=body) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if "delta" in line:
+                break  # the client leaves after its first delta
+    journal = fake.journal(scenario.nonce)
+    report = httpx.get(f"{reference.base_url}/health", trust_env=False).json()
+    for _ in range(100):  # the proxy records the request once it has seen the client leave
+        if report["requests"]["active"] == 0:
+            break
+        report = httpx.get(f"{reference.base_url}/health", trust_env=False).json()
+    (record,) = [r for r in report["recent"] if r["model"] == scenario.model]
+    assert record["result"] == "cancelled"
+    (attempt,) = journal.attempts
+    assert attempt.peer_closed_at is not None  # the upstream request was closed
+    assert attempt.events_written < 40
+
+
+@pytest.mark.parametrize("api", sorted(SDKS))
+def test_a_stall_mid_stream_is_cut_by_the_idle_timer_and_recorded(reference, api):
+    scenario = fresh("chunks-8.stall_after-3")
+    seen = SDKS[api](reference.base_url, scenario)
+    assert seen.told is not None
+    report = httpx.get(f"{reference.base_url}/health", trust_env=False).json()
+    (record,) = [r for r in report["recent"] if r["model"] == scenario.model]
+    assert record["result"] == "failure"
+    assert record["error_class"] == "ReadTimeout"
