@@ -48,6 +48,7 @@ from typing import Any
 import h11
 
 from streamproof.fake_providers import apis, chat, tokens, validation
+from streamproof.fake_providers.faults import Fault
 from streamproof.fake_providers.journal import (
     LABEL_PATTERN,
     Attempt,
@@ -56,7 +57,7 @@ from streamproof.fake_providers.journal import (
     fingerprint,
     parse_route,
 )
-from streamproof.fake_providers.plan import Ending, Plan
+from streamproof.fake_providers.plan import Ending, FrameKind, Plan
 from streamproof.fake_providers.scenario import ScenarioError
 from streamproof.fake_providers.tls import Authority, HandshakeFault, HandshakeReset
 from streamproof.fake_providers.validation import InvalidRequest
@@ -370,15 +371,21 @@ class _Connection:
             headers[name] = fingerprint(headers[name])
         journal = self.provider.journal(scenario.nonce)
         attempt = journal.begin(method, path, headers, body, abandoned=_hung_up(self.writer))
+        faults: list[Fault] = []  # those that fire
         try:
             api.check(body, scenario)
         except InvalidRequest as exc:  # refused at the door: an attempt, but no fault fires
-            faults, plan = [], api.refusal_plan(exc)
+            plan = api.refusal_plan(exc)
         else:
-            faults = scenario.faults_for(attempt.number)
             plan = api.answer(body, scenario, attempt.number)
-            for fault in faults:
-                plan = fault.apply(plan)
+            for fault in scenario.faults_for(attempt.number):
+                changed = fault.apply(plan)
+                if fault.stage == 1 and _whole(plan) and changed.frames == plan.frames:
+                    # A fault after event n of a whole (non-streamed) answer, whose one
+                    # document it leaves whole: it breaks nothing, and is not said to fire.
+                    continue
+                faults.append(fault)
+                plan = changed
         journal.update(lambda: setattr(attempt, "faults", [fault.token for fault in faults]))
         return await _Writer(self, journal, attempt, plan).run()
 
@@ -390,6 +397,11 @@ class _Connection:
         self.writer.write(self.h11.send(h11.EndOfMessage()))
         await self.writer.drain()
         return True
+
+
+def _whole(plan: Plan) -> bool:
+    """The plan is one whole JSON document (a non-streamed answer or an error body)."""
+    return len(plan.frames) == 1 and plan.frames[0].kind is FrameKind.DOCUMENT
 
 
 def _hung_up(writer: asyncio.StreamWriter) -> bool:

@@ -157,6 +157,22 @@ def test_stream_include_usage_adds_usage_chunk_before_done(provider, client):
     assert whole.json()["usage"] == usage
 
 
+@pytest.mark.parametrize("fault", ["reset_after-3", "stall_after-2", "cut_inside-1", "malformed-2"])
+def test_a_fault_after_an_event_leaves_a_whole_answer_whole_and_does_not_fire(
+    provider, client, fault
+):
+    """A proxy that asks for a whole answer (stream false) when its client streams, gets
+    one: the fault at an event boundary has no event to break, and the journal says so."""
+    nonce = f"wholefault{fault.replace('-', '').replace('_', '')}"
+    response = client.post(
+        "/chat/completions", json=chat_request(nonce, "chunks-5", fault, stream=False)
+    )
+    assert response.json()["choices"][0]["message"]["content"] == "".join(deltas(5))
+    (attempt,) = finished(provider, nonce)
+    assert attempt.faults == []
+    assert attempt.ending == "clean"
+
+
 def test_whole_answer_is_a_chat_completion_with_content_and_usage(provider, client):
     request = chat_request("whole", "chunks-5", stream=False)
     response = client.post("/chat/completions", json=request)
