@@ -170,8 +170,8 @@ class _Blocks:
         self.kinds.append(str(block.get("type")))
         if block.get("type") == "tool_use":
             self.tools[index] = [str(block.get("id", "")), str(block.get("name", "")), ""]
-        if block.get("type") == "thinking" and block.get("signature"):
-            self.signatures[index] = str(block["signature"])
+        if block.get("type") == "thinking":
+            self.signatures[index] = str(block.get("signature", ""))
 
     def delta(self, index: int, delta: Any) -> None:
         delta = delta if isinstance(delta, dict) else {}
@@ -215,26 +215,29 @@ def read_messages(payloads: Iterable[tuple[TimedEvent, Any]]) -> Reading:
             raised = _unreadable(payload)
             break
         what = payload.get("type")
-        if what == "message_start":
-            message = payload.get("message")
-            started = True
-            usage = _counts(message.get("usage") if isinstance(message, dict) else None)
-        elif what == "content_block_start":
-            blocks.start(payload.get("content_block"))
-        elif what == "content_block_delta":
+        if what == "content_block_delta":
             index = payload.get("index")
             if started and not (isinstance(index, int) and 0 <= index < len(blocks.kinds)):
                 raised = f"a delta for block {index!r}, never started"  # an IndexError
                 break
             blocks.delta(index if isinstance(index, int) else -1, payload.get("delta"))
+        elif what == "message_stop":
+            end = what
+        elif what == "message_start":
+            message = payload.get("message")
+            started = True
+            usage = _counts(message.get("usage") if isinstance(message, dict) else None)
+        elif not started:
+            continue  # the SDK yields them as they came, and builds no message of them
+        elif what == "content_block_start":
+            blocks.start(payload.get("content_block"))
         elif what == "message_delta":
             delta = payload.get("delta")
             said = delta.get("stop_reason") if isinstance(delta, dict) else None
             stop = said if isinstance(said, str) else stop
             usage |= _counts(payload.get("usage"))  # cumulative: it replaces
-        elif what == "message_stop":
-            end = what
-    return Reading(blocks.answer(stop), usage or None, end, raised, tuple(errors), dispatched)
+    usage_read = usage if started else None  # the message the SDK built, if it built one
+    return Reading(blocks.answer(stop), usage_read, end, raised, tuple(errors), dispatched)
 
 
 def whole_message(body: Any) -> Reading:
