@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streamproof.fake_providers import Attempt, Journal, Scenario
+from streamproof.fake_providers.plan import CHAT
 from streamproof.harness.transcript import Transcript, Transport
 from streamproof.harness.verdict import Finding
 
@@ -37,6 +38,11 @@ class BaseExchange:
     secrets: tuple[str, ...] = ()  # keys the target holds: none may come back out
     # The case's premise needs the upstream asked (False: the target may answer alone).
     asks_upstream: bool = True
+
+    @property
+    def api(self) -> str:
+        """The API it speaks (`plan.API_NAMES`): chat completions, unless it says otherwise."""
+        return CHAT
 
     @property
     def attempts(self) -> list[Attempt]:

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import pytest
 
 from streamproof.fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
 from streamproof.fake_providers.chat import Expected, expected, expected_usage
-from streamproof.fake_providers.plan import CHAT, MESSAGES, RESPONSES
+from streamproof.fake_providers.plan import MESSAGES, RESPONSES
 from streamproof.fake_providers.server import Door
 from streamproof.fake_providers.tls import HandshakeFault
 from streamproof.harness.client import Patience, StreamClient
@@ -48,7 +48,6 @@ class Exchange(BaseExchange):
     """A chat completion (or the seed's `/api/chat`) sent through the target."""
 
     dialect: str = "openai"  # or "api-chat": the seed dashboard's, with its own chunks
-    api: ClassVar[str] = CHAT
 
     @property
     def upstream_content(self) -> str:

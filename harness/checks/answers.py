@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamproof.fake_providers.faults import ERROR_MESSAGE
 from streamproof.harness.checks._words import _difference, _ending
+from streamproof.harness.exchange import BaseExchange
 from streamproof.harness.sut import Exchange
 from streamproof.harness.transcript import DONE, Outcome, Transcript
 from streamproof.harness.verdict import Finding
@@ -95,9 +96,9 @@ def nothing_replayed(x: Exchange) -> Finding:
     return Finding(False, "no content replayed", _difference(want, got))
 
 
-def not_dressed_up(x: Exchange) -> Finding:
-    """A failed stream must not look finished to its client, as the openai SDK reads it
-    (`Exchange.failure_shown`): a harm, whatever the case."""
+def not_dressed_up(x: BaseExchange) -> Finding:
+    """A failed stream must not look finished to its client, as the API's SDK reads it
+    (`Exchange.failure_shown`, `TypedExchange.failure_shown`): a harm, whatever the case."""
     return x.failure_shown()
 
 
