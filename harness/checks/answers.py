@@ -70,6 +70,36 @@ def same_event_sequence(runs: dict[str, Transcript]) -> Finding:
     return Finding(not differ and bool(first), "same event sequence at every split", observed)
 
 
+def reasoning_intact(x: Exchange) -> Finding:
+    """Every choice's `reasoning_content` is exactly the upstream's, apart from its content
+    (never merged into it), and streamed before it, as the upstream sent it."""
+    t, want = x.transcript, x.expected
+    problems = [
+        f"choice {index}: {_difference(reasoning, t.reasoning(index))}"
+        for index, reasoning in sorted(want.reasoning.items())
+        if t.reasoning(index) != reasoning
+    ]
+    late = [index for index in sorted(want.reasoning) if t.streamed and _reasoned_late(t, index)]
+    problems += [f"choice {index}: reasoning after its content began" for index in late]
+    chars = sum(len(r) for r in want.reasoning.values())
+    observed = "; ".join(problems[:3]) or f"{chars} chars of reasoning, identical, before the text"
+    return Finding(not problems, "reasoning equals the upstream's, apart and first", observed)
+
+
+def _reasoned_late(t: Transcript, index: int) -> bool:
+    """A reasoning delta of one choice came after a content delta of it."""
+    fields = [
+        field
+        for _, chunk in t.chat_chunks
+        for choice in chunk["choices"]
+        if isinstance(choice, dict) and choice.get("index", 0) == index
+        if isinstance(delta := choice.get("delta"), dict)
+        for field in ("reasoning_content", "content")
+        if delta.get(field)
+    ]
+    return "content" in fields and "reasoning_content" in fields[fields.index("content") :]
+
+
 def role_announced(t: Transcript) -> Finding:
     """Every choice's deltas announce `role: assistant` (the first chunk of each does)."""
     roles = {
