@@ -563,6 +563,11 @@ class TypedExchange(BaseExchange):
                 "outcome timed_out: the client gave up waiting, and nothing it received said "
                 "the answer had failed"
             )
+        elif reading.end:
+            observed = (
+                f"the upstream's {reading.end} after the failure, and no error the {sdk} SDK "
+                "sees: its caller gets an answer with a hole in it as if it were whole"
+            )
         elif t.error_events:
             observed = (
                 f"{len(t.error_events)} error event(s) the {sdk} SDK does not see (no "

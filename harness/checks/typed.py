@@ -99,7 +99,8 @@ def events_typed(t: TypedTranscript) -> Finding:
         if isinstance(payload, dict) and payload.get("type") != kind
     ]
     observed = f"{len(wrong)} of {len(t.typed_events)} events without their type" + _first(wrong)
-    return Finding(not wrong, "each event's `event:` line names its type", observed)
+    # A line an SDK needed shows as an answer lost; any other is NON-STRICT, even in a MUST.
+    return Finding(not wrong, "each event's `event:` line names its type", observed, should=True)
 
 
 def same_events(x: TypedExchange) -> Finding:
@@ -127,10 +128,12 @@ def same_events(x: TypedExchange) -> Finding:
 
 
 def pings_forwarded(x: TypedExchange) -> Finding:
-    """Every `ping` the upstream sent reached the client (a proxy may add its own)."""
+    """Every `ping` the upstream sent reached the client (a proxy may add its own): what a
+    careful relay does (a client's keep-alive), though the SDK skips them."""
     sent = sum(1 for e in x.upstream_events if e.event == "ping")
     got = sum(1 for kind, _ in x.transcript.typed_events if kind == "ping")
-    return Finding(got >= sent, "the upstream's pings forwarded", f"{got} of {sent} pings")
+    observed = f"{got} of {sent} pings"
+    return Finding(got >= sent, "the upstream's pings forwarded", observed, should=True)
 
 
 def sequence_numbers_increase(t: TypedTranscript) -> Finding:
