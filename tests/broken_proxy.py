@@ -67,7 +67,8 @@ BUGS = {
     "latin1-charset": "labels the event stream charset=iso-8859-1",
     "new-ids": "gives every relayed chunk an id of its own",
     "batch": "forwards the stream in batches of four reads",
-    "unterminated-done": "ends with `data: [DONE]` but no blank line after it",
+    "unterminated-done": "ends with `data: [DONE]` (or the typed APIs' end event) but no blank "
+    "line after it",
     "bare-error": "sends its error event without the blank line that ends it",
     "json-as-text": "serves non-streaming answers as text/plain",
     "retry-4xx": "retries every upstream error, 4xx included",
@@ -655,6 +656,12 @@ async def _swallow_typed_errors(chunks: Stream, api: Api) -> Stream:
     yield api.end  # BUG: however the upstream ended, it "finished"
 
 
+async def _unterminated_end(chunks: Stream, api: Api) -> Stream:
+    async for event in _decoded(chunks):
+        framed = _framed(event.event, event.data)
+        yield framed[:-1] if _ends(api, event) else framed  # BUG: no blank line after the end
+
+
 async def _drop_event_lines(chunks: Stream, api: Api) -> Stream:
     async for event in _decoded(chunks):
         yield _framed("message", event.data)  # BUG: the type a client dispatches on is gone
@@ -696,6 +703,7 @@ TYPED_REWRITES: dict[str, Callable[[Stream, Api], Stream]] = {
     "sum-cumulative": _sum_output_tokens,
     "drop-event-lines": _drop_event_lines,
     "drop-ping-reads": _drop_ping_reads,
+    "unterminated-done": _unterminated_end,
 }
 
 
