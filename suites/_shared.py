@@ -4,13 +4,20 @@ Responses API), whose cases say the same of two APIs."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 
 from streamproof.harness import Judge, SystemUnderTest, checks
 from streamproof.harness.exchange import BaseExchange
+from streamproof.harness.targets import tolerance
 from streamproof.harness.typed import TypedExchange
-from streamproof.harness.upstream import scenario
+from streamproof.harness.upstream import Scenario, Slow, StallBeforeHeaders, Status, scenario
 from streamproof.harness.verdict import Finding
+
+Send = Callable[..., TypedExchange]  # sut.messages or sut.responses
+NEVER_ANSWERS = Scenario(chunks=4, faults=(StallBeforeHeaders(),))
 
 # The sources the typed groups cite: the SDK model and the commit point.
 TYPED = "streamproof policy: typed streams, as each SDK reads them (docs/verdicts.md)"
@@ -114,4 +121,64 @@ def whole_after_a_retry(x: TypedExchange) -> tuple[Finding, ...]:
         checks.typed_answer_intact(x),
         checks.typed_ends_once(x),
         checks.attempts_at_least(x, 2),
+    )
+
+
+def stall_ends_in_time(sut: SystemUnderTest, judge: Judge, send: Send, after: int) -> None:
+    """A stall after event `after`: the stream over within the idle timer, visibly."""
+    idle = tolerance(sut.timeouts.bound("idle"))
+    sut.waits(idle, "the idle timer")
+    x = send(scenario("chunks-8", f"stall_after-{after}"))
+    broke_visibly(judge, x)
+    streamed = x.streamed
+    last = streamed.last_write_at if streamed and streamed.last_write_at else x.transcript.sent_at
+    judge.check(checks.ended_within(x.transcript, last, idle))
+
+
+def released_mid_stream(judge: Judge, send: Send, after: int) -> None:
+    """The client leaves after `after` events of a slow answer: the upstream is closed."""
+    x = send(Scenario(chunks=40, faults=(Slow(50),)), leave_after_events=after)
+    left = x.transcript.ended_at or time.perf_counter()
+    released = checks.upstream_released(x, left, within=0.5, watch=0.5)
+    judge.saw(x)  # after the wait, so that the report shows when the target hung up
+    judge.check(released)
+
+
+def released_before_first_byte(sut: SystemUnderTest, judge: Judge, send: Send) -> None:
+    """The client leaves before an upstream that never answers has: the upstream is closed
+    before the target's own first-byte timer could have closed it."""
+    first_byte = sut.timeouts.bound("first_byte")
+    x = send(NEVER_ANSWERS, leave_before_response=first_byte * 0.2)
+    left = x.transcript.ended_at or time.perf_counter()
+    released = checks.upstream_released(x, left, within=first_byte * 0.5, watch=0.5)
+    judge.saw(x)
+    judge.check(released)
+
+
+def retried(sut: SystemUnderTest, judge: Judge, x: TypedExchange) -> None:
+    """A failure before the commit point retried to success; without the `retries` offer,
+    judged on failing honestly."""
+    judge.saw(x)
+    without_retries(sut, judge, x)
+    judge.check(*whole_after_a_retry(x))
+
+
+def retried_after_429(sut: SystemUnderTest, judge: Judge, send: Send) -> None:
+    """A 429 with `Retry-After: 1`: retried no sooner, or passed on with it."""
+    x = send(Scenario(chunks=4, faults=(Status(429, 1),), first=1))
+    judge.saw(x)
+    without_retries(sut, judge, x, retry_after=True)
+    judge.check(checks.status_is(x.transcript, 200), checks.retried_after(x, 1.0))
+
+
+def never_answers(sut: SystemUnderTest, judge: Judge, send: Send) -> None:
+    """An upstream that never answers: a 5xx with an error body, within the total timer."""
+    total = tolerance(sut.timeouts.bound("total"))
+    sut.waits(total, "the total timer")
+    x = send(NEVER_ANSWERS)
+    judge.saw(x)
+    t = x.transcript
+    judge.check(
+        checks.http_error(t, set(range(500, 600)), x.api),
+        checks.ended_within(t, t.sent_at, total),
     )

@@ -10,13 +10,10 @@ when the body ends cleanly, `message_stop` or not. A target that does not offer
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from streamproof.harness import Judge, Strength, SystemUnderTest, case, checks
-from streamproof.harness.targets import tolerance
-from streamproof.harness.upstream import Scenario, Slow, StallBeforeHeaders, Status, scenario
+from streamproof.harness.upstream import Scenario, scenario
 
 from ._shared import (
     COMMIT,
@@ -28,10 +25,14 @@ from ._shared import (
     TYPED,
     breaks,
     broke_visibly,
+    never_answers,
     relayed_whole,
+    released_before_first_byte,
+    released_mid_stream,
+    retried,
+    retried_after_429,
+    stall_ends_in_time,
     variants,
-    whole_after_a_retry,
-    without_retries,
 )
 
 ANTHROPIC = "Anthropic Messages API, streaming (docs/verdicts.md: typed streams)"
@@ -312,13 +313,7 @@ def test_break_reported(sut: SystemUnderTest, judge: Judge, tokens: Scenario) ->
 )
 def test_stall(sut: SystemUnderTest, judge: Judge) -> None:
     sut.needs("messages")
-    idle = tolerance(sut.timeouts.bound("idle"))
-    sut.waits(idle, "the idle timer")
-    x = sut.messages(scenario("chunks-8", f"stall_after-{AFTER}"))
-    broke_visibly(judge, x)
-    streamed = x.streamed
-    last = streamed.last_write_at if streamed and streamed.last_write_at else x.transcript.sent_at
-    judge.check(checks.ended_within(x.transcript, last, idle))
+    stall_ends_in_time(sut, judge, sut.messages, AFTER)
 
 
 @case(
@@ -331,11 +326,7 @@ def test_stall(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_client_leaves_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
     sut.needs("messages")
-    x = sut.messages(Scenario(chunks=40, faults=(Slow(50),)), leave_after_events=5)
-    left = x.transcript.ended_at or time.perf_counter()
-    released = checks.upstream_released(x, left, within=0.5, watch=0.5)
-    judge.saw(x)  # after the wait, so that the report shows when the target hung up
-    judge.check(released)
+    released_mid_stream(judge, sut.messages, after=5)
 
 
 @case(
@@ -349,13 +340,7 @@ def test_client_leaves_mid_stream(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_client_leaves_before_first_byte(sut: SystemUnderTest, judge: Judge) -> None:
     sut.needs("messages")
-    first_byte = sut.timeouts.bound("first_byte")
-    never = Scenario(chunks=4, faults=(StallBeforeHeaders(),))
-    x = sut.messages(never, leave_before_response=first_byte * 0.2)
-    left = x.transcript.ended_at or time.perf_counter()
-    released = checks.upstream_released(x, left, within=first_byte * 0.5, watch=0.5)
-    judge.saw(x)
-    judge.check(released)
+    released_before_first_byte(sut, judge, sut.messages)
 
 
 @case(
@@ -378,10 +363,7 @@ def test_client_leaves_before_first_byte(sut: SystemUnderTest, judge: Judge) -> 
 )
 def test_retried_before_commit(sut: SystemUnderTest, judge: Judge, tokens: Scenario) -> None:
     sut.needs("messages")
-    x = sut.messages(tokens)
-    judge.saw(x)
-    without_retries(sut, judge, x)
-    judge.check(*whole_after_a_retry(x))
+    retried(sut, judge, sut.messages(tokens))
 
 
 @case(
@@ -396,10 +378,7 @@ def test_retried_before_commit(sut: SystemUnderTest, judge: Judge, tokens: Scena
 )
 def test_429_retry_after(sut: SystemUnderTest, judge: Judge) -> None:
     sut.needs("messages")
-    x = sut.messages(Scenario(chunks=4, faults=(Status(429, 1),), first=1))
-    judge.saw(x)
-    without_retries(sut, judge, x, retry_after=True)
-    judge.check(checks.status_is(x.transcript, 200), checks.retried_after(x, 1.0))
+    retried_after_429(sut, judge, sut.messages)
 
 
 @case(
@@ -451,15 +430,7 @@ def test_upstream_4xx_kept(sut: SystemUnderTest, judge: Judge) -> None:
 )
 def test_never_answers(sut: SystemUnderTest, judge: Judge) -> None:
     sut.needs("messages")
-    total = tolerance(sut.timeouts.bound("total"))
-    sut.waits(total, "the total timer")
-    x = sut.messages(Scenario(chunks=4, faults=(StallBeforeHeaders(),)))
-    judge.saw(x)
-    t = x.transcript
-    judge.check(
-        checks.http_error(t, set(range(500, 600)), x.api),
-        checks.ended_within(t, t.sent_at, total),
-    )
+    never_answers(sut, judge, sut.messages)
 
 
 @case(
