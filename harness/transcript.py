@@ -128,7 +128,7 @@ class Transcript:
 
     @property
     def error_events(self) -> list[TimedEvent]:
-        return [timed for timed, payload in self.payloads if _is_error(timed.event, payload)]
+        return [timed for timed, payload in self.payloads if is_error(timed.event, payload)]
 
     @property
     def chat_chunks(self) -> list[tuple[TimedEvent, dict[str, Any]]]:
@@ -323,7 +323,7 @@ def _message_content(body: Any, index: int, field: str = "content") -> str:
     return ""
 
 
-def _is_error(event: Event, payload: Any) -> bool:
+def is_error(event: Event, payload: Any) -> bool:
     """In-band errors come in several shapes; all of them count."""
     if event.event == "error":
         return True

@@ -35,13 +35,14 @@ from typing import Any, ClassVar
 from streamproof.fake_providers import messages, responses
 from streamproof.fake_providers.chat import DEFAULT_MESSAGES
 from streamproof.fake_providers.plan import MESSAGES, RESPONSES
+from streamproof.fake_providers.scenario import Scenario
 from streamproof.harness.exchange import BaseExchange
 from streamproof.harness.sse import Event, SSEDecoder
-from streamproof.harness.transcript import DONE, INVALID, Outcome, TimedEvent, Transcript, _is_error
+from streamproof.harness.transcript import DONE, INVALID, Outcome, TimedEvent, Transcript, is_error
 from streamproof.harness.verdict import Finding
 
 PATHS = {MESSAGES: "/v1/messages", RESPONSES: "/v1/responses"}
-# The events that end a stream whole, and those that end it in failure, by API.
+# The events that end a stream whole, by API; and those that end it in failure.
 ENDS = {
     MESSAGES: frozenset({"message_stop"}),
     RESPONSES: frozenset({"response.completed", "response.incomplete"}),
@@ -68,7 +69,7 @@ class Reading:
     """What the API's SDK made of an answer: what it assembled, and how its reading ended."""
 
     answer: Answer = Answer()
-    usage: dict[str, int] | None = None  # in the API's own fields (`usage_figures`)
+    usage: dict[str, int] | None = None  # the API's own figures, by name (`_counts`)
     end: str = ""  # the end event it read ("" if none)
     raised: str = ""  # why the SDK raised, in words ("" if it did not)
     errors: tuple[str, ...] = ()  # the error events it showed its caller (raised on or not)
@@ -111,7 +112,7 @@ class TypedTranscript(Transcript):
         return [
             timed
             for timed, payload in self.payloads
-            if _is_error(timed.event, payload)
+            if is_error(timed.event, payload)
             or (isinstance(payload, dict) and payload.get("type") in ERROR_TYPES)
         ]
 
@@ -192,7 +193,9 @@ class _Blocks:
             text="".join(self.text),
             reasoning="".join(self.thinking),
             signatures=tuple(self.signatures[i] for i in sorted(self.signatures)),
-            tools=tuple((i, n, j) for i, n, j in (self.tools[k] for k in sorted(self.tools))),
+            tools=tuple(
+                (t[0], t[1], t[2]) for t in map(self.tools.__getitem__, sorted(self.tools))
+            ),
             stop=stop,
         )
 
@@ -391,7 +394,7 @@ def _canonical(value: Any) -> str:
 # --- what the upstream meant ------------------------------------------------------------------
 
 
-def expected(api: str, scenario: Any, *, whole: bool = False) -> tuple[Answer, dict[str, int]]:
+def expected(api: str, scenario: Scenario, *, whole: bool = False) -> tuple[Answer, dict[str, int]]:
     """The clean answer to `scenario` and its usage (in `_counts`' names), as the fake
     provider says a correct relay carries them; `whole`: as a non-streamed answer."""
     if api == MESSAGES:
