@@ -145,9 +145,11 @@ class StreamClient:
         leave_after_events: int | None = None,
         leave_before_response: float | None = None,
         patience: Patience | None = None,
+        record: type[Transcript] = Transcript,
     ) -> Transcript:
-        """Send any request and record the exchange (the body of `json` is the request)."""
-        transcript = Transcript(request=json or {}, sent_at=time.perf_counter())
+        """Send any request and record the exchange (the body of `json` is the request) in
+        a `record`: a `Transcript`, or one that reads the answer in an API's own terms."""
+        transcript = record(request=json or {}, sent_at=time.perf_counter())
         exchange = _Exchange(self, transcript)
 
         def run() -> None:

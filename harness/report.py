@@ -69,6 +69,8 @@ GROUPS = {
     6: "WebSocket live channel",
     7: "API surface",
     8: "Live providers",
+    9: "Anthropic Messages",
+    10: "OpenAI Responses",
 }
 SLUG_CHARS = 40
 REFERENCE_LABEL = "reference proxy"  # the bundled proxy's name in a run (harness.options)

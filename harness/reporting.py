@@ -32,9 +32,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
     judge = item.stash.get(JUDGE_KEY, None)
     sut = getattr(item, "funcargs", {}).get("sut")
     before = len(sut.exchanges) if isinstance(sut, SystemUnderTest) else 0
+    typed = len(sut.typed_exchanges) if isinstance(sut, SystemUnderTest) else 0
     yield
     if judge is not None and isinstance(sut, SystemUnderTest):
-        judge.judge_unseen(list(sut.exchanges[before:]))
+        judge.judge_unseen([*sut.exchanges[before:], *sut.typed_exchanges[typed:]])
 
 
 @pytest.hookimpl(wrapper=True)

@@ -2,7 +2,9 @@
 
 `sut.chat(scenario)` gives the scenario a fresh request id, sends it through the target,
 and returns an `Exchange`: the client's transcript (A) and the fake provider's journal (B)
-for that one request. Checks compare the two.
+for that one request. Checks compare the two. `sut.messages(scenario)` and
+`sut.responses(scenario)` do the same for the Anthropic Messages and OpenAI Responses
+APIs, and return a `typed.TypedExchange`, read as each API's SDK reads it.
 """
 
 from __future__ import annotations
@@ -13,57 +15,39 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from streamproof.fake_providers import Attempt, FakeProvider, Journal, Scenario, chat
 from streamproof.fake_providers.chat import Expected, expected, expected_usage
+from streamproof.fake_providers.plan import MESSAGES, RESPONSES
 from streamproof.fake_providers.server import Door
 from streamproof.fake_providers.tls import HandshakeFault
 from streamproof.harness.client import Patience, StreamClient
+from streamproof.harness.exchange import BaseExchange
 from streamproof.harness.feed import FeedConnection, FeedRecorder, StalledClient
 from streamproof.harness.sse import SSEDecoder
 from streamproof.harness.targets import OFFERS, Offers, Thresholds, Timeouts, tolerance
-from streamproof.harness.transcript import DONE, Outcome, Transcript, Transport
+from streamproof.harness.transcript import DONE, Outcome, Transcript
+from streamproof.harness.typed import (
+    ANTHROPIC_VERSION,
+    PATHS,
+    TRANSCRIPTS,
+    TypedExchange,
+    TypedTranscript,
+)
 from streamproof.harness.verdict import CaseFailed, Finding
 
-# The fake's faults that break an answer after its first byte (`Attempt.faults` tokens).
-BREAKS_AFTER_COMMIT = frozenset(
-    {
-        "reset_after",
-        "reset_inside",
-        "stall_after",
-        "close_after",
-        "cut_inside",
-        "malformed",
-        "nonobject",
-        "upstream_error",
-    }
-)
 # What every scenario asks: the fake provider's usage figures are computed for these.
 DEFAULT_MESSAGES: list[dict[str, str]] = list(chat.DEFAULT_MESSAGES)
 
 
 @dataclass
-class Exchange:
-    scenario: Scenario
-    transcript: Transcript
-    journal: Journal
-    secrets: tuple[str, ...] = ()  # keys the target holds: none may come back out
-    # The case's premise needs the upstream asked (False: the target may answer alone).
-    asks_upstream: bool = True
+class Exchange(BaseExchange):
+    """A chat completion (or the seed's `/api/chat`) sent through the target."""
+
     dialect: str = "openai"  # or "api-chat": the seed dashboard's, with its own chunks
-
-    @property
-    def attempts(self) -> list[Attempt]:
-        return self.journal.attempts
-
-    @property
-    def streamed(self) -> Attempt | None:
-        """The last attempt the fake answered with 200: the one the client was given."""
-        answered = [a for a in self.attempts if a.status == 200]
-        return answered[-1] if answered else None
 
     @property
     def upstream_content(self) -> str:
@@ -120,47 +104,15 @@ class Exchange:
             content = "damaged"
         return content, t.outcome.value
 
-    def harms(self) -> list[Finding]:
-        """What every exchange is judged on, whatever the case (docs/verdicts.md): its
-        premise happened, the client was not held, no secret came back. Each is a harm
-        finding: failed, it fails the case whatever its strength."""
-        harms = [*self.premise(), _not_held(self.transcript), _no_secret(self)]
-        if self.broke_after_commit:
-            harms.append(self.failure_shown())
-        return harms
-
-    @property
-    def broke_after_commit(self) -> bool:
-        """The answer the client was given broke on the wire after its first event: the
-        client must see that it failed."""
-        streamed = self.streamed
-        return (
-            streamed is not None
-            and self.transcript.status == 200
-            and self.transcript.transport is not Transport.LEFT
-            and any(f.split("-")[0] in BREAKS_AFTER_COMMIT for f in streamed.faults)
-        )
-
     def failure_shown(self) -> Finding:
         return _failure_shown(self)
 
-    def premise(self) -> list[Finding]:
-        """The upstream was asked, and the whole events it wrote before any fault reached
-        the client: a case whose premise never happened cannot pass."""
-        t = self.transcript
-        if not self.asks_upstream or t.transport is Transport.LEFT:
-            return []
-        if not self.attempts:
-            said = f"status {t.status}" if t.status is not None else "no answer"
-            return [Finding(False, "premise: the upstream was asked", f"never; {said}", harm=True)]
-        streamed = self.streamed
+    def delivered(self) -> list[Finding]:
+        """The content of the whole events the upstream wrote reached the client."""
+        t, streamed = self.transcript, self.streamed
         if streamed is None or self.dialect != "openai" or not t.streamed:
             return []
-        events = streamed.events_written
-        for fault in self.scenario.faults:  # an event the fault spoiled, and all after it
-            spoiled = getattr(fault, "event", None)
-            if isinstance(spoiled, int):
-                events = min(events, spoiled - 1)
+        events = self.good_events()
         if events <= 0:
             return []
         sent = "".join(streamed.frame_deltas[:events])
@@ -179,49 +131,6 @@ class Exchange:
                 harm=True,
             )
         ]
-
-    def describe(self) -> str:
-        lines = [f"model: {self.scenario.model}", "client saw:", self.transcript.summary()]
-        lines.append(f"upstream saw {len(self.attempts)} attempt(s):")
-        for a in self.attempts:
-            peer = (
-                f", peer hung up at +{1000 * (a.peer_closed_at - a.received_at):.1f} ms"
-                if a.peer_closed_at is not None
-                else ""
-            )
-            lines.append(
-                f"  #{a.number} faults {a.faults or '-'} status {a.status} "
-                f"ending {a.ending} events {a.events_written} bytes {a.bytes_written}{peer}"
-            )
-        return "\n".join(lines)
-
-
-def _not_held(t: Transcript) -> Finding:
-    """The client's exchange ended: the target did not hold it past its timers."""
-    held = t.transport is Transport.TIMED_OUT
-    return Finding(
-        not held,
-        "the client's stream ends",
-        t.transport_error if held else f"ended ({t.outcome.value})",
-        harm=True,
-    )
-
-
-def _no_secret(x: Exchange) -> Finding:
-    """No key the target holds came back in a header, a body or an event."""
-    t = x.transcript
-    where = []
-    for key in x.secrets:
-        if any(key in value for value in t.headers.values()):
-            where.append("a response header")
-        if key.encode() in t.body:
-            where.append("the body")
-    return Finding(
-        not where,
-        "no key disclosed",
-        f"the key the target was given is in {' and '.join(where)}" if where else "none",
-        harm=True,
-    )
 
 
 def _failure_shown(x: Exchange) -> Finding:
@@ -395,6 +304,7 @@ class SystemUnderTest:
         self.headers = dict(headers or {})  # what every request to the target carries
         self.secrets = secrets  # keys the target holds, which must never come back out
         self.exchanges: list[Exchange] = []  # every chat this run sent through it
+        self.typed_exchanges: list[TypedExchange] = []  # and every Messages or Responses one
         # A feed client connected since the start (targets that offer the feed): case 6.6
         # checks that every exchange above had its events. None, with the reason, if not.
         self.recorder: FeedRecorder | None = None
@@ -550,3 +460,61 @@ class SystemUnderTest:
         return self._keep(
             Exchange(scenario, transcript, journal, self.secrets, asks_upstream=asks_upstream)
         )
+
+    def messages(
+        self,
+        scenario: Scenario,
+        *,
+        stream: bool = True,
+        leave_after_events: int | None = None,
+        leave_before_response: float | None = None,
+        **body: Any,
+    ) -> TypedExchange:
+        """`POST /v1/messages`, the Anthropic Messages API, with the scenario in its model,
+        as the anthropic SDK sends it (with `anthropic-version`); `body` adds to it."""
+        request = {"max_tokens": 1024, "messages": DEFAULT_MESSAGES, "stream": stream, **body}
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        return self._typed(
+            MESSAGES, scenario, request, headers, leave_after_events, leave_before_response
+        )
+
+    def responses(
+        self,
+        scenario: Scenario,
+        *,
+        stream: bool = True,
+        leave_after_events: int | None = None,
+        leave_before_response: float | None = None,
+        **body: Any,
+    ) -> TypedExchange:
+        """`POST /v1/responses`, the OpenAI Responses API, with the scenario in its model;
+        `body` adds to the request."""
+        request = {"input": DEFAULT_MESSAGES, "stream": stream, **body}
+        return self._typed(
+            RESPONSES, scenario, request, {}, leave_after_events, leave_before_response
+        )
+
+    def _typed(
+        self,
+        api: str,
+        scenario: Scenario,
+        request: dict[str, Any],
+        headers: dict[str, str],
+        leave_after_events: int | None,
+        leave_before_response: float | None,
+    ) -> TypedExchange:
+        scenario = replace(scenario, nonce=secrets.token_hex(6))
+        journal = self.provider.journal(scenario.nonce)
+        transcript = self.client.send(
+            "POST",
+            PATHS[api],
+            json={"model": scenario.model, **request},
+            headers=headers,
+            leave_after_events=leave_after_events,
+            leave_before_response=leave_before_response,
+            patience=patience_for(self.timeouts, journal),
+            record=TRANSCRIPTS[api],
+        )
+        x = TypedExchange(scenario, cast(TypedTranscript, transcript), journal, self.secrets)
+        self.typed_exchanges.append(x)
+        return x

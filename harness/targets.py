@@ -149,6 +149,10 @@ OFFERS = {
     "429 after its Retry-After, asked again until the answer comes (a target without them is "
     "judged on failing honestly: a 502/504/429 JSON error, never a hang)",
     "api-chat": "POST /api/chat, the seed dashboard's simple dialect",
+    "messages": "POST /v1/messages, the Anthropic Messages API, passed through to a provider "
+    "that speaks it (streamed with typed events, and whole)",
+    "responses": "POST /v1/responses, the OpenAI Responses API, passed through to a provider "
+    "that speaks it (streamed with typed events, and whole)",
     "health": "GET /health answering streamproof's health report (the reference proxy's)",
     "metrics": "GET /metrics in Prometheus' text format, with the reference proxy's names",
     "config": "runs on the reference-proxy {config} the harness writes: its retries, its "

@@ -128,7 +128,7 @@ class Transcript:
 
     @property
     def error_events(self) -> list[TimedEvent]:
-        return [timed for timed, payload in self.payloads if _is_error(timed.event, payload)]
+        return [timed for timed, payload in self.payloads if is_error(timed.event, payload)]
 
     @property
     def chat_chunks(self) -> list[tuple[TimedEvent, dict[str, Any]]]:
@@ -146,15 +146,23 @@ class Transcript:
             return _message_content(self.json_body, index)
         return "".join(self.deltas(index))
 
-    def deltas(self, index: int = 0) -> list[str]:
+    def deltas(self, index: int = 0, field: str = "content") -> list[str]:
+        """One choice's non-null `field` deltas (`content`, `reasoning_content`), in order."""
         parts: list[str] = []
         for _, chunk in self.chat_chunks:
             for choice in chunk["choices"]:
                 if isinstance(choice, dict) and choice.get("index", 0) == index:
                     delta = choice.get("delta")
-                    if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                        parts.append(delta["content"])
+                    if isinstance(delta, dict) and isinstance(delta.get(field), str):
+                        parts.append(delta[field])
         return parts
+
+    def reasoning(self, index: int = 0) -> str:
+        """One choice's `reasoning_content` (as Kimi and DeepSeek send it): its deltas
+        joined, or a whole answer's message's."""
+        if not self.streamed:
+            return _message_content(self.json_body, index, "reasoning_content")
+        return "".join(self.deltas(index, "reasoning_content"))
 
     def _choices(self) -> list[tuple[TimedEvent, dict[str, Any]]]:
         return [
@@ -305,17 +313,17 @@ DONE: Any = _Marker("DONE")
 INVALID: Any = _Marker("INVALID")
 
 
-def _message_content(body: Any, index: int) -> str:
+def _message_content(body: Any, index: int, field: str = "content") -> str:
     choices = body.get("choices") if isinstance(body, dict) else None
     for choice in choices if isinstance(choices, list) else []:
         if isinstance(choice, dict) and choice.get("index", 0) == index:
             message = choice.get("message")
-            if isinstance(message, dict) and isinstance(message.get("content"), str):
-                return str(message["content"])
+            if isinstance(message, dict) and isinstance(message.get(field), str):
+                return str(message[field])
     return ""
 
 
-def _is_error(event: Event, payload: Any) -> bool:
+def is_error(event: Event, payload: Any) -> bool:
     """In-band errors come in several shapes; all of them count."""
     if event.event == "error":
         return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from streamproof.harness import Judge, SystemUnderTest, case, checks
-from streamproof.harness.upstream import scenario
+from streamproof.harness.upstream import Scenario, scenario
 
 WHATWG = "WHATWG HTML §9.2.6"
 OPENAI = "OpenAI chat completions streaming contract"
@@ -289,3 +289,34 @@ def test_event_sequence_independent_of_splits(
     for name, x in runs.items():
         judge.saw(x, name)
     judge.check(checks.same_event_sequence({name: x.transcript for name, x in runs.items()}))
+
+
+@case(
+    "2.20",
+    "Reasoning deltas arrive whole, in order, apart from the content",
+    requirement="Reasoning models (Kimi K2 thinking, DeepSeek R1) stream `reasoning_content` "
+    "deltas before the answer's `content`; a whole answer has `message.reasoning_content`. "
+    "A relay keeps each whole and in its own field: reasoning merged into the content is an "
+    "answer the model never gave.",
+    source="Moonshot and DeepSeek chat completions (docs/scenarios.md: reasoning in chat "
+    "completions)",
+    expected="the reasoning, then the content, each exactly the upstream's",
+)
+@pytest.mark.parametrize(
+    ("tokens", "stream"),
+    [
+        *(
+            pytest.param(scenario("chunks-4", "reasoning-4", *SPLITS[split]), True, id=split)
+            for split in ("events", "chop-1", "split-utf8")
+        ),
+        pytest.param(scenario("chunks-4", "reasoning-4", "tools-3"), True, id="tools"),
+        pytest.param(scenario("chunks-4", "reasoning-4"), False, id="whole"),
+    ],
+)
+def test_reasoning_apart(
+    sut: SystemUnderTest, judge: Judge, tokens: Scenario, stream: bool
+) -> None:
+    x = sut.chat(tokens, stream=stream)
+    judge.saw(x)
+    answer = checks.answer_intact(x) if stream else checks.message_content_intact(x)
+    judge.check(answer, checks.reasoning_intact(x))

@@ -38,21 +38,11 @@ from streamproof.harness.upstream import (
 )
 from streamproof.harness.verdict import Finding
 
+from ._shared import without_retries
+
 COMMIT = "streamproof policy: the commit point (docs/design.md)"
 FAILURES = "streamproof policy: retry and fallback (docs/design.md)"
 NEVER_ANSWERS = Scenario(chunks=4, faults=(StallBeforeHeaders(),))
-
-
-def _without_retries(
-    sut: SystemUnderTest, judge: Judge, x: Exchange, *, retry_after: bool = False
-) -> None:
-    """A target that does not offer retries and did not retry is judged on failing
-    honestly (docs/verdicts.md): NOT-OFFERED if it did, FAIL if it did not."""
-    if "retries" in sut.offers or len(x.attempts) != 1:
-        return
-    if x.transcript.status == 200:  # it had committed: the failure must show in the stream
-        judge.offered("retries", checks.not_dressed_up(x))
-    judge.offered("retries", *checks.failed_honestly(x, retry_after=retry_after))
 
 
 def _whole_after_a_retry(x: Exchange) -> tuple[Finding, ...]:
@@ -76,7 +66,7 @@ def _whole_after_a_retry(x: Exchange) -> tuple[Finding, ...]:
 def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=1))
     judge.saw(x)
-    _without_retries(sut, judge, x)
+    without_retries(sut, judge, x)
     judge.check(*_whole_after_a_retry(x))
 
 
@@ -90,7 +80,7 @@ def test_reset_before_headers_retried(sut: SystemUnderTest, judge: Judge) -> Non
 def test_two_resets_then_success(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(ResetBeforeHeaders(),), first=2))
     judge.saw(x)
-    _without_retries(sut, judge, x)
+    without_retries(sut, judge, x)
     judge.check(
         checks.status_is(x.transcript, 200),
         checks.content_intact(x),
@@ -108,7 +98,7 @@ def test_two_resets_then_success(sut: SystemUnderTest, judge: Judge) -> None:
 def test_503_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=8, faults=(Status(503),), first=2))
     judge.saw(x)
-    _without_retries(sut, judge, x)
+    without_retries(sut, judge, x)
     judge.check(checks.status_is(x.transcript, 200), checks.content_intact(x))
 
 
@@ -124,7 +114,7 @@ def test_503_retried(sut: SystemUnderTest, judge: Judge) -> None:
 def test_429_retried_after_retry_after(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=4, faults=(Status(429, 1),), first=1))
     judge.saw(x)
-    _without_retries(sut, judge, x, retry_after=True)
+    without_retries(sut, judge, x, retry_after=True)
     judge.check(checks.status_is(x.transcript, 200), checks.retried_after(x, 1.0))
 
 
@@ -362,7 +352,7 @@ def test_upstream_timeout_is_504(sut: SystemUnderTest, judge: Judge) -> None:
 def test_5xx_retried(sut: SystemUnderTest, judge: Judge, code: int) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(Status(code),), first=1))
     judge.saw(x)
-    _without_retries(sut, judge, x)
+    without_retries(sut, judge, x)
     judge.check(*_whole_after_a_retry(x))
 
 
@@ -424,7 +414,7 @@ def test_no_attempt_after_commit(sut: SystemUnderTest, judge: Judge, scenario: S
 def test_reset_after_headers_retried(sut: SystemUnderTest, judge: Judge) -> None:
     x = sut.chat(Scenario(chunks=6, faults=(ResetAfter(0),), first=1))
     judge.saw(x)
-    _without_retries(sut, judge, x)
+    without_retries(sut, judge, x)
     judge.check(*_whole_after_a_retry(x))
 
 
@@ -670,7 +660,7 @@ def test_tls_stale_pooled_connection_retried(sut: SystemUnderTest, judge: Judge,
             "the request came on a new connection: the target keeps no connection to the "
             "upstream (or did not reuse it), so none could go stale"
         )
-    _without_retries(sut, judge, x)
+    without_retries(sut, judge, x)
     judge.check(*_whole_after_a_retry(x))
 
 

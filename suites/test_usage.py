@@ -256,3 +256,28 @@ def test_partial_usage_of_cancelled_stream(sut: SystemUnderTest, judge: Judge) -
     judge.saw(x)
     sut.settled_health()  # the proxy counts a left request once it has noticed
     judge.check(checks.partial_usage(sut.record_of(x), x, exact=False))
+
+
+@case(
+    "4.16",
+    "Reasoning tokens are reported as the provider counted them",
+    requirement="A reasoning model's `completion_tokens` include its reasoning, and "
+    "`completion_tokens_details.reasoning_tokens` says how many: both reach the client "
+    "exactly, streamed or not.",
+    source=POLICY,
+    expected="prompt, completion and total tokens, and reasoning_tokens, as the provider sent them",
+)
+@pytest.mark.parametrize(
+    "stream", [pytest.param(True, id="streamed"), pytest.param(False, id="whole")]
+)
+def test_reasoning_tokens(sut: SystemUnderTest, judge: Judge, stream: bool) -> None:
+    answer = scenario("chunks-6", "reasoning-3")
+    if stream:
+        x = sut.chat(answer, stream_options=INCLUDE_USAGE)
+    else:
+        x = sut.chat(answer, stream=False)
+    judge.saw(x)
+    judge.check(
+        checks.usage_is(x.transcript, x.expected_usage),
+        checks.reasoning_tokens_are(x.transcript, x.expected.reasoning_tokens),
+    )

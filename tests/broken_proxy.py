@@ -2,10 +2,12 @@
 
     python tests/broken_proxy.py --upstream URL --fd N --bug NAME
 
-Without its bug it is a plain pass-through that gets the MUST-level cases right: it checks
-the upstream status before answering (retrying resets and 5xx before the first byte),
-relays the upstream's bytes unchanged and as they come, and reports a mid-stream failure or
-a stream that stops short (neither `[DONE]` nor a finish_reason) with one error event.
+Without its bug it is a plain pass-through that gets the MUST-level cases right, for chat
+completions, the Anthropic Messages API and the OpenAI Responses API alike: it checks the
+upstream status before answering (retrying resets and 5xx before the first byte), relays
+the upstream's bytes unchanged and as they come, and reports a mid-stream failure or a
+stream that stops short (neither `[DONE]` nor a finish_reason; no `message_stop`; no
+`response.completed`) with one error event in the API's shape.
 Each bug is one that real proxies have shipped (docs/failures.md); `BUGS` says what each
 does. `test_broken_proxies.py` runs the suites against every one of them.
 
@@ -23,6 +25,7 @@ import os
 import unicodedata
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -64,7 +67,8 @@ BUGS = {
     "latin1-charset": "labels the event stream charset=iso-8859-1",
     "new-ids": "gives every relayed chunk an id of its own",
     "batch": "forwards the stream in batches of four reads",
-    "unterminated-done": "ends with `data: [DONE]` but no blank line after it",
+    "unterminated-done": "ends with `data: [DONE]` (or the typed APIs' end event) but no blank "
+    "line after it",
     "bare-error": "sends its error event without the blank line that ends it",
     "json-as-text": "serves non-streaming answers as text/plain",
     "retry-4xx": "retries every upstream error, 4xx included",
@@ -90,6 +94,15 @@ BUGS = {
     "500-all": "answers every request with a 500",
     "total-only": "no idle timeout, only one 2 s timeout for the whole stream",
     "unbounded-retries": "retries a failing upstream twelve times",
+    "drop-event-lines": "re-frames Messages and Responses events without their `event:` lines",
+    "drop-ping-reads": "drops pings the quick way: every read with `event: ping` in it",
+    "drop-signatures": "drops the `signature_delta` of thinking blocks",
+    "merge-reasoning": "streams reasoning as content: `reasoning_content`, thinking and "
+    "reasoning summaries become text deltas",
+    "error-shape": "reports a broken Messages or Responses stream with `event: error` and "
+    'chat\'s `{"error": {...}}` document',
+    "chat-errors": "treats Messages and Responses as chat: a broken stream ends with a "
+    '`data: {"error": ...}` event, a failure before the headers is a chat-shaped JSON error',
 }
 FAILURES = (httpx.TransportError, httpx.TimeoutException)
 ERROR_EVENT = b'data: {"error": {"message": "upstream failed", "type": "upstream_error"}}\n\n'
@@ -100,12 +113,84 @@ Stream = AsyncIterator[bytes]
 T = TypeVar("T")
 
 
-async def _events(chunks: Stream) -> AsyncIterator[str]:
-    """The data of each upstream event (framing done right, with the harness's decoder)."""
+@dataclass(frozen=True)
+class Api:
+    """What the pass-through needs to know of an API: where it goes upstream, which events
+    end an answer (finished, or failed where the client sees it), and its error shapes."""
+
+    path: str
+    ends: frozenset[str]  # the types of the events that end an answer (typed APIs)
+    end: bytes  # a typed API's own end event, for the bugs that invent one
+    error_event: bytes  # one in-band error, in the API's shape
+    typed: bool = True
+
+    def error(self, message: str, status: int) -> dict[str, Any]:
+        """An error body in the API's shape."""
+        if self.path == "/messages":
+            kind = "invalid_request_error" if status == 400 else "api_error"
+            return {"type": "error", "error": {"type": kind, "message": message}}
+        return {"error": {"message": message, "type": "proxy_error"}}
+
+
+CHAT = Api("/chat/completions", frozenset(), DONE, ERROR_EVENT, typed=False)
+MESSAGES = Api(
+    "/messages",
+    frozenset({"message_stop", "error"}),
+    b'event: message_stop\ndata: {"type": "message_stop"}\n\n',
+    b"event: error\ndata: "
+    + json.dumps(
+        {"type": "error", "error": {"type": "api_error", "message": "upstream failed"}}
+    ).encode()
+    + b"\n\n",
+)
+RESPONSES = Api(
+    "/responses",
+    frozenset({"response.completed", "response.incomplete", "response.failed", "error"}),
+    b"event: response.completed\ndata: "
+    + json.dumps({"type": "response.completed", "response": {"status": "completed"}}).encode()
+    + b"\n\n",
+    b"event: error\ndata: "
+    + json.dumps(
+        {"type": "error", "code": "upstream_failed", "message": "upstream failed"}
+    ).encode()
+    + b"\n\n",
+)
+# error-shape: the typed error event with chat's document in it.
+SHAPELESS_ERROR = b"event: error\n" + ERROR_EVENT
+
+
+async def _decoded(chunks: Stream) -> AsyncIterator[Event]:
+    """Each upstream event (framing done right, with the harness's decoder)."""
     decoder = SSEDecoder()
     async for chunk in chunks:
         for event in decoder.feed(chunk):
-            yield event.data
+            yield event
+
+
+async def _events(chunks: Stream) -> AsyncIterator[str]:
+    """The data of each upstream event."""
+    async for event in _decoded(chunks):
+        yield event.data
+
+
+def _framed(kind: str, data: str) -> bytes:
+    """An event re-framed: its `event:` line (none for an untyped one), its data."""
+    head = f"event: {kind}\n" if kind != "message" else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+def _json(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _ends(api: Api, event: Event) -> bool:
+    """The event ends a typed API's answer where its SDK can see it: its end, or an error."""
+    payload = _json(event.data)
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    return event.event in api.ends or kind in api.ends
 
 
 def _finishes(event: Event) -> bool:
@@ -159,7 +244,7 @@ async def _lf_only(chunks: Stream) -> Stream:
 async def _one_event_per_read(chunks: Stream) -> Stream:
     async for chunk in chunks:
         first = chunk.split(b"\n\n", 1)[0]
-        if first.startswith(b"data:"):
+        if first.startswith((b"data:", b"event:")):
             yield first + b"\n\n"
 
 
@@ -183,11 +268,11 @@ async def _double_done(chunks: Stream) -> Stream:
 
 async def _max_events(chunks: Stream) -> Stream:
     count = 0
-    async for data in _events(chunks):
+    async for event in _decoded(chunks):
         count += 1
         if count > 256:
             return
-        yield f"data: {data}\n\n".encode()
+        yield _framed(event.event, event.data)
 
 
 async def _drop_finish(chunks: Stream) -> Stream:
@@ -346,13 +431,10 @@ async def _swallow_error(chunks: Stream) -> Stream:
 
 
 async def _skip_bad_events(chunks: Stream) -> Stream:
-    async for data in _events(chunks):
-        try:
-            payload = json.loads(data) if data != "[DONE]" else {}
-        except ValueError:
-            continue  # BUG: the hole it leaves is never mentioned
-        if isinstance(payload, dict):
-            yield f"data: {data}\n\n".encode()
+    async for event in _decoded(chunks):
+        if event.data == "[DONE]" or isinstance(_json(event.data), dict):
+            yield _framed(event.event, event.data)
+        # BUG: a payload that is not a JSON object is dropped, the hole never mentioned
 
 
 async def _empty_data_is_error(chunks: Stream) -> Stream:
@@ -461,6 +543,167 @@ REWRITES: dict[str, Callable[[Stream], Stream]] = {
     "empty-data-is-error": _empty_data_is_error,
     "drop-usage": lambda chunks: _rewrite_chunks(chunks, _strip_usage),
     "sum-cumulative": _sum_cumulative,
+    "merge-reasoning": lambda chunks: _rewrite_chunks(chunks, _merge_reasoning),
+}
+
+
+def _merge_reasoning(payload: dict[str, Any]) -> bool:
+    for delta in _deltas(payload):
+        if delta.get("reasoning_content"):
+            delta["content"] = delta.pop("reasoning_content")  # BUG: thought becomes answer
+    return True
+
+
+# --- the same bugs in the Messages and Responses APIs: typed events -------------------------
+
+Change = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def _each(change: Change) -> Callable[[Stream, Api], Stream]:
+    """Re-send each event after `change` (which returns None to drop it), typed by what
+    its payload then says."""
+
+    async def rewrite(chunks: Stream, api: Api) -> Stream:
+        async for event in _decoded(chunks):
+            payload = _json(event.data)
+            if not isinstance(payload, dict):
+                yield _framed(event.event, event.data)
+                continue
+            changed = change(payload)
+            if changed is not None:
+                typed = event.event != "message"
+                kind = str(changed.get("type", event.event)) if typed else event.event
+                yield _framed(kind, json.dumps(changed, ensure_ascii=False))
+
+    return rewrite
+
+
+def _delta(payload: dict[str, Any]) -> dict[str, Any]:
+    delta = payload.get("delta")
+    return delta if isinstance(delta, dict) else {}
+
+
+def _drop_signature(payload: dict[str, Any]) -> dict[str, Any] | None:
+    return None if _delta(payload).get("type") == "signature_delta" else payload
+
+
+def _drop_tool_deltas(payload: dict[str, Any]) -> dict[str, Any] | None:
+    arguments = payload.get("type") == "response.function_call_arguments.delta"
+    return None if arguments or _delta(payload).get("type") == "input_json_delta" else payload
+
+
+def _thinking_as_text(payload: dict[str, Any]) -> dict[str, Any]:
+    delta = _delta(payload)
+    if delta.get("type") == "thinking_delta":
+        payload["delta"] = {"type": "text_delta", "text": delta.get("thinking")}  # BUG
+    if payload.get("type") == "response.reasoning_summary_text.delta":
+        payload["type"] = "response.output_text.delta"  # BUG
+    return payload
+
+
+def _new_typed_ids(payload: dict[str, Any]) -> dict[str, Any]:
+    for key in ("message", "response"):
+        if isinstance(payload.get(key), dict):
+            payload[key]["id"] = f"proxy_{key}"
+    return payload
+
+
+def _drop_stop_reason(payload: dict[str, Any]) -> dict[str, Any]:
+    if payload.get("type") == "message_delta":
+        _delta(payload)["stop_reason"] = None
+    response = payload.get("response")
+    if isinstance(response, dict) and "incomplete_details" in response:
+        response["incomplete_details"] = None
+    return payload
+
+
+def _sanitize_typed(payload: dict[str, Any]) -> dict[str, Any]:
+    delta = _delta(payload)
+    if isinstance(delta.get("text"), str):
+        delta["text"] = _sanitize(delta["text"])
+    if payload.get("type") == "response.output_text.delta":
+        payload["delta"] = _sanitize(str(payload.get("delta", "")))
+    return payload
+
+
+def _strip_typed_usage(payload: dict[str, Any]) -> dict[str, Any]:
+    for holder in (payload, payload.get("message"), payload.get("response")):
+        if isinstance(holder, dict):
+            holder.pop("usage", None)
+    return payload
+
+
+async def _sum_output_tokens(chunks: Stream, api: Api) -> Stream:
+    """Adds up the `output_tokens` of every event: Anthropic's are cumulative (BUG)."""
+    total = 0
+    async for event in _decoded(chunks):
+        payload = _json(event.data)
+        holder = payload.get("message", payload) if isinstance(payload, dict) else None
+        usage = holder.get("usage") if isinstance(holder, dict) else None
+        if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+            total += usage["output_tokens"]
+            usage["output_tokens"] = total
+            yield _framed(event.event, json.dumps(payload, ensure_ascii=False))
+        else:
+            yield _framed(event.event, event.data)
+
+
+async def _swallow_typed_errors(chunks: Stream, api: Api) -> Stream:
+    """Drops the upstream's in-band errors (and its end), and ends every stream whole."""
+    async for event in _decoded(chunks):
+        if not _ends(api, event):
+            yield _framed(event.event, event.data)
+    yield api.end  # BUG: however the upstream ended, it "finished"
+
+
+async def _unterminated_end(chunks: Stream, api: Api) -> Stream:
+    async for event in _decoded(chunks):
+        framed = _framed(event.event, event.data)
+        yield framed[:-1] if _ends(api, event) else framed  # BUG: no blank line after the end
+
+
+async def _drop_event_lines(chunks: Stream, api: Api) -> Stream:
+    async for event in _decoded(chunks):
+        yield _framed("message", event.data)  # BUG: the type a client dispatches on is gone
+
+
+async def _drop_ping_reads(chunks: Stream, api: Api) -> Stream:
+    async for chunk in chunks:
+        if b"event: ping" not in chunk:
+            yield chunk  # BUG: a read with a ping in it often holds more than the ping
+
+
+def _bytes(rewrite: Callable[[Stream], Stream]) -> Callable[[Stream, Api], Stream]:
+    """A rewrite of the bytes, the same whatever the API."""
+    return lambda chunks, api: rewrite(chunks)
+
+
+TYPED_REWRITES: dict[str, Callable[[Stream, Api], Stream]] = {
+    **{
+        bug: _bytes(REWRITES[bug])
+        for bug in (
+            "decode-per-read",
+            "lf-only",
+            "one-event-per-read",
+            "gzip",
+            "benign",
+            "batch",
+            "max-events",
+            "skip-bad-events",
+        )
+    },
+    "swallow-error": _swallow_typed_errors,
+    "drop-tool-calls": _each(_drop_tool_deltas),
+    "merge-reasoning": _each(_thinking_as_text),
+    "new-ids": _each(_new_typed_ids),
+    "drop-finish": _each(_drop_stop_reason),
+    "sanitize-text": _each(_sanitize_typed),
+    "drop-usage": _each(_strip_typed_usage),
+    "drop-signatures": _each(_drop_signature),
+    "sum-cumulative": _sum_output_tokens,
+    "drop-event-lines": _drop_event_lines,
+    "drop-ping-reads": _drop_ping_reads,
+    "unterminated-done": _unterminated_end,
 }
 
 
@@ -474,12 +717,12 @@ def build(upstream: str, bug: str) -> Starlette:
     )
     attempts = {"no-retry": 1, "unbounded-retries": 12}.get(bug, 3)
 
-    async def open_stream(body: dict[str, Any]) -> httpx.Response:
+    async def open_stream(api: Api, body: dict[str, Any]) -> httpx.Response:
         """Ask the upstream, retrying resets and 5xx before the first byte."""
         for attempt in range(1, attempts + 1):
             try:
                 response = await client.send(
-                    client.build_request("POST", "/chat/completions", json=body), stream=True
+                    client.build_request("POST", api.path, json=body), stream=True
                 )
             except FAILURES:
                 if attempt == attempts:
@@ -491,52 +734,66 @@ def build(upstream: str, bug: str) -> Starlette:
             await response.aclose()
         raise AssertionError("unreachable")
 
-    async def raw(body: dict[str, Any], response: httpx.Response) -> Stream:
+    def error_event(api: Api) -> bytes:
+        """The pass-through's own error event (its bugs aside: in the API's shape)."""
+        if api.typed and bug == "chat-errors":
+            return ERROR_EVENT  # BUG: chat's shape, which the anthropic SDK never sees
+        if api.typed and bug == "error-shape":
+            return SHAPELESS_ERROR  # BUG: the event the SDK sees, the document it cannot read
+        return api.error_event
+
+    def error(api: Api, message: str, status: int) -> Response:
+        shaped = CHAT if bug == "chat-errors" else api  # BUG (chat-errors): chat's body
+        return JSONResponse(shaped.error(message, status), status)
+
+    async def raw(api: Api, body: dict[str, Any], response: httpx.Response) -> Stream:
         """The upstream's bytes as they come; one error event if the upstream fails."""
         sent = 0  # whole events relayed
         for attempt in range(3):
             try:
                 if response.status_code != 200:  # only when committed early
-                    yield ERROR_EVENT
+                    yield error_event(api)
                     return
                 tail = b""
                 relayed = SSEDecoder()
-                finished = False  # a finish_reason or [DONE] went by: the answer is whole
+                finished = False  # a finish_reason, [DONE] or an end event: the answer is whole
                 async for chunk in response.aiter_raw():
                     tail = (tail + chunk)[-len(DONE) :]
                     events = relayed.feed(chunk)
                     sent += len(events)
-                    finished = finished or any(_finishes(event) for event in events)
+                    ended = (_ends(api, e) if api.typed else _finishes(e) for e in events)
+                    finished = finished or any(ended)
                     yield chunk
-                if bug == "invent-finish" and DONE not in tail:
-                    yield b"\n\n" + DONE  # BUG: however the upstream stopped, it "finished"
+                unfinished = not finished if api.typed else DONE not in tail
+                if bug == "invent-finish" and unfinished:
+                    yield b"\n\n" + api.end  # BUG: however the upstream stopped, it "finished"
                 elif not finished and DONE not in tail and bug != "clean-end":
-                    yield b"\n\n" + ERROR_EVENT  # a truncation, reported as one
+                    yield b"\n\n" + error_event(api)  # a truncation, reported as one
                 # BUG (clean-end): the body just ends, and the half answer looks whole
                 return
             except FAILURES:
                 if bug == "resume-after-commit" and attempt == 0:
                     await response.aclose()
                     # BUG: a new attempt after the commit point, patched onto the old answer
-                    async for event in _resume(await open_stream(body), sent):
+                    async for event in _resume(await open_stream(api, body), sent):
                         yield event
                     return
                 if bug != "replay" or attempt == 2:
                     break
             finally:
                 await response.aclose()
-            response = await open_stream(body)  # BUG (replay): starts again from token 1
-        yield ERROR_EVENT
+            response = await open_stream(api, body)  # BUG (replay): starts again from token 1
+        yield error_event(api)
         if bug == "done-after-error":
             yield DONE  # BUG: a broken stream dressed up as a clean one
 
-    async def relay(body: dict[str, Any], response: httpx.Response) -> Stream:
-        stream = raw(body, response)
+    async def relay(api: Api, body: dict[str, Any], response: httpx.Response) -> Stream:
+        stream = raw(api, body, response)
         if bug == "keep-reading":  # BUG: a pump task that outlives the client
             queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
             async def pump() -> None:
-                async for chunk in raw(body, response):
+                async for chunk in raw(api, body, response):
                     await queue.put(chunk)
                 await queue.put(None)
 
@@ -551,7 +808,12 @@ def build(upstream: str, bug: str) -> Starlette:
                     async for chunk in stream:
                         yield chunk
             except TimeoutError:
-                yield ERROR_EVENT
+                yield error_event(api)
+            return
+        if api.typed:
+            typed = TYPED_REWRITES.get(bug)
+            async for chunk in typed(stream, api) if typed else stream:
+                yield chunk
             return
         if bug in ("estimate-per-chunk", "replace-usage"):
             prompt = _prompt(body.get("messages", []))
@@ -559,80 +821,104 @@ def build(upstream: str, bug: str) -> Starlette:
         async for chunk in REWRITES.get(bug, _unchanged)(stream):
             yield chunk
 
-    async def chat(request: Request) -> Response:
-        if bug == "500-all":
-            return _error("internal error", 500)
-        if bug == "crash-on-bad-input":
-            body = json.loads(await request.body())  # BUG: no validation at all
+    def whole(api: Api, content: bytes) -> bytes:
+        """A whole answer as the pass-through sends it on (its bugs aside: unchanged)."""
+        if bug in ("drop-usage", "replace-usage"):
+            answer = json.loads(content)
+            answer.pop("usage", None)  # BUG: the provider's figures are lost
+            if bug == "replace-usage" and not api.typed:
+                text = "".join(c["message"].get("content") or "" for c in answer["choices"])
+                count = _encode(text)
+                answer["usage"] = {"completion_tokens": count, "total_tokens": count}
+            return json.dumps(answer).encode()
+        if bug == "null-content" and not api.typed:
+            answer = json.loads(content)
+            answer["choices"][0]["message"]["content"] = None  # BUG
+            return json.dumps(answer).encode()
+        return content
+
+    async def read(api: Api, request: Request) -> dict[str, Any] | Response:
+        """The request's body, or the 400 that refuses it."""
+        if bug == "crash-on-bad-input" and not api.typed:
+            body: Any = json.loads(await request.body())  # BUG: no validation at all
             body["messages"].append  # noqa: B018 - touches what it assumes is there
-        else:
-            try:
-                body = await request.json()
-            except (ValueError, RecursionError) as exc:
-                if bug == "deep-json-500" and isinstance(exc, RecursionError):
-                    raise  # BUG: only ValueError was thought of
-                return _error("invalid JSON", 400)
-            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                return _error("messages required", 400)
-        if bug == "commit-early" and body.get("stream"):
-            response = await open_stream(body)  # BUG: the 200 is sent whatever it says
-            return StreamingResponse(relay(body, response), media_type="text/event-stream")
+            return dict(body)
         try:
-            if bug == "ignore-disconnect":
-                response = await open_stream(body)  # BUG: deaf to the client while it waits
-            else:
-                response = await _unless_client_leaves(request, open_stream(body))
-        except ClientLeft:
-            return Response(status_code=499)  # nobody is listening any more
-        except FAILURES as exc:
-            if bug == "hang-before-headers":
-                await asyncio.Event().wait()  # BUG: the error is logged, the client forgotten
-            if isinstance(exc, httpx.TimeoutException):
-                return _error("upstream timed out", 504)
-            return _error("upstream failed", 502)
-        if response.status_code != 200 or not body.get("stream"):
-            content = await response.aread()
-            if bug in ("drop-usage", "replace-usage") and response.status_code == 200:
-                answer = json.loads(content)
-                answer.pop("usage", None)  # BUG: the provider's figures are lost
-                if bug == "replace-usage":
-                    text = "".join(c["message"].get("content") or "" for c in answer["choices"])
-                    count = _encode(text)
-                    answer["usage"] = {"completion_tokens": count, "total_tokens": count}
-                content = json.dumps(answer).encode()
-            if bug == "null-content" and response.status_code == 200:
-                answer = json.loads(content)
-                answer["choices"][0]["message"]["content"] = None  # BUG
-                content = json.dumps(answer).encode()
-            media_type = "text/plain" if bug == "json-as-text" else "application/json"
-            kept = {
-                name: value
-                for name, value in response.headers.items()
-                if name == "retry-after" and bug != "drop-retry-after"
-            }  # BUG (drop-retry-after): the client never learns how long to wait
-            return Response(content, response.status_code, headers=kept, media_type=media_type)
-        headers = {"cache-control": "no-cache"}
-        if bug == "gzip":
-            headers["content-encoding"] = "gzip"
-        if bug == "buffer":  # BUG: the client waits for the whole answer
-            chunks = [chunk async for chunk in relay(body, response)]
-            return Response(b"".join(chunks), media_type="text/event-stream")
-        media_type = "text/plain" if bug == "text-plain" else "text/event-stream"
-        if bug == "latin1-charset":
-            media_type += "; charset=iso-8859-1"
-        # Closing the upstream after the response is what notices a client that left
-        # mid-stream; the keep-reading bug forgets it.
-        closing = None if bug == "keep-reading" else BackgroundTask(response.aclose)
-        return StreamingResponse(
-            relay(body, response), media_type=media_type, headers=headers, background=closing
-        )
+            body = await request.json()
+        except (ValueError, RecursionError) as exc:
+            if bug == "deep-json-500" and isinstance(exc, RecursionError):
+                raise  # BUG: only ValueError was thought of
+            return error(api, "invalid JSON", 400)
+        needs_messages = api is not RESPONSES
+        if not isinstance(body, dict) or (
+            needs_messages and not isinstance(body.get("messages"), list)
+        ):
+            return error(api, "messages required", 400)
+        return body
+
+    def endpoint(api: Api) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            if bug == "500-all":
+                return _error("internal error", 500)
+            body = await read(api, request)
+            if isinstance(body, Response):
+                return body
+            if bug == "commit-early" and body.get("stream"):
+                response = await open_stream(api, body)  # BUG: the 200 is sent whatever it says
+                return StreamingResponse(relay(api, body, response), media_type="text/event-stream")
+            try:
+                if bug == "ignore-disconnect":
+                    response = await open_stream(api, body)  # BUG: deaf to the client
+                else:
+                    response = await _unless_client_leaves(request, open_stream(api, body))
+            except ClientLeft:
+                return Response(status_code=499)  # nobody is listening any more
+            except FAILURES as exc:
+                if bug == "hang-before-headers":
+                    await asyncio.Event().wait()  # BUG: the error is logged, the client forgotten
+                if isinstance(exc, httpx.TimeoutException):
+                    return error(api, "upstream timed out", 504)
+                return error(api, "upstream failed", 502)
+            if response.status_code != 200 or not body.get("stream"):
+                content = await response.aread()
+                if response.status_code == 200:
+                    content = whole(api, content)
+                media_type = "text/plain" if bug == "json-as-text" else "application/json"
+                kept = {
+                    name: value
+                    for name, value in response.headers.items()
+                    if name == "retry-after" and bug != "drop-retry-after"
+                }  # BUG (drop-retry-after): the client never learns how long to wait
+                return Response(content, response.status_code, headers=kept, media_type=media_type)
+            headers = {"cache-control": "no-cache"}
+            if bug == "gzip":
+                headers["content-encoding"] = "gzip"
+            if bug == "buffer":  # BUG: the client waits for the whole answer
+                chunks = [chunk async for chunk in relay(api, body, response)]
+                return Response(b"".join(chunks), media_type="text/event-stream")
+            media_type = "text/plain" if bug == "text-plain" else "text/event-stream"
+            if bug == "latin1-charset":
+                media_type += "; charset=iso-8859-1"
+            # Closing the upstream after the response is what notices a client that left
+            # mid-stream; the keep-reading bug forgets it.
+            closing = None if bug == "keep-reading" else BackgroundTask(response.aclose)
+            return StreamingResponse(
+                relay(api, body, response),
+                media_type=media_type,
+                headers=headers,
+                background=closing,
+            )
+
+        return serve
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     return Starlette(
         routes=[
-            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/chat/completions", endpoint(CHAT), methods=["POST"]),
+            Route("/v1/messages", endpoint(MESSAGES), methods=["POST"]),
+            Route("/v1/responses", endpoint(RESPONSES), methods=["POST"]),
             Route("/health", health),
         ]
     )

@@ -157,6 +157,97 @@ CAUGHT_BY: dict[str, dict[str, str]] = {
     "crash-on-bad-input": {"7.3": FAIL, "7.4": FAIL},
     "deep-json-500": {"7.3[nested-100k-deep]": FAIL},
 }
+# The same for the typed streams (groups 9 and 10, run with the offers `messages` and
+# `responses`) and chat's reasoning (2.20, 4.16), merged into CAUGHT_BY below.
+TYPED_SPLITS = ("chop-1", "chop-2", "split-inside-utf8")  # a per-read decoder's
+TYPED_EOLS = ("crlf", "split-inside-crlf", "cr-only", "cr-only-chop-1")  # an LF-only framer's
+TYPED_CAUGHT_BY: dict[str, dict[str, str]] = {
+    "none": {
+        "9.13": NON_STRICT,  # a malformed payload passed on as it came
+        "10.12": NON_STRICT,
+        "9.20": NOT_OFFERED,  # the 429 passed on, with its Retry-After
+        "10.19": NOT_OFFERED,
+    },
+    "ignore-disconnect": {"9.18": FAIL, "10.17": FAIL},
+    "invent-finish": {"9.14[close]": FAIL, "10.13[close]": FAIL},  # an end never sent
+    "clean-end": {
+        f"{case}[{cut}]": FAIL
+        for case in ("9.14", "10.13")
+        for cut in ("close", "close-inside-an-event")
+    },
+    "swallow-error": {
+        **{f"9.{case}[{cut}]": FAIL for case in (14, 15) for cut in ("reset", "event")},
+        **{f"10.{case}[{cut}]": FAIL for case in (13, 14) for cut in ("reset", "event")},
+        "10.13[failed]": FAIL,
+    },
+    "hang-before-headers": {"9.21[reset]": FAIL, "9.23": FAIL, "10.20[reset]": FAIL, "10.22": FAIL},
+    "drop-retry-after": {"9.20": FAIL, "10.19": FAIL},
+    "keep-reading": {"9.17": FAIL, "10.16": FAIL},
+    "no-retry": {"9.19": FAIL, "10.18": FAIL},
+    "total-only": {"9.16": FAIL, "9.23": FAIL, "10.15": FAIL, "10.22": FAIL},
+    "commit-early": {"9.21[500]": FAIL, "9.22": FAIL, "10.20[500]": FAIL, "10.21": FAIL},
+    "new-ids": {"9.3": NON_STRICT, "10.3": NON_STRICT},
+    "decode-per-read": {
+        **{f"{case}[{split}]": FAIL for case in ("9.1", "10.1") for split in TYPED_SPLITS},
+        **{
+            f"{case}[{text}]": FAIL
+            for case in ("9.10", "10.9")
+            for text in ("emoji-split-utf8", "cjk-chop-1")
+        },
+    },
+    "lf-only": {f"{case}[{eol}]": FAIL for case in ("9.1", "10.1") for eol in TYPED_EOLS},
+    "one-event-per-read": {
+        "9.1[all-events-in-one-write]": FAIL,
+        "10.1[all-events-in-one-write]": FAIL,
+    },
+    "max-events": {"9.8": FAIL, "10.7": FAIL},
+    # The stop_reason of message_delta; the reason of an incomplete response.
+    "drop-finish": {"9.9": FAIL, "10.8[max_output_tokens]": FAIL, "10.8[content_filter]": FAIL},
+    "sanitize-text": {
+        f"{case}[{kind}]": FAIL for case in ("9.10", "10.9") for kind in ("combining", "control")
+    },
+    "drop-tool-calls": {"9.6": FAIL, "10.5": FAIL},
+    # And the half event a reset leaves, with the error event that ends it.
+    "skip-bad-events": {
+        "9.12": FAIL,
+        "10.11": FAIL,
+        "9.14[reset-inside-an-event]": FAIL,
+        "10.13[reset-inside-an-event]": FAIL,
+    },
+    # The API's end never dispatched: the SDK reads no end (a truncation, every answer).
+    "unterminated-done": {"9.1": FAIL, "9.4": FAIL, "9.9": FAIL, "10.1": FAIL, "10.8": FAIL},
+    "drop-usage": {"4.16": FAIL, "9.11": FAIL, "9.24": FAIL, "10.10": FAIL, "10.23": FAIL},
+    "sum-cumulative": {"9.24": FAIL},  # Anthropic's cumulative output_tokens summed
+    "null-content": {"2.20[whole]": FAIL},
+    # The anthropic SDK reads nothing without the lines; the openai SDK reads the payloads.
+    "drop-event-lines": {"9.2": FAIL, "10.2": NON_STRICT},
+    # Certain only where the ping shares its read with the text: all in one write.
+    "drop-ping-reads": {"9.4[all-events-in-one-write]": FAIL},
+    "drop-signatures": {"9.5": FAIL},
+    # Not 2.20[whole]: a whole answer is relayed as it came.
+    "merge-reasoning": {
+        **{f"2.20[{split}]": FAIL for split in ("events", "chop-1", "split-utf8", "tools")},
+        "4.16[streamed]": FAIL,
+        "9.7": FAIL,
+        "10.4": FAIL,
+        "10.6": FAIL,
+    },
+    # The SDK sees the error (an `event: error`; an `error` member), in another shape.
+    "error-shape": {
+        f"{case}[{cut}]": NON_STRICT for case in ("9.15", "10.14") for cut in ("reset", "close")
+    },
+    # An untyped error the anthropic SDK skips: a clean end. The openai SDK raises on it.
+    "chat-errors": {
+        **{f"{case}[{cut}]": FAIL for case in ("9.14", "9.15") for cut in ("reset", "close")},
+        "9.21[reset]": NON_STRICT,  # a 502 in chat's shape: the right class, another body
+        "10.14[reset]": NON_STRICT,
+        "10.14[close]": NON_STRICT,
+    },
+}
+CAUGHT_BY = {
+    bug: {**CAUGHT_BY.get(bug, {}), **TYPED_CAUGHT_BY.get(bug, {})}
+    for bug in sorted(CAUGHT_BY.keys() | TYPED_CAUGHT_BY.keys())
+}
 # The same for `broken_reference.py`: the reference proxy with one bug, run with every offer
 # (fallback chains, health report, metrics, log, alerts, /api/chat).
 REFERENCE_CAUGHT_BY: dict[str, dict[str, str]] = {
@@ -256,7 +347,9 @@ def _levels(verdicts: dict[str, str], expected: dict[str, str]) -> dict[str, set
     }
 
 
-# What a bug's proxy claims to offer (--target-offers), where the bug is in a claimed feature.
+# What a bug's proxy claims to offer (--target-offers): the Messages and Responses APIs it
+# serves, and retries where the bug is in them (a feature claimed and not delivered).
+TYPED_OFFERS = "messages,responses"
 BUG_OFFERS = {"no-retry": "retries", "unbounded-retries": "retries"}
 
 
@@ -264,7 +357,7 @@ BUG_OFFERS = {"no-retry": "retries", "unbounded-retries": "retries"}
 def test_broken_proxy_caught(pytester: pytest.Pytester, bug: str) -> None:
     command = _command(bug)
     expected = CAUGHT_BY[bug]
-    offers = ("--target-offers", BUG_OFFERS[bug]) if bug in BUG_OFFERS else ()
+    offers = ("--target-offers", ",".join(filter(None, (TYPED_OFFERS, BUG_OFFERS.get(bug)))))
     tls = _tls(expected)
     verdicts = _verdicts(
         pytester, sorted(expected), "--target-cmd", command, *TIMEOUTS, *offers, *tls
@@ -374,7 +467,9 @@ def test_live_cases_catch_a_broken_provider_or_proxy(
 def test_benign_proxy_gets_no_fail(pytester: pytest.Pytester) -> None:
     """Rewriting what the standards leave open is not a failure: every case, no FAIL."""
     command = _command("benign")
-    verdicts = _verdicts(pytester, ["1", "2", "3", "5", "7"], "--target-cmd", command, *TIMEOUTS)
+    groups = ["1", "2", "3", "5", "7", "9", "10"]
+    offers = ("--target-offers", TYPED_OFFERS)
+    verdicts = _verdicts(pytester, groups, "--target-cmd", command, *TIMEOUTS, *offers)
     assert verdicts
     assert {case: v for case, v in verdicts.items() if v in ("FAIL", "ERROR")} == {}
 

@@ -5,9 +5,10 @@ calibration the other way round (docs/verdicts.md), each through a real `pytest 
 run in a subprocess, as a user would run it:
 
 - a correct plain relay with no retries gets no FAIL (what it does not offer is
-  NOT-OFFERED, what it could do better NON-STRICT);
+  NOT-OFFERED, what it could do better NON-STRICT), on chat completions and on the
+  Anthropic Messages and OpenAI Responses APIs (groups 9 and 10);
 - a dead proxy (500 to everything) and a mute one (headers, then silence) pass nothing, in
-  any group;
+  any group, those of the typed APIs too;
 - a proxy that hangs its client after an upstream failure fails every case whose upstream
   fails after the commit point (how long its run takes: bench/outside_runs.py);
 - a proxy that ends the body cleanly after a failure, one that puts its key in error bodies,
@@ -30,6 +31,8 @@ OUTSIDE = ROOT / "tests" / "outside"
 TIMERS = ("--target-timeouts", "connect=0.25,first_byte=0.5,idle=0.3,total=5")
 LEAN = ("-p", "no:html", "-p", "no:metadata", "-p", "no:hypothesispytest", "-p", "no:xdist")
 GROUPS = ("1", "2", "3", "4", "5", "7")
+TYPED_GROUPS = ("9", "10")  # the Messages and Responses APIs, asked of a target offering them
+TYPED = ("--target-offers", "messages,responses")
 # Every case whose upstream fails on the wire after the commit point (a reset, a stall, a
 # clean close in the middle of the answer).
 AFTER_THE_COMMIT = (
@@ -83,11 +86,15 @@ RELAY_TIMERS = ("--target-timeouts", "connect=0.25,first_byte=1,idle=1,total=non
 
 
 def test_a_plain_relay_without_retries_gets_no_fail(pytester: pytest.Pytester) -> None:
-    verdicts = _run(pytester, "relay", GROUPS, *RELAY_TIMERS, arguments=RELAY)
+    groups = (*GROUPS, *TYPED_GROUPS)
+    verdicts = _run(pytester, "relay", groups, *RELAY_TIMERS, *TYPED, arguments=RELAY)
     assert _levels(verdicts, "FAIL") == {}
     assert _levels(verdicts, "ERROR") == {}
+    typed = {case: v["level"] for case, v in verdicts.items() if case.split(".")[0] in TYPED_GROUPS}
+    assert len(typed) > 100
+    assert "SKIP" not in typed.values()
     offered = _levels(verdicts, "NOT-OFFERED")
-    assert {"5.1", "5.2", "5.3", "7.2"} <= set(offered)
+    assert {"5.1", "5.2", "5.3", "7.2", "9.19[reset]", "10.18[reset]"} <= set(offered)
     assert all(reason.startswith("not offered: retries") for reason in offered.values())
 
 
@@ -102,6 +109,23 @@ def test_a_dead_or_mute_proxy_passes_nothing(pytester: pytest.Pytester, proxy: s
         case: v["level"]
         for case, v in verdicts.items()
         if v["level"] in ("PASS", "INFO", "NOT-OFFERED")
+    }
+    assert passed == {}
+    reasons = " ".join(v["reason"] for v in verdicts.values() if v["level"] == "FAIL")
+    assert "premise: the upstream was asked" in reasons
+
+
+@pytest.mark.parametrize("proxy", ["dead", "mute"])
+def test_a_dead_or_mute_proxy_passes_nothing_of_the_typed_apis(
+    pytester: pytest.Pytester, proxy: str
+) -> None:
+    """The same invariant on the Messages and Responses APIs, the target offering them."""
+    verdicts = _run(pytester, proxy, TYPED_GROUPS, *TIMERS, *TYPED)
+    assert len(verdicts) > 100
+    passed = {
+        case: v["level"]
+        for case, v in verdicts.items()
+        if v["level"] in ("PASS", "INFO", "NOT-OFFERED", "SKIP")
     }
     assert passed == {}
     reasons = " ".join(v["reason"] for v in verdicts.values() if v["level"] == "FAIL")

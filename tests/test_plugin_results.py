@@ -106,7 +106,17 @@ def test_results_json_has_the_documented_shape(pytester: pytest.Pytester) -> Non
         "name": "reference proxy",
         "command": None,
         "description": "streamproof's bundled reference proxy",
-        "offers": ["api-chat", "config", "dashboard", "feed", "health", "metrics", "retries"],
+        "offers": [
+            "api-chat",
+            "config",
+            "dashboard",
+            "feed",
+            "health",
+            "messages",
+            "metrics",
+            "responses",
+            "retries",
+        ],
         "timers": "connect 0.25 s, first_byte 0.5 s, idle 0.3 s, total 5 s",
     }
     assert results["partial"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamproof.fake_providers.faults import ERROR_MESSAGE
 from streamproof.harness.checks._words import _difference, _ending
+from streamproof.harness.exchange import BaseExchange
 from streamproof.harness.sut import Exchange
 from streamproof.harness.transcript import DONE, Outcome, Transcript
 from streamproof.harness.verdict import Finding
@@ -69,6 +70,36 @@ def same_event_sequence(runs: dict[str, Transcript]) -> Finding:
     return Finding(not differ and bool(first), "same event sequence at every split", observed)
 
 
+def reasoning_intact(x: Exchange) -> Finding:
+    """Every choice's `reasoning_content` is exactly the upstream's, apart from its content
+    (never merged into it), and streamed before it, as the upstream sent it."""
+    t, want = x.transcript, x.expected
+    problems = [
+        f"choice {index}: {_difference(reasoning, t.reasoning(index))}"
+        for index, reasoning in sorted(want.reasoning.items())
+        if t.reasoning(index) != reasoning
+    ]
+    late = [index for index in sorted(want.reasoning) if t.streamed and _reasoned_late(t, index)]
+    problems += [f"choice {index}: reasoning after its content began" for index in late]
+    chars = sum(len(r) for r in want.reasoning.values())
+    observed = "; ".join(problems[:3]) or f"{chars} chars of reasoning, identical, before the text"
+    return Finding(not problems, "reasoning equals the upstream's, apart and first", observed)
+
+
+def _reasoned_late(t: Transcript, index: int) -> bool:
+    """A reasoning delta of one choice came after a content delta of it."""
+    fields = [
+        field
+        for _, chunk in t.chat_chunks
+        for choice in chunk["choices"]
+        if isinstance(choice, dict) and choice.get("index", 0) == index
+        if isinstance(delta := choice.get("delta"), dict)
+        for field in ("reasoning_content", "content")
+        if delta.get(field)
+    ]
+    return "content" in fields and "reasoning_content" in fields[fields.index("content") :]
+
+
 def role_announced(t: Transcript) -> Finding:
     """Every choice's deltas announce `role: assistant` (the first chunk of each does)."""
     roles = {
@@ -95,9 +126,9 @@ def nothing_replayed(x: Exchange) -> Finding:
     return Finding(False, "no content replayed", _difference(want, got))
 
 
-def not_dressed_up(x: Exchange) -> Finding:
-    """A failed stream must not look finished to its client, as the openai SDK reads it
-    (`Exchange.failure_shown`): a harm, whatever the case."""
+def not_dressed_up(x: BaseExchange) -> Finding:
+    """A failed stream must not look finished to its client, as the API's SDK reads it
+    (`Exchange.failure_shown`, `TypedExchange.failure_shown`): a harm, whatever the case."""
     return x.failure_shown()
 
 

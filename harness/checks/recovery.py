@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
+from streamproof.fake_providers.plan import CHAT, MESSAGES
 from streamproof.harness.checks._words import _ending, _statuses
-from streamproof.harness.sut import Exchange
+from streamproof.harness.exchange import BaseExchange
 from streamproof.harness.transcript import Outcome, Transcript
 from streamproof.harness.verdict import Finding
 
@@ -20,38 +22,45 @@ def ended_within(t: Transcript, since: float, seconds: float) -> Finding:
     return Finding(took <= seconds, what, f"over after {took:.3f} s{_ending(t)}")
 
 
-def http_error(t: Transcript, statuses: set[int]) -> Finding:
-    """A real error status with an OpenAI-style JSON error body, not a 200.
+def http_error(t: Transcript, statuses: set[int], api: str = CHAT) -> Finding:
+    """A real error status with a JSON error body in the API's shape, not a 200.
 
     A status of the wrong class (a 200, a 408 for an upstream that timed out, a 500 for a
     bad request) misleads the client: it fails. The right class with another status or
-    another body (nginx's HTML 502 page, a 500 where a 502 is meant) is `should`: the
-    client knows the request failed, and why less well."""
-    body = t.json_body
-    shaped = (
-        isinstance(body, dict)
-        and isinstance(body.get("error"), dict)
-        and isinstance(body["error"].get("message"), str)
-    )
+    another body (nginx's HTML 502 page, a 500 where a 502 is meant, an OpenAI-style body
+    to an Anthropic client) is `should`: the client knows the request failed, and why less
+    well."""
+    shaped = error_body_shaped(t.json_body, api)
     ok = t.status in statuses and shaped
     classes = {status // 100 for status in statuses}
     right_class = t.status is not None and t.status // 100 in classes
     wanted = _statuses(statuses)
-    observed = f"status {t.status}, body {'is' if shaped else 'is not'} a JSON error object"
-    return Finding(ok, f"status {wanted} with a JSON error body", observed, should=right_class)
+    shape = "an Anthropic error object" if api == MESSAGES else "a JSON error object"
+    observed = f"status {t.status}, body {'is' if shaped else 'is not'} {shape}"
+    return Finding(ok, f"status {wanted} with {shape}", observed, should=right_class)
+
+
+def error_body_shaped(body: Any, api: str = CHAT) -> bool:
+    """An error body in the API's own shape: OpenAI's `{"error": {"message": ...}}` (chat
+    completions, Responses); for the Messages API, Anthropic's `{"type": "error", "error":
+    {"type": ..., "message": ...}}`."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return False
+    return api != MESSAGES or (body.get("type") == "error" and isinstance(error.get("type"), str))
 
 
 GATEWAY_ERRORS = {502, 503, 504}  # the statuses of a gateway whose upstream failed
 
 
-def failed_honestly(x: Exchange, *, retry_after: bool = False) -> tuple[Finding, ...]:
+def failed_honestly(x: BaseExchange, *, retry_after: bool = False) -> tuple[Finding, ...]:
     """Without retries, a failure before the commit point still reaches the client as one:
-    the upstream's own error status, or a gateway error (502, 503, 504), with an
-    OpenAI-style JSON error body; with `retry_after`, the upstream's Retry-After kept."""
+    the upstream's own error status, or a gateway error (502, 503, 504), with a JSON error
+    body in the API's shape; with `retry_after`, the upstream's Retry-After kept."""
     t = x.transcript
     said = [a.status for a in x.attempts if a.status is not None and a.status >= 400]
     statuses = GATEWAY_ERRORS | set(said[-1:])
-    findings = [http_error(t, statuses)]
+    findings = [http_error(t, statuses, x.api)]
     if retry_after:
         kept = "retry-after" in t.headers
         findings.append(
@@ -65,7 +74,7 @@ def failed_honestly(x: Exchange, *, retry_after: bool = False) -> tuple[Finding,
     return tuple(findings)
 
 
-def upstream_error_kept(x: Exchange) -> Finding:
+def upstream_error_kept(x: BaseExchange) -> Finding:
     """What the upstream said of its error reaches the client: its status class, and its
     message, type and code somewhere in the client's error body."""
     t = x.transcript
@@ -98,17 +107,17 @@ def _error_object(body: bytes) -> dict[str, object]:
     return error if isinstance(error, dict) else {}
 
 
-def attempts_exactly(x: Exchange, count: int) -> Finding:
+def attempts_exactly(x: BaseExchange, count: int) -> Finding:
     made = len(x.attempts)
     return Finding(made == count, f"upstream asked {count} time(s)", f"{made} attempt(s)")
 
 
-def attempts_at_least(x: Exchange, count: int) -> Finding:
+def attempts_at_least(x: BaseExchange, count: int) -> Finding:
     made = len(x.attempts)
     return Finding(made >= count, f"upstream asked {count}+ times", f"{made} attempt(s)")
 
 
-def upstream_released(x: Exchange, left: float, within: float, watch: float) -> Finding:
+def upstream_released(x: BaseExchange, left: float, within: float, watch: float) -> Finding:
     """After the client left, the proxy hung up on the upstream within `within` seconds and
     started no new attempt for the `watch` seconds after the client left."""
     what = f"upstream closed within {within:.2f} s, no new attempt"
@@ -136,7 +145,7 @@ def upstream_released(x: Exchange, left: float, within: float, watch: float) -> 
     return Finding(took <= within, what, f"closed {took:.3f} s after the client left")
 
 
-def retried_after(x: Exchange, seconds: float) -> Finding:
+def retried_after(x: BaseExchange, seconds: float) -> Finding:
     """The second attempt came no sooner than `seconds` after the first (10 ms slack)."""
     attempts = x.attempts
     if len(attempts) < 2:
@@ -147,12 +156,12 @@ def retried_after(x: Exchange, seconds: float) -> Finding:
     )
 
 
-def attempts_at_most(x: Exchange, count: int) -> Finding:
+def attempts_at_most(x: BaseExchange, count: int) -> Finding:
     made = len(x.attempts)
     return Finding(made <= count, f"upstream asked at most {count} times", f"{made} attempt(s)")
 
 
-def no_attempt_after_commit(x: Exchange) -> Finding:
+def no_attempt_after_commit(x: BaseExchange) -> Finding:
     """No upstream attempt began after the client had the first byte of the body."""
     t = x.transcript
     what = "no upstream attempt after the first byte reached the client"
@@ -170,7 +179,7 @@ def no_attempt_after_commit(x: Exchange) -> Finding:
     return Finding(True, what, f"{len(x.attempts)} attempt(s), all before it")
 
 
-def fallback_order(x: Exchange, routes: tuple[str, ...], answered_by: str) -> Finding:
+def fallback_order(x: BaseExchange, routes: tuple[str, ...], answered_by: str) -> Finding:
     """The attempts went down the chain in order (never back to an earlier provider), and
     the answer came from `answered_by`. Routes are the fake's labels ("" is unlabelled)."""
     seen = [a.route for a in x.attempts]

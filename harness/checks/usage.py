@@ -24,6 +24,18 @@ def usage_is(t: Transcript, want: dict[str, int], what: str = "usage as reported
     return Finding(last == _figures(want), what, observed)
 
 
+def reasoning_tokens_are(t: Transcript, want: int) -> Finding:
+    """The last usage the client saw says how many of its completion tokens were reasoning
+    (`completion_tokens_details.reasoning_tokens`), as the provider reported it."""
+    seen = t.usages()
+    details = seen[-1][1].get("completion_tokens_details") if seen else None
+    got = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    observed = (
+        f"reasoning_tokens {got} (upstream {want})" if seen else "no usage reached the client"
+    )
+    return Finding(got == want, "reasoning tokens as reported", observed)
+
+
 def usage_in_openai_shape(t: Transcript) -> Finding:
     """One usage chunk with `choices: []`, right before [DONE]; no usage on other chunks."""
     seen = t.usages()

@@ -1,8 +1,9 @@
 """A half-built streaming proxy: the client side was written first, the upstream side never.
 
 Someone scaffolding a proxy writes the SSE response and a queue for the relay to fill, and
-deploys it before the relay exists. Every chat request gets a 200 `text/event-stream` at
-once and then nothing, ever: no upstream contact, no event, no end (failure or not).
+deploys it before the relay exists. Every request of the three APIs it routes (chat
+completions, Messages, Responses) gets a 200 `text/event-stream` at once and then nothing,
+ever: no upstream contact, no event, no end (failure or not).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ async def sse(queue: asyncio.Queue[bytes | None]) -> AsyncGenerator[bytes, None]
         yield chunk
 
 
-async def chat_completions(request: Request) -> StreamingResponse:
+async def relay(request: Request) -> StreamingResponse:
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    # TODO: POST the body to f"{UPSTREAM}/chat/completions" and put each chunk on the queue
-    # (None at the end).
+    # TODO: POST the body to UPSTREAM + the request's path after /v1, and put each chunk on
+    # the queue (None at the end).
     return StreamingResponse(
         sse(queue),
         media_type="text/event-stream",
@@ -39,7 +40,8 @@ async def chat_completions(request: Request) -> StreamingResponse:
     )
 
 
-app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
+app = Starlette(routes=[Route(path, relay, methods=["POST"]) for path in PATHS])
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
