@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextvars
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -30,7 +31,18 @@ import httpx
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from streamproof.proxy import __main__ as main_module
-from streamproof.proxy import app, config, feed, health, metrics, responses, simple, transport
+from streamproof.proxy import (
+    app,
+    config,
+    events,
+    feed,
+    health,
+    metrics,
+    relay,
+    responses,
+    simple,
+    transport,
+)
 from streamproof.proxy.config import Route
 from streamproof.proxy.dispatch import Dispatcher
 from streamproof.proxy.errors import AttemptFailed, Failure
@@ -79,6 +91,16 @@ BUGS = {
     "certificate it must refuse: never retried (a reset there is as fatal as a bad CA)",
     "tls-record-eof": "reads TLS by hand, and a read that ends inside a record (no bytes "
     "decrypted yet, some pending) is taken for the end of the stream",
+    "typed-fake-end": "ends a broken Messages or Responses stream with its API's end event "
+    "(message_stop, response.completed) instead of an error",
+    "typed-no-event-lines": "relays Messages and Responses events without their event: lines",
+    "typed-sum-usage": "adds up Anthropic's cumulative output_tokens in the message_delta "
+    "events it relays",
+    "typed-lose-after-ping": "loses the Messages event that follows a ping",
+    "typed-drop-signature": "drops the signature_delta of every thinking block",
+    "typed-error-chat-shape": "ends a broken Messages or Responses stream with a chat "
+    'completions error event (data: {"error": ...}, no event: line)',
+    "reasoning-into-content": "relays a chat chunk's reasoning_content as content",
 }
 
 
@@ -438,6 +460,109 @@ def _errors_as_200() -> None:
     responses.send_json = as_200
 
 
+def _typed_fake_end() -> None:
+    """A broken typed stream is closed with its API's end event, as if it were whole."""
+    ends = {
+        events.MessagesCheck: events.MESSAGE_STOP,
+        events.ResponsesCheck: events.encode_event(
+            b"response.completed",
+            b'{"type":"response.completed","response":{"status":"completed","output":[]}}',
+        ),
+    }
+    for kind, end in ends.items():
+
+        def dressed_up(
+            self: events.EventCheck,
+            code: str | int,
+            message: str,
+            type_: str,
+            error_class: str,
+            end: bytes = end,
+        ) -> Fail:
+            return events.EventFail(code, message, type_, error_class, end)
+
+        kind._failure = dressed_up  # type: ignore[method-assign,assignment]
+
+
+def _typed_no_event_lines() -> None:
+    """Relays each typed event's data only, without its `event:` line."""
+    events.Event.encode = lambda self: relay.Forward.encode(self)  # type: ignore[method-assign]
+
+
+def _typed_sum_usage() -> None:
+    """Takes each of Anthropic's `output_tokens` (message_start's, then every message_delta's,
+    which are cumulative) for an increment, and relays their sum in each message_delta."""
+    typed = events.MessagesCheck._typed
+
+    def summing(self: events.MessagesCheck, kind: str, event: dict[str, Any]) -> Any:
+        steps = typed(self, kind, event)
+        holder = event.get("message") if kind == "message_start" else event
+        usage = holder.get("usage") if isinstance(holder, dict) else None
+        if not isinstance(usage, dict) or not isinstance(usage.get("output_tokens"), int):
+            return steps
+        total = getattr(self, "summed", 0) + usage["output_tokens"]
+        self.summed = total  # type: ignore[attr-defined]
+        if kind != "message_delta":
+            return steps
+        rewritten = {**event, "usage": {**usage, "output_tokens": total}}
+        self.forwarded += 1
+        return [events.Event(json.dumps(rewritten).encode(), b"message_delta")]
+
+    events.MessagesCheck._typed = summing  # type: ignore[method-assign]
+
+
+def _typed_lose_after_ping() -> None:
+    """Takes a ping for the end of what it read: the event right after one is lost."""
+    event = events.MessagesCheck._event
+
+    def losing(self: events.MessagesCheck, data: bytes, name: bytes) -> list[Step]:
+        if getattr(self, "after_ping", False):
+            self.after_ping = False  # type: ignore[attr-defined]
+            return []
+        self.after_ping = name == b"ping"  # type: ignore[attr-defined]
+        return event(self, data, name)
+
+    events.MessagesCheck._event = losing  # type: ignore[method-assign,assignment]
+
+
+def _typed_drop_signature() -> None:
+    """Drops the `signature_delta` of every thinking block (the block cannot be sent back)."""
+    event = events.MessagesCheck._event
+
+    def unsigned(self: events.MessagesCheck, data: bytes, name: bytes) -> list[Step]:
+        if b'"signature_delta"' in data:
+            return []
+        return event(self, data, name)
+
+    events.MessagesCheck._event = unsigned  # type: ignore[method-assign,assignment]
+
+
+def _typed_error_chat_shape() -> None:
+    """Ends a broken typed stream with a chat completions error event (`data: {"error"}`,
+    no `event:` line), whatever the API."""
+
+    def chat_shaped(
+        self: events.EventCheck, code: str | int, message: str, type_: str, error_class: str
+    ) -> Fail:
+        return Fail(code, message, type_, error_class)
+
+    events.MessagesCheck._failure = chat_shaped  # type: ignore[method-assign]
+    events.ResponsesCheck._failure = chat_shaped  # type: ignore[method-assign]
+
+
+def _reasoning_into_content() -> None:
+    """Relays a chat chunk's `reasoning_content` as `content` (reasoning merged into the
+    answer)."""
+    event = relay.StreamCheck._event
+
+    def merged(self: relay.StreamCheck, data: bytes, name: bytes) -> list[Step]:
+        if b'"reasoning_content"' in data:
+            data = data.replace(b'"reasoning_content"', b'"content"')
+        return event(self, data, name)
+
+    relay.StreamCheck._event = merged  # type: ignore[method-assign]
+
+
 def _feed_broadcast_churn() -> None:
     tasks: set[asyncio.Task[None]] = set()
 
@@ -637,6 +762,13 @@ PATCHES: dict[str, Callable[[], None]] = {
     "tls-stale-pool": _tls_stale_pool,
     "tls-handshake-fatal": _tls_handshake_fatal,
     "tls-record-eof": _tls_record_eof,
+    "typed-fake-end": _typed_fake_end,
+    "typed-no-event-lines": _typed_no_event_lines,
+    "typed-sum-usage": _typed_sum_usage,
+    "typed-lose-after-ping": _typed_lose_after_ping,
+    "typed-drop-signature": _typed_drop_signature,
+    "typed-error-chat-shape": _typed_error_chat_shape,
+    "reasoning-into-content": _reasoning_into_content,
 }
 
 
