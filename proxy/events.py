@@ -186,8 +186,10 @@ class EventCheck(StreamCheck):
         raise NotImplementedError
 
     def _error(self, event: dict[str, Any]) -> Fail:
-        """The upstream's own error event."""
-        raise NotImplementedError
+        """The upstream's own error event: Anthropic's `error` member, or the event itself
+        (a Responses `error` has its code and message at the top)."""
+        error = event.get("error")
+        return self._upstream_error(error if isinstance(error, dict) else event)
 
 
 class MessagesCheck(EventCheck):
@@ -225,10 +227,6 @@ class MessagesCheck(EventCheck):
         tail = " (with an unterminated event)" if self._framer.pending else ""
         message = f"{self.provider}: stream cut short: it ended with no message_stop{tail}"
         return [self.fail(TRUNCATED, message)]
-
-    def _error(self, event: dict[str, Any]) -> Fail:
-        error = event.get("error")
-        return self._upstream_error(error if isinstance(error, dict) else event)
 
     def _failure(self, code: str | int, message: str, type_: str, error_class: str) -> Fail:
         if type_ in ("upstream_error", "error"):  # the proxy's own word, not Anthropic's
@@ -297,10 +295,6 @@ class ResponsesCheck(EventCheck):
         tail = " (with an unterminated event)" if self._framer.pending else ""
         message = f"{self.provider}: stream cut short: it ended with no response.completed{tail}"
         return [self.fail(TRUNCATED, message)]
-
-    def _error(self, event: dict[str, Any]) -> Fail:
-        error = event.get("error")
-        return self._upstream_error(error if isinstance(error, dict) else event)
 
     def _failure(self, code: str | int, message: str, type_: str, error_class: str) -> Fail:
         self.sequence += 1
