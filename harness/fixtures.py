@@ -36,6 +36,7 @@ from streamproof.harness.targets import (
     TargetError,
     Timeouts,
     fill,
+    origin,
     sigterm_interrupts,
 )
 from streamproof.harness.verdict import Judge
@@ -97,6 +98,7 @@ def sut(
         running = {
             "python": sys.executable,
             "upstream": fake_provider.base_url,
+            "upstream_origin": origin(fake_provider.base_url),
             "root": str(ROOT),
             "ca_file": str(fake_provider.tls.ca_file) if fake_provider.tls else "",
         }

@@ -253,17 +253,26 @@ def _exit_status(code: int) -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER = re.compile(r"\{(python|upstream|fd|port|api_key|config|workdir|root|ca_file)\}")
+PLACEHOLDER = re.compile(
+    r"\{(python|upstream|upstream_origin|fd|port|api_key|config|workdir|root|ca_file)\}"
+)
 # What a proxy already running (`--target-url`) has of them: it is not started by us.
-RUNNING_PLACEHOLDERS = frozenset({"python", "upstream", "root", "ca_file"})
+RUNNING_PLACEHOLDERS = frozenset({"python", "upstream", "upstream_origin", "root", "ca_file"})
 # The variables that give a target the run's CA: OpenSSL and Python (httpx, aiohttp),
 # requests, Node.
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 
 
+def origin(upstream: str) -> str:
+    """`{upstream_origin}`: the fake provider's base URL without its `/v1`, for a target
+    that appends `/v1/...` itself (LiteLLM's `anthropic/` models do)."""
+    return upstream.removesuffix("/").removesuffix("/v1")
+
+
 PLACEHOLDER_NAMES = (
     "python",
     "upstream",
+    "upstream_origin",
     "fd",
     "port",
     "api_key",
@@ -379,6 +388,7 @@ class ProcessTarget:
         self._values = {
             "python": sys.executable,
             "upstream": self.upstream,
+            "upstream_origin": origin(self.upstream),
             "fd": str(listener.fileno()),
             "port": str(self.port),
             "api_key": self.api_key,

@@ -28,26 +28,41 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar
 
-from streamproof.fake_providers import messages, responses
+from streamproof.fake_providers import Attempt, messages, responses
 from streamproof.fake_providers.chat import DEFAULT_MESSAGES
-from streamproof.fake_providers.plan import MESSAGES, RESPONSES
+from streamproof.fake_providers.plan import CHAT, MESSAGES, RESPONSES
 from streamproof.fake_providers.scenario import Scenario
-from streamproof.harness.exchange import BaseExchange
+from streamproof.harness.exchange import BREAKS_AFTER_COMMIT, BaseExchange
 from streamproof.harness.sse import Event, SSEDecoder
-from streamproof.harness.transcript import DONE, INVALID, Outcome, TimedEvent, Transcript, is_error
+from streamproof.harness.transcript import (
+    DONE,
+    INVALID,
+    Outcome,
+    TimedEvent,
+    Transcript,
+    Transport,
+    is_error,
+)
 from streamproof.harness.verdict import Finding
 
 PATHS = {MESSAGES: "/v1/messages", RESPONSES: "/v1/responses"}
+# Each API's name in words, and the end of the path it is served at upstream.
+NAMES = {CHAT: "chat completions", MESSAGES: "Messages", RESPONSES: "Responses"}
+UPSTREAM_PATHS = {CHAT: "/chat/completions", MESSAGES: "/messages", RESPONSES: "/responses"}
 # The events that end a stream whole, by API; and those that end it in failure.
 ENDS = {
     MESSAGES: frozenset({"message_stop"}),
     RESPONSES: frozenset({"response.completed", "response.incomplete"}),
 }
 ERROR_TYPES = frozenset({"error", "response.failed"})
+# A Responses stream's reasoning: its summary, or the full text of an open model's.
+REASONING_DELTAS = frozenset(
+    {"response.reasoning_summary_text.delta", "response.reasoning_text.delta"}
+)
 UNTYPED = "message"  # the type a WHATWG decoder gives an event without an `event:` line
 ANTHROPIC_VERSION = "2023-06-01"  # the `anthropic-version` header the anthropic SDK sends
 
@@ -299,9 +314,7 @@ def read_responses(payloads: Iterable[tuple[TimedEvent, Any]]) -> Reading:
             ]
         elif what == "response.output_text.delta" and isinstance(payload.get("delta"), str):
             text.append(payload["delta"])
-        elif what == "response.reasoning_summary_text.delta" and isinstance(
-            payload.get("delta"), str
-        ):
+        elif what in REASONING_DELTAS and isinstance(payload.get("delta"), str):
             reasoning.append(payload["delta"])
         elif what == "response.function_call_arguments.delta" and index in items:
             items[index][3] += str(payload.get("delta", ""))
@@ -333,8 +346,9 @@ def whole_response(body: Any) -> Reading:
         kinds.append(str(item.get("type")))
         if item.get("type") == "message":
             texts += [str(p.get("text", "")) for p in _dicts(item.get("content"))]
-        elif item.get("type") == "reasoning":
-            thoughts += [str(p.get("text", "")) for p in _dicts(item.get("summary"))]
+        elif item.get("type") == "reasoning":  # its summary; else its full text, if given
+            parts = _dicts(item.get("summary")) or _dicts(item.get("content"))
+            thoughts += [str(p.get("text", "")) for p in parts]
         elif item.get("type") == "function_call":
             call = (str(item.get("call_id", "")), str(item.get("name", "")), "")
             tools.append((*call[:2], str(item.get("arguments", ""))))
@@ -391,6 +405,47 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+# What a stop reason means in either API: what a translation between them must keep.
+NEUTRAL_STOPS = {
+    "end_turn": "end",
+    "stop_sequence": "end",
+    "completed": "end",
+    "tool_use": "tool call",
+    "max_tokens": "length",
+    "incomplete:max_output_tokens": "length",
+    "refusal": "content filter",
+    "incomplete:content_filter": "content filter",
+}
+
+
+def neutral(answer: Answer, *, same_api: bool) -> Answer:
+    """An answer in the terms a translation keeps: the text, the reasoning, each tool call's
+    name and arguments (as JSON values) and what its stop reason means. Between two APIs
+    the blocks, the signatures (the Responses API has none) and the tool call ids (each API
+    has its own) are dropped; within one API they are kept."""
+    tools = tuple((i if same_api else "", n, _canonical_text(a)) for i, n, a in answer.tools)
+    if same_api:
+        return replace(answer, tools=tools)
+    stop = NEUTRAL_STOPS.get(answer.stop or "", answer.stop)
+    if stop == "end" and answer.tools:
+        stop = "tool call"  # a response that completed with a call is Messages' tool_use
+    return Answer(text=answer.text, reasoning=answer.reasoning, tools=tools, stop=stop)
+
+
+def _canonical_text(arguments: str) -> str:
+    """Tool arguments as a JSON value's canonical text (as they came if they are not JSON)."""
+    try:
+        return _canonical(json.loads(arguments))
+    except ValueError:
+        return arguments
+
+
+def api_of(path: str) -> str | None:
+    """The API an upstream request was made in, by its path (None: none of the three)."""
+    path = path.split("?")[0].rstrip("/")
+    return next((api for api, end in UPSTREAM_PATHS.items() if path.endswith(end)), None)
+
+
 # --- what the upstream meant ------------------------------------------------------------------
 
 
@@ -436,6 +491,16 @@ def upstream_events(data: bytes) -> list[Event]:
     return SSEDecoder().feed(data)
 
 
+def _payload(data: str) -> Any:
+    """An event's payload as `Transcript.payloads` gives it."""
+    if data == "[DONE]":
+        return DONE
+    try:
+        return json.loads(data)
+    except ValueError:
+        return INVALID
+
+
 # --- the exchange -----------------------------------------------------------------------------
 
 
@@ -453,10 +518,113 @@ class TypedExchange(BaseExchange):
     def reading(self) -> Reading:
         return self.transcript.reading
 
+    @property
+    def answered(self) -> Attempt | None:
+        """The attempt whose answer the client was given: the last one answered with 200,
+        else the last one."""
+        return self.streamed or (self.attempts[-1] if self.attempts else None)
+
+    @property
+    def upstream_api(self) -> str | None:
+        """The API the upstream was asked in (None: at a path of none of the three)."""
+        answered = self.answered
+        return api_of(answered.path) if answered is not None else self.api
+
+    @property
+    def upstream_streams(self) -> bool:
+        """The upstream was asked to stream its answer."""
+        answered = self.answered
+        body = answered.body if answered is not None else None
+        return isinstance(body, dict) and body.get("stream") is True
+
+    @property
+    def client_streams(self) -> bool:
+        return self.transcript.request.get("stream") is True
+
+    @property
+    def asked_as_sent(self) -> bool:
+        """The upstream was asked what the client asked: in the same API, streamed if the
+        client's answer is (a translating proxy, or one that fakes a stream, did not)."""
+        return self.answered is None or (
+            self.upstream_api == self.api and self.upstream_streams == self.client_streams
+        )
+
+    def premise(self) -> list[Finding]:
+        """As `BaseExchange.premise`; and the upstream was asked in the client's API, to
+        stream if the client streams. A target that asked otherwise did not meet the case's
+        events: the case cannot pass, and only a harm fails it (NON-STRICT otherwise)."""
+        found = super().premise()
+        answered, t = self.answered, self.transcript
+        if answered is None or not self.asks_upstream or t.transport is Transport.LEFT:
+            return found
+        upstream, answered_200 = self.upstream_api, self.streamed is not None
+        # An error status the case's own fault made is judged as it is, in any API; one the
+        # upstream gave without a fault is its refusal of a case its API cannot express.
+        if upstream != self.api and (answered_200 or not answered.faults):
+            asked = f"the {NAMES[upstream]} API" if upstream else "none of the three APIs"
+            found.insert(
+                0,
+                Finding(
+                    False,
+                    f"premise: the upstream asked in the {NAMES[self.api]} API, as the client",
+                    f"it was asked in {asked} ({answered.path}): the events the case set up "
+                    "were never written as such (judged: what the upstream said is what the "
+                    "client got, as far as the two APIs share it)",
+                    premise=True,
+                ),
+            )
+        if answered_200 and self.client_streams and not self.upstream_streams:
+            found.insert(
+                0,
+                Finding(
+                    False,
+                    "premise: the upstream asked to stream, as the client asked",
+                    "it was asked for a whole answer, which the target cut into events "
+                    "itself: the case's splits, faults and pings after the first byte never "
+                    "happened, and the client waited for the whole answer before its first "
+                    "token (a careful proxy streams)",
+                    premise=True,
+                ),
+            )
+        return found
+
+    @cached_property
+    def said(self) -> Reading | None:
+        """What the upstream said in the client's attempt, read as its API's SDK reads it
+        (None: not a 200 answer of a typed API, or more than the journal kept)."""
+        answered, api = self.answered, self.upstream_api
+        if answered is None or answered.status != 200 or api not in READERS:
+            return None
+        data = bytes(answered.data)
+        if len(data) < answered.bytes_written:
+            return None
+        if not self.upstream_streams:
+            try:
+                return WHOLE[api](json.loads(data))
+            except ValueError:
+                return None
+        return READERS[api]((TimedEvent(0.0, e), _payload(e.data)) for e in upstream_events(data))
+
     @cached_property
     def expected(self) -> tuple[Answer, dict[str, int]]:
-        """The clean answer to the scenario, and its usage, as the fake provider means them."""
-        return expected(self.api, self.scenario, whole=not self.transcript.streamed)
+        """The clean answer to the scenario, and its usage, as the fake provider means them;
+        when the upstream was asked otherwise than the client asked (`asked_as_sent`), what
+        it said, as far as a translation keeps it: `neutral` answers, and the usage figures
+        both APIs have."""
+        if self.asked_as_sent or self.said is None:
+            return expected(self.api, self.scenario, whole=not self.transcript.streamed)
+        said, same = self.said, self.upstream_api == self.api
+        usage = said.usage or {}
+        if not same:
+            usage = {k: v for k, v in usage.items() if k in ("input_tokens", "output_tokens")}
+        return neutral(said.answer, same_api=same), usage
+
+    def answer_as_compared(self) -> Answer:
+        """The client's answer in the terms it is compared in (see `expected`)."""
+        got = self.reading.answer
+        if self.asked_as_sent or self.said is None:
+            return got
+        return neutral(got, same_api=self.upstream_api == self.api)
 
     @property
     def expected_answer(self) -> Answer:
@@ -540,11 +708,23 @@ class TypedExchange(BaseExchange):
         its caller an error event, or the transfer was aborted; and no end or stop reason
         the upstream never sent was read (docs/verdicts.md, "Typed streams")."""
         t, reading = self.transcript, self.reading
+        check = "the failure is visible to the client, nothing invented"
+        streamed = self.streamed
+        faults = {f.split("-")[0] for f in streamed.faults} if streamed is not None else set()
+        if not faults & BREAKS_AFTER_COMMIT:
+            return Finding(True, check, "the upstream's answer did not break after its first byte")
         written = self.upstream_events
         types = {_type(event) for event in written}
         stops = {_stop_reason(event) for event in written} - {None}
-        invented = [reading.end] if reading.end and reading.end not in types else []
-        if self.api == MESSAGES and reading.answer.stop and reading.answer.stop not in stops:
+        upstream = self.upstream_api
+        if upstream == self.api:
+            invented = [reading.end] if reading.end and reading.end not in types else []
+            stopped = reading.answer.stop not in stops
+        else:  # a translation: nothing ends, and nothing stops, where the upstream did not
+            ended = bool(types & ENDS.get(upstream or "", frozenset()))
+            invented = [reading.end] if reading.end and not ended else []
+            stopped = not ended
+        if self.api == MESSAGES and reading.answer.stop and stopped:
             invented.append(f"stop_reason {reading.answer.stop!r}")
         aborted = t.outcome in (Outcome.RESET, Outcome.HTTP_ERROR, Outcome.NO_RESPONSE)
         ok = (reading.failed or aborted) and not invented
@@ -582,7 +762,7 @@ class TypedExchange(BaseExchange):
                 f"{' or '.join(sorted(ENDS[self.api]))} and no error, so the {sdk} SDK hands "
                 "its caller the half answer as if it were whole"
             )
-        return Finding(ok, "the failure is visible to the client, nothing invented", observed, True)
+        return Finding(ok, check, observed, True)
 
 
 def _type(event: Event) -> str:

@@ -22,7 +22,10 @@ FAIL means a client is harmed (docs/verdicts.md): wrong data accepted as right, 
 held without an end, a secret disclosed, what the upstream said lost. A finding marked
 `harm` is one of those, or a broken premise (the upstream was never asked; what it sent
 never reached the client): it fails the case whatever the case's strength, so that a SHOULD
-case cannot be NON-STRICT, let alone PASS, for a proxy that hangs its client.
+case cannot be NON-STRICT, let alone PASS, for a proxy that hangs its client. A finding
+marked `premise` is a premise that did not happen through no harm to a client (a proxy that
+asks the upstream for a whole answer while its client streams): the case cannot pass, and
+is NON-STRICT unless a harm fails it.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ class Finding:
     observed: str  # what was seen, in words
     harm: bool = False  # failed, it is a FAIL whatever the case's strength
     should: bool = False  # failed, it is NON-STRICT even in a MUST case (a client survives)
+    # A premise that did not happen, and not to a client's harm (the target asked the
+    # upstream for something else than the case set up): failed, the case cannot pass, and
+    # only a harm can fail it; it is NON-STRICT otherwise.
+    premise: bool = False
 
     def __str__(self) -> str:
         return f"{'ok' if self.ok else 'NOT OK'}: {self.said()}"
@@ -112,6 +119,8 @@ class Judge:
         """Record findings; stop the case at once if a MUST-level or a harm one failed."""
         self.findings.extend(findings)
         strength = self.case.strength if self.case else Strength.MUST
+        if self.premise_missed:
+            strength = Strength.SHOULD
         failed = [f for f in findings if not f.ok and _fails(f, strength)]
         if failed:
             raise CaseFailed("; ".join(f.said() for f in failed))
@@ -151,6 +160,11 @@ class Judge:
         return bounded(self.exchanges)
 
     @property
+    def premise_missed(self) -> bool:
+        """A premise of the case did not happen, though no client was harmed by that."""
+        return any(f.premise and not f.ok for f in self.findings)
+
+    @property
     def level(self) -> Level:
         """The verdict if the case ran to its end."""
         failed = [f for f in self.findings if not f.ok]
@@ -158,6 +172,8 @@ class Judge:
             return Level.INFO if self.case and self.case.strength is Strength.INFO else Level.PASS
         if any(f.harm for f in failed):
             return Level.FAIL
+        if self.premise_missed:
+            return Level.NON_STRICT
         if all(f.should for f in failed):
             return Level.NON_STRICT
         if self.case and self.case.strength is Strength.SHOULD:

@@ -9,7 +9,7 @@ from typing import Any
 
 from streamproof.fake_providers.plan import MESSAGES
 from streamproof.harness.checks._words import _difference, _ending, _first
-from streamproof.harness.transcript import INVALID, Transport
+from streamproof.harness.transcript import DONE, INVALID, Transport
 from streamproof.harness.typed import ENDS, ERROR_TYPES, Answer, TypedExchange, TypedTranscript
 from streamproof.harness.verdict import Finding
 
@@ -18,7 +18,7 @@ def typed_answer_intact(x: TypedExchange) -> Finding:
     """What the client's SDK assembled is the upstream's answer exactly: text, reasoning
     (thinking, summary), signatures, tool calls and their arguments, the blocks or items
     in order, the stop reason."""
-    got, want = x.reading.answer, x.expected_answer
+    got, want = x.answer_as_compared(), x.expected_answer
     problems = _differences(got, want)
     sdk = "anthropic" if x.api == MESSAGES else "openai"
     observed = "; ".join(problems[:3]) or (
@@ -27,7 +27,17 @@ def typed_answer_intact(x: TypedExchange) -> Finding:
         + (f", {len(want.tools)} tool call(s)" if want.tools else "")
         + f", stop {want.stop!r}, identical"
     )
-    return Finding(not problems, f"the answer the {sdk} SDK reads equals the upstream's", observed)
+    check = f"the answer the {sdk} SDK reads equals the upstream's"
+    return Finding(not problems, check, observed, harm=bool(problems) and _accepted(x))
+
+
+def _accepted(x: TypedExchange) -> bool:
+    """The client's SDK read the answer to its end with no sign of a failure: whatever it
+    holds, its caller takes as the upstream's whole answer (a difference is a harm)."""
+    t, reading = x.transcript, x.reading
+    if not t.streamed:
+        return t.status == 200 and not reading.raised
+    return bool(reading.end) and not reading.failed
 
 
 def _differences(got: Answer, want: Answer) -> list[str]:
@@ -80,7 +90,9 @@ def typed_ends_once(x: TypedExchange) -> Finding:
     """The stream ends as the API ends it: its end event once, as the last event (a ping
     after it aside), and the body's end."""
     t, api = x.transcript, x.api
-    kinds = [_kind(kind, payload) for kind, payload in t.typed_events]
+    # A `[DONE]` after the end is where the openai SDK stops reading, and an event the
+    # anthropic SDK skips: harmless to both (same_events notes it).
+    kinds = [_kind(kind, payload) for kind, payload in t.typed_events if payload is not DONE]
     ends = [i for i, kind in enumerate(kinds) if kind in ENDS[api]]
     last = max((i for i, kind in enumerate(kinds) if kind != "ping"), default=-1)
     ok = len(ends) == 1 and ends[0] == last and t.transport is Transport.EOF
@@ -157,7 +169,10 @@ def typed_usage_is(x: TypedExchange) -> Finding:
     got, want = x.reading.usage, x.expected[1]
     if got is None:
         return Finding(
-            False, "usage as reported", f"no usage reached the client{_ending(x.transcript)}"
+            False,
+            "usage as reported",
+            f"no usage reached the client{_ending(x.transcript)}",
+            harm=bool(want) and _accepted(x),
         )
     differ = [
         f"{key} {got.get(key)} (upstream {value})"
@@ -165,7 +180,7 @@ def typed_usage_is(x: TypedExchange) -> Finding:
         if got.get(key) != value
     ]
     observed = "; ".join(differ) or ", ".join(f"{key} {value}" for key, value in want.items())
-    return Finding(not differ, "usage as reported", observed)
+    return Finding(not differ, "usage as reported", observed, harm=bool(differ) and _accepted(x))
 
 
 def api_error_event(x: TypedExchange) -> Finding:
@@ -198,7 +213,9 @@ def typed_fault_visible(x: TypedExchange) -> Finding:
     shown an error, or the stream does not end as a whole one — never a clean-looking
     answer with a hole in it."""
     reading = x.reading
-    hidden = bool(reading.end) and not reading.failed and reading.answer != x.expected_answer
+    hidden = (
+        bool(reading.end) and not reading.failed and x.answer_as_compared() != x.expected_answer
+    )
     got, want = reading.answer.text, x.expected_answer.text
     observed = (
         f"{reading.end} with {len(got)} of {len(want)} chars and no sign of the broken payload"
