@@ -401,8 +401,21 @@ def _response_usage(response: Any) -> dict[str, int] | None:
 
 
 def _canonical(value: Any) -> str:
-    """JSON text that two equal values share, whatever their spacing or key order."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    """JSON text that two equal values share, whatever their spacing or key order, and
+    whatever the spelling of a number (`-300.0` and `-300` are one JSON number, RFC 8259
+    §6: a JavaScript relay re-serialises the first as the second)."""
+    return json.dumps(_numbers(value), sort_keys=True, ensure_ascii=False)
+
+
+def _numbers(value: Any) -> Any:
+    """`value` with each whole-valued float as an int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    return value
 
 
 # What a stop reason means in either API: what a translation between them must keep.
