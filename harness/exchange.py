@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streamproof.fake_providers import Attempt, Journal, Scenario
-from streamproof.fake_providers.plan import CHAT
+from streamproof.fake_providers.plan import CHAT, MESSAGES, RESPONSES
 from streamproof.harness.transcript import Transcript, Transport
 from streamproof.harness.verdict import Finding
 
@@ -28,6 +28,16 @@ BREAKS_AFTER_COMMIT = frozenset(
         "upstream_error",
     }
 )
+
+# Each API's name in words, and the end of the path it is served at upstream.
+NAMES = {CHAT: "chat completions", MESSAGES: "Messages", RESPONSES: "Responses"}
+UPSTREAM_PATHS = {CHAT: "/chat/completions", MESSAGES: "/messages", RESPONSES: "/responses"}
+
+
+def api_of(path: str) -> str | None:
+    """The API an upstream request was made in, by its path (None: none of the three)."""
+    path = path.split("?")[0].rstrip("/")
+    return next((api for api, end in UPSTREAM_PATHS.items() if path.endswith(end)), None)
 
 
 @dataclass
@@ -65,6 +75,75 @@ class BaseExchange:
         return harms
 
     @property
+    def answered(self) -> Attempt | None:
+        """The attempt whose answer the client was given: the last one answered with 200,
+        else the last one."""
+        return self.streamed or (self.attempts[-1] if self.attempts else None)
+
+    @property
+    def upstream_api(self) -> str | None:
+        """The API the upstream was asked in (None: at a path of none of the three)."""
+        answered = self.answered
+        return api_of(answered.path) if answered is not None else self.api
+
+    @property
+    def upstream_streams(self) -> bool:
+        """The upstream was asked to stream its answer."""
+        answered = self.answered
+        body = answered.body if answered is not None else None
+        return isinstance(body, dict) and body.get("stream") is True
+
+    @property
+    def client_streams(self) -> bool:
+        return self.transcript.request.get("stream") is True
+
+    @property
+    def asked_as_sent(self) -> bool:
+        """The upstream was asked what the client asked: in the same API, streamed if the
+        client's answer is (a translating proxy, or one that fakes a stream, did not)."""
+        return self.answered is None or (
+            self.upstream_api == self.api and self.upstream_streams == self.client_streams
+        )
+
+    def asked_otherwise(self) -> list[Finding]:
+        """The upstream was asked in the client's API, to stream if the client streams. A
+        target that asked otherwise did not meet the case's events: the case cannot pass,
+        and only a harm fails it (`premise` findings: NON-STRICT otherwise)."""
+        found: list[Finding] = []
+        answered = self.answered
+        if answered is None:
+            return found
+        upstream, answered_200 = self.upstream_api, self.streamed is not None
+        # An error status the case's own fault made is judged as it is, in any API; one the
+        # upstream gave without a fault is its refusal of a case its API cannot express.
+        if upstream != self.api and (answered_200 or not answered.faults):
+            asked = f"the {NAMES[upstream]} API" if upstream else "none of the three APIs"
+            found.insert(
+                0,
+                Finding(
+                    False,
+                    f"premise: the upstream asked in the {NAMES[self.api]} API, as the client",
+                    f"it was asked in {asked} ({answered.path}): the events the case set up "
+                    "were never written as such",
+                    premise=True,
+                ),
+            )
+        if answered_200 and self.client_streams and not self.upstream_streams:
+            found.insert(
+                0,
+                Finding(
+                    False,
+                    "premise: the upstream asked to stream, as the client asked",
+                    "it was asked for a whole answer, which the target cut into events "
+                    "itself: the case's splits, faults and pings after the first byte never "
+                    "happened, and the client waited for the whole answer before its first "
+                    "token (a careful proxy streams)",
+                    premise=True,
+                ),
+            )
+        return found
+
+    @property
     def broke_after_commit(self) -> bool:
         """The answer the client was given broke on the wire after its first event: the
         client must see that it failed."""
@@ -77,15 +156,16 @@ class BaseExchange:
         )
 
     def premise(self) -> list[Finding]:
-        """The upstream was asked, and the whole events it wrote before any fault reached
-        the client: a case whose premise never happened cannot pass."""
+        """The upstream was asked, as the client asked (`asked_otherwise`), and the whole
+        events it wrote before any fault reached the client: a case whose premise never
+        happened cannot pass."""
         t = self.transcript
         if not self.asks_upstream or t.transport is Transport.LEFT:
             return []
         if not self.attempts:
             said = f"status {t.status}" if t.status is not None else "no answer"
             return [Finding(False, "premise: the upstream was asked", f"never; {said}", harm=True)]
-        return self.delivered()
+        return [*self.asked_otherwise(), *self.delivered()]
 
     def delivered(self) -> list[Finding]:
         """The premise's second half, in the API's terms: what the upstream wrote before

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, ClassVar
 
-from streamproof.fake_providers import Attempt, messages, responses
+from streamproof.fake_providers import messages, responses
 from streamproof.fake_providers.chat import DEFAULT_MESSAGES
-from streamproof.fake_providers.plan import CHAT, MESSAGES, RESPONSES
+from streamproof.fake_providers.plan import MESSAGES, RESPONSES
 from streamproof.fake_providers.scenario import Scenario
 from streamproof.harness.exchange import BREAKS_AFTER_COMMIT, BaseExchange
 from streamproof.harness.sse import Event, SSEDecoder
@@ -44,15 +44,11 @@ from streamproof.harness.transcript import (
     Outcome,
     TimedEvent,
     Transcript,
-    Transport,
     is_error,
 )
 from streamproof.harness.verdict import Finding
 
 PATHS = {MESSAGES: "/v1/messages", RESPONSES: "/v1/responses"}
-# Each API's name in words, and the end of the path it is served at upstream.
-NAMES = {CHAT: "chat completions", MESSAGES: "Messages", RESPONSES: "Responses"}
-UPSTREAM_PATHS = {CHAT: "/chat/completions", MESSAGES: "/messages", RESPONSES: "/responses"}
 # The events that end a stream whole, by API; and those that end it in failure.
 ENDS = {
     MESSAGES: frozenset({"message_stop"}),
@@ -453,12 +449,6 @@ def _canonical_text(arguments: str) -> str:
         return arguments
 
 
-def api_of(path: str) -> str | None:
-    """The API an upstream request was made in, by its path (None: none of the three)."""
-    path = path.split("?")[0].rstrip("/")
-    return next((api for api, end in UPSTREAM_PATHS.items() if path.endswith(end)), None)
-
-
 # --- what the upstream meant ------------------------------------------------------------------
 
 
@@ -530,76 +520,6 @@ class TypedExchange(BaseExchange):
     @property
     def reading(self) -> Reading:
         return self.transcript.reading
-
-    @property
-    def answered(self) -> Attempt | None:
-        """The attempt whose answer the client was given: the last one answered with 200,
-        else the last one."""
-        return self.streamed or (self.attempts[-1] if self.attempts else None)
-
-    @property
-    def upstream_api(self) -> str | None:
-        """The API the upstream was asked in (None: at a path of none of the three)."""
-        answered = self.answered
-        return api_of(answered.path) if answered is not None else self.api
-
-    @property
-    def upstream_streams(self) -> bool:
-        """The upstream was asked to stream its answer."""
-        answered = self.answered
-        body = answered.body if answered is not None else None
-        return isinstance(body, dict) and body.get("stream") is True
-
-    @property
-    def client_streams(self) -> bool:
-        return self.transcript.request.get("stream") is True
-
-    @property
-    def asked_as_sent(self) -> bool:
-        """The upstream was asked what the client asked: in the same API, streamed if the
-        client's answer is (a translating proxy, or one that fakes a stream, did not)."""
-        return self.answered is None or (
-            self.upstream_api == self.api and self.upstream_streams == self.client_streams
-        )
-
-    def premise(self) -> list[Finding]:
-        """As `BaseExchange.premise`; and the upstream was asked in the client's API, to
-        stream if the client streams. A target that asked otherwise did not meet the case's
-        events: the case cannot pass, and only a harm fails it (NON-STRICT otherwise)."""
-        found = super().premise()
-        answered, t = self.answered, self.transcript
-        if answered is None or not self.asks_upstream or t.transport is Transport.LEFT:
-            return found
-        upstream, answered_200 = self.upstream_api, self.streamed is not None
-        # An error status the case's own fault made is judged as it is, in any API; one the
-        # upstream gave without a fault is its refusal of a case its API cannot express.
-        if upstream != self.api and (answered_200 or not answered.faults):
-            asked = f"the {NAMES[upstream]} API" if upstream else "none of the three APIs"
-            found.insert(
-                0,
-                Finding(
-                    False,
-                    f"premise: the upstream asked in the {NAMES[self.api]} API, as the client",
-                    f"it was asked in {asked} ({answered.path}): the events the case set up "
-                    "were never written as such (judged: what the upstream said is what the "
-                    "client got, as far as the two APIs share it)",
-                    premise=True,
-                ),
-            )
-        if answered_200 and self.client_streams and not self.upstream_streams:
-            found.insert(
-                0,
-                Finding(
-                    False,
-                    "premise: the upstream asked to stream, as the client asked",
-                    "it was asked for a whole answer, which the target cut into events "
-                    "itself: the case's splits, faults and pings after the first byte never "
-                    "happened, and the client waited for the whole answer before its first "
-                    "token (a careful proxy streams)",
-                    premise=True,
-                ),
-            )
-        return found
 
     @cached_property
     def said(self) -> Reading | None:

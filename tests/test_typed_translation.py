@@ -14,9 +14,10 @@ from streamproof.fake_providers import FakeProvider
 from streamproof.fake_providers.plan import MESSAGES, RESPONSES
 from streamproof.harness import checks
 from streamproof.harness.client import StreamClient
+from streamproof.harness.exchange import api_of
 from streamproof.harness.sut import SystemUnderTest
 from streamproof.harness.targets import Timeouts
-from streamproof.harness.typed import Answer, TypedExchange, _canonical, api_of, neutral
+from streamproof.harness.typed import Answer, TypedExchange, _canonical, neutral
 from streamproof.harness.upstream import scenario
 from streamproof.harness.verdict import Case, CaseFailed, Finding, Judge, Level, Strength
 
