@@ -680,8 +680,9 @@ class TypedExchange(BaseExchange):
                 "the answer had failed"
             )
         elif reading.end:
+            whose = "the upstream's " if upstream == self.api else "a "
             observed = (
-                f"the upstream's {reading.end} after the failure, and no error the {sdk} SDK "
+                f"{whose}{reading.end} after the failure, and no error the {sdk} SDK "
                 "sees: its caller gets an answer with a hole in it as if it were whole"
             )
         elif t.error_events:

@@ -193,7 +193,9 @@ def api_error_event(x: TypedExchange) -> Finding:
     shaped = [
         timed for timed, payload in t.payloads if _in_api_shape(x.api, timed.event.event, payload)
     ]
-    last = t.events[-1].event if t.events else None
+    # A `[DONE]` after it is where the openai SDK stops, an event the anthropic SDK skips.
+    events = [timed for timed, payload in t.payloads if payload is not DONE]
+    last = events[-1].event if events else None
     ended = x.reading.end != ""
     ok = len(errors) == 1 and len(shaped) == 1 and shaped[0].event == last and not ended
     said = _upstream_error_message(x)
