@@ -4,10 +4,10 @@
     .venv/bin/python bench/outside_runs.py --only nginx relay    # some of them
 
 Each run is `pytest suites/ -n 2` in a subprocess, as a user runs it. The profiles
-(`litellm`, `nginx`, `portkey`) need their `make` target first and are left out, saying
-so, when they are not installed; the small proxies of `tests/outside/` need nothing. Prints
-a table and writes `reports/outside-runs.json` (every verdict of every run, with the
-counts and the wall time).
+(`litellm`, `nginx`, `portkey`; `litellm-anthropic`, `portkey-anthropic`) need their `make`
+target first and are left out, saying so, when they are not installed; the small proxies
+of `tests/outside/` need nothing. Prints a table and writes `reports/outside-runs.json`
+(every verdict of every run, with the counts and the wall time).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ PROFILES = {
     "litellm": (".litellm/bin/litellm", ["--target", "litellm"]),
     "nginx": (".nginx/usr/sbin/nginx", ["--target", "nginx"]),
     "portkey": (".portkey/.installed", ["--target", "portkey"]),
+    "litellm-anthropic": (".litellm/bin/litellm", ["--target", "litellm-anthropic"]),
+    "portkey-anthropic": (".portkey/.installed", ["--target", "portkey-anthropic"]),
 }
 CORPUS = [
     "relay",
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         chosen = options(name)
         if chosen is None:
-            print(f"| {name} | not installed (make {name}) |")
+            print(f"| {name} | not installed (make {name.split('-')[0]}) |")
             continue
         result = run(name, chosen)
         runs.append(result)
