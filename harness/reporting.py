@@ -33,7 +33,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
     sut = getattr(item, "funcargs", {}).get("sut")
     before = len(sut.exchanges) if isinstance(sut, SystemUnderTest) else 0
     typed = len(sut.typed_exchanges) if isinstance(sut, SystemUnderTest) else 0
-    yield
+    try:
+        yield
+    except CaseFailed:
+        # A MUST finding failed before the case showed its exchange: if that exchange
+        # missed its premise through no harm, the case is NON-STRICT, not FAIL.
+        if judge is None or not isinstance(sut, SystemUnderTest):
+            raise
+        judge.record_unseen([*sut.exchanges[before:], *sut.typed_exchanges[typed:]])
+        if judge.premise_missed and not any(f.harm and not f.ok for f in judge.findings):
+            raise Judged() from None
+        raise
     if judge is not None and isinstance(sut, SystemUnderTest):
         judge.judge_unseen([*sut.exchanges[before:], *sut.typed_exchanges[typed:]])
 

@@ -154,6 +154,13 @@ class Judge:
             if not any(exchange is seen for seen in self.seen):
                 self.check(*exchange.harms())
 
+    def record_unseen(self, exchanges: list[Observed]) -> None:
+        """As `judge_unseen`, for a case that has already failed: the findings are only
+        recorded (its verdict is then `level`'s)."""
+        for exchange in exchanges:
+            if not any(exchange is seen for seen in self.seen):
+                self.findings[:0] = exchange.harms()  # first: they say why it ran as it did
+
     @property
     def wire(self) -> Wire | None:
         """The wire logs of the exchanges seen, bounded for the case's record (None: none)."""

@@ -350,3 +350,67 @@ def test_timeouts_none_is_a_timer_the_target_does_not_have() -> None:
     assert timeouts.bound("idle") == 5.0
     assert "idle none" in timeouts.describe()
     assert timeouts.declared
+
+
+MISSED_PREMISE = """
+import pytest
+from streamproof.fake_providers import FakeProvider
+from streamproof.harness import case, checks
+from streamproof.harness.client import StreamClient
+from streamproof.harness.sut import SystemUnderTest
+from streamproof.harness.targets import Timeouts
+from streamproof.harness.upstream import scenario
+from streamproof.harness.verdict import Finding
+
+
+@pytest.fixture
+def sut():
+    with FakeProvider() as fake:
+        client = StreamClient(f"http://{fake.host}:{fake.port}")
+        try:
+            yield SystemUnderTest("the fake itself", client, fake, Timeouts())
+        finally:
+            client.close()
+
+
+def _faked(sut):
+    x = sut.messages(scenario("chunks-4"))
+    x.attempts[0].body["stream"] = False  # as a gateway that asked for a whole answer
+    return x
+
+
+@case("9.1", "a", requirement="r", source="s", expected="e")
+def test_a_must_check_before_the_exchange_is_shown(sut, judge):
+    x = _faked(sut)
+    judge.check(checks.header_is(x.transcript, "x-never", "1"))
+
+
+@case("9.2", "b", requirement="r", source="s", expected="e")
+def test_a_harm_before_the_exchange_is_shown(sut, judge):
+    _faked(sut)
+    judge.check(Finding(False, "no harm", "a harm", harm=True))
+
+
+@case("9.3", "c", requirement="r", source="s", expected="e")
+def test_a_must_check_of_an_exchange_asked_as_sent(sut, judge):
+    x = sut.messages(scenario("chunks-4"))
+    judge.check(checks.header_is(x.transcript, "x-never", "1"))
+"""
+
+
+def test_plugin_a_missed_premise_found_after_a_must_failure(pytester: pytest.Pytester) -> None:
+    """A case that failed a MUST finding before it showed its exchange is NON-STRICT when
+    that exchange missed its premise through no harm (a faked stream); a harm, or an
+    exchange asked as sent, keeps it a FAIL."""
+    pytester.makepyfile(test_cases=MISSED_PREMISE)
+    out = pytester.path / "verdicts.json"
+    pytester.runpytest("--verdicts-json", str(out), "-p", "no:cacheprovider")
+    verdicts = {v["case"]: v for v in json.loads(out.read_text())}
+    assert {case: v["level"] for case, v in verdicts.items()} == {
+        "9.1": "NON-STRICT",
+        "9.2": "FAIL",
+        "9.3": "FAIL",
+    }
+    assert verdicts["9.1"]["reason"].startswith(
+        "expected premise: the upstream asked to stream, as the client asked"
+    )
