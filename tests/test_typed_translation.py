@@ -159,3 +159,18 @@ def test_a_judge_with_a_missed_premise_still_fails_a_harm() -> None:
     assert judge.level is Level.NON_STRICT
     with pytest.raises(CaseFailed):
         judge.check(Finding(False, "a harm", "yes", harm=True))
+
+
+def test_an_end_after_a_translated_break_is_invented(sut: SystemUnderTest) -> None:
+    """A gateway that translates a streamed Messages answer into Responses, and completes
+    the response after the upstream closed mid-answer, invents its end."""
+    client = sut.responses(scenario("chunks-8"))  # the client's: whole and completed
+    upstream = sut.messages(scenario("chunks-8", "close_after-6"))  # what it was told
+    x = replace(client, journal=upstream.journal, scenario=upstream.scenario)
+    assert (x.upstream_api, x.upstream_streams) == (MESSAGES, True)
+    assert x.broke_after_commit
+    finding = x.failure_shown()
+    assert (finding.ok, finding.harm) == (False, True)
+    assert finding.observed.startswith("response.completed the upstream never sent")
+    whole = replace(client, journal=sut.messages(scenario("chunks-8")).journal)
+    assert whole.failure_shown().ok
