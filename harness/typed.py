@@ -590,7 +590,7 @@ class TypedExchange(BaseExchange):
         sent, _, _ = self.upstream_written()
         if t.outcome is Outcome.HTTP_ERROR or not (got.text or got.reasoning or got.tools):
             content = "none"
-        elif got == self.expected_answer:
+        elif self.answer_as_compared() == self.expected_answer:
             content = "whole"
         elif sent.startswith(got.text):
             content = "prefix"
