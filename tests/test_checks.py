@@ -170,6 +170,23 @@ def test_http_error_wants_a_json_error_body() -> None:
     assert not checks.http_error(_transcript(b'{"error": {"message": "x"}}', status=200), {502}).ok
 
 
+@pytest.mark.parametrize(
+    ("status", "wanted", "should"),
+    [
+        (408, {502, 503, 504}, True),  # the SDKs retry a 408 as they retry a 5xx
+        (400, {502, 503, 504}, False),  # a 400 they raise at once: the request looks wrong
+        (500, {502, 503, 504}, True),
+        (408, {400}, True),  # a 4xx where a 4xx is meant: the right class
+        (408, {200}, False),
+    ],
+)
+def test_http_error_which_wrong_status_a_client_survives(
+    status: int, wanted: set[int], should: bool
+) -> None:
+    finding = checks.http_error(_transcript(b'{"error": {"message": "x"}}', status=status), wanted)
+    assert (finding.ok, finding.should) == (False, should)
+
+
 def test_ended_within_fails_when_the_client_gave_up() -> None:
     t = _transcript(_chunk("a"), transport=Transport.TIMED_OUT)
     assert not checks.ended_within(t, 0.0, 10.0).ok

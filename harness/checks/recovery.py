@@ -25,19 +25,24 @@ def ended_within(t: Transcript, since: float, seconds: float) -> Finding:
 def http_error(t: Transcript, statuses: set[int], api: str = CHAT) -> Finding:
     """A real error status with a JSON error body in the API's shape, not a 200.
 
-    A status of the wrong class (a 200, a 408 for an upstream that timed out, a 500 for a
-    bad request) misleads the client: it fails. The right class with another status or
-    another body (nginx's HTML 502 page, a 500 where a 502 is meant, an OpenAI-style body
-    to an Anthropic client) is `should`: the client knows the request failed, and why less
-    well."""
+    A status of the wrong class (a 200, a 500 for a bad request) misleads the client: it
+    fails. The right class with another status or another body (nginx's HTML 502 page, a
+    500 where a 502 is meant, an OpenAI-style body to an Anthropic client) is `should`: the
+    client knows the request failed, and why less well. So is a 408 where a 5xx is meant
+    (an upstream that timed out): the `openai` and `anthropic` SDKs retry a 408 as they
+    retry a 5xx (their `_should_retry`), and raise it as an error all the same."""
     shaped = error_body_shaped(t.json_body, api)
     ok = t.status in statuses and shaped
     classes = {status // 100 for status in statuses}
     right_class = t.status is not None and t.status // 100 in classes
+    retried_alike = t.status == 408 and 5 in classes
     wanted = _statuses(statuses)
     shape = "an Anthropic error object" if api == MESSAGES else "a JSON error object"
     observed = f"status {t.status}, body {'is' if shaped else 'is not'} {shape}"
-    return Finding(ok, f"status {wanted} with {shape}", observed, should=right_class)
+    if retried_alike:
+        observed += " (a 408, which the SDKs retry as a 5xx)"
+    should = right_class or retried_alike
+    return Finding(ok, f"status {wanted} with {shape}", observed, should=should)
 
 
 def error_body_shaped(body: Any, api: str = CHAT) -> bool:
