@@ -114,23 +114,8 @@ class BaseExchange:
         if answered is None:
             return found
         upstream, answered_200 = self.upstream_api, self.streamed is not None
-        # An error status the case's own fault made is judged as it is, in any API; one the
-        # upstream gave without a fault is its refusal of a case its API cannot express.
-        if upstream != self.api and (answered_200 or not answered.faults):
-            asked = f"the {NAMES[upstream]} API" if upstream else "none of the three APIs"
-            found.insert(
-                0,
-                Finding(
-                    False,
-                    f"premise: the upstream asked in the {NAMES[self.api]} API, as the client",
-                    f"it was asked in {asked} ({answered.path}): the events the case set up "
-                    "were never written as such",
-                    premise=True,
-                ),
-            )
         if answered_200 and self.client_streams and not self.upstream_streams:
-            found.insert(
-                0,
+            found.append(
                 Finding(
                     False,
                     "premise: the upstream asked to stream, as the client asked",
@@ -139,7 +124,20 @@ class BaseExchange:
                     "happened, and the client waited for the whole answer before its first "
                     "token (a careful proxy streams)",
                     premise=True,
-                ),
+                )
+            )
+        # An error status the case's own fault made is judged as it is, in any API; one the
+        # upstream gave without a fault is its refusal of a case its API cannot express.
+        if upstream != self.api and (answered_200 or not answered.faults):
+            asked = f"the {NAMES[upstream]} API" if upstream else "none of the three APIs"
+            found.append(
+                Finding(
+                    False,
+                    f"premise: the upstream asked in the {NAMES[self.api]} API, as the client",
+                    f"it was asked in {asked} ({answered.path}): the events the case set up "
+                    "were never written as such",
+                    premise=True,
+                )
             )
         return found
 
@@ -147,12 +145,19 @@ class BaseExchange:
     def broke_after_commit(self) -> bool:
         """The answer the client was given broke on the wire after its first event: the
         client must see that it failed."""
-        streamed = self.streamed
         return (
-            streamed is not None
+            self.upstream_broke
             and self.transcript.status == 200
             and self.transcript.transport is not Transport.LEFT
-            and any(f.split("-")[0] in BREAKS_AFTER_COMMIT for f in streamed.faults)
+        )
+
+    @property
+    def upstream_broke(self) -> bool:
+        """The answer the fake gave the client's attempt broke after its first event (a
+        fault of the case that never fired, on a whole answer, did not)."""
+        streamed = self.streamed
+        return streamed is not None and any(
+            f.split("-")[0] in BREAKS_AFTER_COMMIT for f in streamed.faults
         )
 
     def premise(self) -> list[Finding]:

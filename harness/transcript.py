@@ -60,6 +60,16 @@ class TimedEvent:
     event: Event
 
 
+def payload_of(data: str) -> Any:
+    """An event's data as a payload: `DONE` for `[DONE]`, its JSON value, else `INVALID`."""
+    if data == "[DONE]":
+        return DONE
+    try:
+        return json.loads(data)
+    except ValueError:
+        return INVALID
+
+
 @dataclass
 class Transcript:
     """One exchange with the system under test, as the client recorded it."""
@@ -111,16 +121,7 @@ class Transcript:
     @cached_property
     def payloads(self) -> list[tuple[TimedEvent, Any]]:
         """Each data event with its JSON payload (`DONE` for `[DONE]`, `INVALID` if not JSON)."""
-        result: list[tuple[TimedEvent, Any]] = []
-        for timed in self.events:
-            if timed.event.data == "[DONE]":
-                result.append((timed, DONE))
-                continue
-            try:
-                result.append((timed, json.loads(timed.event.data)))
-            except ValueError:
-                result.append((timed, INVALID))
-        return result
+        return [(timed, payload_of(timed.event.data)) for timed in self.events]
 
     @property
     def done_count(self) -> int:

@@ -36,7 +36,7 @@ from streamproof.fake_providers import messages, responses
 from streamproof.fake_providers.chat import DEFAULT_MESSAGES
 from streamproof.fake_providers.plan import MESSAGES, RESPONSES
 from streamproof.fake_providers.scenario import Scenario
-from streamproof.harness.exchange import BREAKS_AFTER_COMMIT, BaseExchange
+from streamproof.harness.exchange import BaseExchange
 from streamproof.harness.sse import Event, SSEDecoder
 from streamproof.harness.transcript import (
     DONE,
@@ -45,6 +45,7 @@ from streamproof.harness.transcript import (
     TimedEvent,
     Transcript,
     is_error,
+    payload_of,
 )
 from streamproof.harness.verdict import Finding
 
@@ -494,16 +495,6 @@ def upstream_events(data: bytes) -> list[Event]:
     return SSEDecoder().feed(data)
 
 
-def _payload(data: str) -> Any:
-    """An event's payload as `Transcript.payloads` gives it."""
-    if data == "[DONE]":
-        return DONE
-    try:
-        return json.loads(data)
-    except ValueError:
-        return INVALID
-
-
 # --- the exchange -----------------------------------------------------------------------------
 
 
@@ -536,7 +527,7 @@ class TypedExchange(BaseExchange):
                 return WHOLE[api](json.loads(data))
             except ValueError:
                 return None
-        return READERS[api]((TimedEvent(0.0, e), _payload(e.data)) for e in upstream_events(data))
+        return READERS[api]((TimedEvent(0.0, e), payload_of(e.data)) for e in upstream_events(data))
 
     @cached_property
     def expected(self) -> tuple[Answer, dict[str, int]]:
@@ -544,9 +535,9 @@ class TypedExchange(BaseExchange):
         when the upstream was asked otherwise than the client asked (`asked_as_sent`), what
         it said, as far as a translation keeps it: `neutral` answers, and the usage figures
         both APIs have."""
-        if self.asked_as_sent or self.said is None:
-            return expected(self.api, self.scenario, whole=not self.transcript.streamed)
         said, same = self.said, self.upstream_api == self.api
+        if self.asked_as_sent or said is None:
+            return expected(self.api, self.scenario, whole=not self.transcript.streamed)
         usage = said.usage or {}
         if not same:
             usage = {k: v for k, v in usage.items() if k in ("input_tokens", "output_tokens")}
@@ -642,9 +633,7 @@ class TypedExchange(BaseExchange):
         the upstream never sent was read (docs/verdicts.md, "Typed streams")."""
         t, reading = self.transcript, self.reading
         check = "the failure is visible to the client, nothing invented"
-        streamed = self.streamed
-        faults = {f.split("-")[0] for f in streamed.faults} if streamed is not None else set()
-        if not faults & BREAKS_AFTER_COMMIT:
+        if not self.upstream_broke:
             return Finding(True, check, "the upstream's answer did not break after its first byte")
         written = self.upstream_events
         types = {_type(event) for event in written}

@@ -5,33 +5,22 @@ still judged, as far as the two APIs share it, and a client harmed still fails i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
-from streamproof.fake_providers import FakeProvider
 from streamproof.fake_providers.plan import MESSAGES, RESPONSES
 from streamproof.harness import checks
-from streamproof.harness.client import StreamClient
 from streamproof.harness.exchange import api_of
 from streamproof.harness.sut import SystemUnderTest
-from streamproof.harness.targets import Timeouts
 from streamproof.harness.typed import Answer, TypedExchange, _canonical, neutral
 from streamproof.harness.upstream import scenario
 from streamproof.harness.verdict import Case, CaseFailed, Finding, Judge, Level, Strength
+from tests import test_typed_checks
+
+sut = test_typed_checks.sut  # the fixture: the fake provider as its own target
 
 CASE = Case("9.99", "a case", "a requirement", "a source", "what a proxy does")
-
-
-@pytest.fixture(scope="module")
-def sut() -> Iterator[SystemUnderTest]:
-    with FakeProvider() as fake:
-        client = StreamClient(f"http://{fake.host}:{fake.port}")
-        try:
-            yield SystemUnderTest("the fake itself", client, fake, Timeouts())
-        finally:
-            client.close()
 
 
 def _translated(
